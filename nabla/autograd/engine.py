@@ -1,0 +1,132 @@
+"""Reverse-mode differentiation: backpropagation over the recorded graph.
+
+The forward pass visited the operations in a topological order (each after its inputs). Backward
+visits them in the reverse order, so a node is processed only after every node that consumed its
+output has sent its contribution. With u_j the nodes and L the output,
+
+    g_L = dL/dL = 1,        g_i = sum over consumers j of u_i:  g_j * du_j/du_i,
+
+where ``g_j * du_j/du_i`` is exactly what ``Function.backward`` computes (a vector-Jacobian
+product, never the Jacobian itself). The order is found by an iterative depth-first search, so a
+chain of any length works without touching Python's recursion limit. After a node has been used
+its saved arrays and links are dropped (unless ``retain_graph``), which frees the graph as soon as
+backward no longer needs it.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .broadcast import sum_to
+
+FREED_GRAPH = (
+    "trying to backward through the graph a second time (or to use a tensor computed in a "
+    "graph that backward already freed); pass retain_graph=True to the first backward if you "
+    "need to backpropagate through it again"
+)
+
+
+def backward(root, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) . grad into ``leaf.grad`` for every leaf that requires grad."""
+    if not root._requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: no input of the computation "
+            "has requires_grad=True (or it was computed under no_grad)"
+        )
+    grad = _initial_grad(root, grad)
+    if root._node is None:  # backward on a leaf: dL/dL
+        _accumulate_leaf(root, grad)
+        return
+
+    pending = {root._node: grad}  # node -> gradient of its output, summed so far
+    owned = set()  # nodes whose pending gradient nabla allocated, safe to add to in place
+    for node in reversed(_topological_order(root._node)):
+        g = pending.pop(node, None)
+        if g is not None:
+            retained = node.retained
+            if retained is not None and retained() is not None:
+                retained().grad = g.copy()
+            grads = type(node).backward(node, g)
+            if type(grads) is not tuple:
+                grads = (grads,)
+            for tensor, needed, g_in in zip(node.inputs, node.needs_input_grad, grads):
+                if not needed or g_in is None:
+                    continue
+                data = tensor.data
+                if g_in.shape != data.shape:
+                    g_in = sum_to(g_in, data.shape)
+                if g_in.dtype != data.dtype:
+                    g_in = g_in.astype(data.dtype)
+                parent = tensor._node
+                if parent is None:
+                    _accumulate_leaf(tensor, g_in)
+                elif parent not in pending:
+                    pending[parent] = g_in
+                elif parent in owned:
+                    pending[parent] += g_in
+                else:
+                    pending[parent] = pending[parent] + g_in
+                    owned.add(parent)
+        if not retain_graph:
+            _free(node)
+
+
+def _initial_grad(root, grad) -> np.ndarray:
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a one-element tensor, got shape "
+                f"{root.data.shape}; pass grad= (dL/d this tensor) of that shape"
+            )
+        return np.ones_like(root.data)
+    grad = np.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
+    if grad.shape != root.data.shape:
+        raise ValueError(
+            f"backward(): gradient of shape {grad.shape} for a tensor of shape {root.data.shape}"
+        )
+    return grad
+
+
+def _accumulate_leaf(tensor, g: np.ndarray) -> None:
+    if tensor.grad is None:
+        # Copy: an op may hand the same array to several inputs, and .grad is updated in place.
+        tensor.grad = np.array(g, dtype=tensor.data.dtype, copy=True)
+    else:
+        tensor.grad += g  # in place, so a .grad that views an optimizer's flat buffer stays one
+
+
+def _topological_order(root) -> list:
+    """Nodes reachable from ``root``, each placed after all of its predecessors (its inputs)."""
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)  # every input was expanded, hence placed, before this
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        inputs = node.inputs
+        if inputs is None:
+            raise RuntimeError(FREED_GRAPH)
+        stack.append((node, True))
+        for tensor, needed in zip(inputs, node.needs_input_grad):
+            parent = tensor._node if needed else None
+            if parent is not None and parent not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _free(node) -> None:
+    # Dropping the instance dict releases saved arrays and input links; ``inputs`` then reads
+    # the class default None, which marks the node as freed.
+    node.__dict__.clear()
+
+
+def retain(tensor) -> None:
+    """Ask backward to store the gradient of the non-leaf ``tensor`` in its ``.grad``."""
+    tensor._node.retained = weakref.ref(tensor)

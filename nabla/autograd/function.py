@@ -1,0 +1,84 @@
+"""Function: one differentiable operation, as two NumPy computations.
+
+A subclass states the operation and its vector-Jacobian product (VJP):
+
+* ``forward(ctx, *arrays, **options)`` computes the output array from input arrays and stores on
+  ``ctx`` whatever backward needs;
+* ``backward(ctx, grad)`` receives dL/dy (an array of the output's shape) and returns dL/dx_i for
+  every positional input, as one array, a tuple, or ``None`` for an input without a gradient.
+
+A gradient may keep the *broadcast* shape of the output: the engine sums it back to the input's
+shape with :func:`sum_to` (one helper for every op), so an op never repeats that bookkeeping.
+
+``apply`` runs forward and, when grad mode is on and an input requires grad, makes the ``ctx``
+object the graph node: it remembers its input tensors, and the output tensor points to it.
+
+>>> import numpy as np
+>>> import nabla as nb
+>>> class Cube(nb.Function):
+...     @staticmethod
+...     def forward(ctx, x):
+...         ctx.x = x
+...         return x**3
+...     @staticmethod
+...     def backward(ctx, grad):
+...         return grad * 3 * ctx.x**2
+>>> x = nb.tensor([1.0, 2.0], requires_grad=True)
+>>> Cube.apply(x).sum().backward()
+>>> x.grad
+array([ 3., 12.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import _GradMode
+from .tensor import Tensor
+
+
+class Function:
+    """Base class of differentiable operations; see the module docstring."""
+
+    # Set by apply when the graph is recorded; ``inputs`` is None once the node has been freed.
+    inputs: tuple | None = None
+    needs_input_grad: tuple = ()
+    retained = None  # weakref to the output tensor when it called retain_grad()
+
+    @staticmethod
+    def forward(ctx, *arrays, **options):  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **options):
+        """Run the operation on Tensors (or constants) and record it when gradients are needed."""
+        ctx = object.__new__(cls)
+        arrays = []
+        needs = []  # which inputs want a gradient (a list: cheaper to build than a tuple)
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                needs.append(a._requires_grad)
+            else:
+                arrays.append(a)
+                needs.append(False)
+        track = _GradMode.enabled and True in needs
+        if track:
+            ctx.inputs = args
+            ctx.needs_input_grad = needs
+        out = cls.forward(ctx, *arrays, **options)
+        if out.__class__ is not np.ndarray:  # NumPy returns scalars from full reductions
+            out = np.asarray(out)
+        t = object.__new__(Tensor)
+        t.data = out
+        t.grad = None
+        t._node = ctx if track else None
+        t._requires_grad = track
+        return t
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"

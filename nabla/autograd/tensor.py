@@ -1,0 +1,209 @@
+"""Tensor: a NumPy array that remembers how it was computed.
+
+A tensor produced by a recorded operation points to its graph node (the operation's ``ctx``),
+which points to the operation's input tensors: following those links from the loss reaches every
+tensor it depends on. A *leaf* is a tensor made by the user (``node is None``); when it requires
+grad, ``backward`` accumulates dL/dleaf into its ``.grad``.
+
+The arithmetic, reduction and shape methods (``+``, ``@``, ``sum``, ``reshape``, ...) are bound to
+the class by :mod:`nabla.ops`, which defines the operations; this module only holds the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import engine
+from .dtypes import as_array, float32, int64
+from .grad_mode import is_grad_enabled
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    >>> import nabla as nb
+    >>> x = nb.tensor([[1.0, 2.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([[2., 4.]], dtype=float32)
+    """
+
+    __slots__ = ("__weakref__", "_node", "_requires_grad", "data", "grad")
+
+    # NumPy must not treat a Tensor as an array-like in its own operators: with this,
+    # ``ndarray + Tensor`` calls ``Tensor.__radd__`` and stays differentiable.
+    __array_ufunc__ = None
+    # ``==`` is elementwise, so hashing is by identity (tensors are dict keys in optimizers).
+    __hash__ = object.__hash__
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = as_array(data, dtype, copy=True)
+        self.grad = None
+        self._node = None
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(cls, data: np.ndarray, node=None) -> Tensor:
+        """Wrap an array without copying or checking (the fast path used by operations)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t._node = node
+        t._requires_grad = node is not None
+        return t
+
+    # --- autograd state -------------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor; only leaves may change it."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if self._node is not None:
+            raise RuntimeError(
+                "requires_grad can only be changed on a leaf tensor; "
+                "use .detach() to get a leaf from a computed tensor"
+            )
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}"
+            )
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place and return self (freezing: ``requires_grad_(False)``)."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors made by the user rather than by a recorded operation."""
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor, or None for a leaf."""
+        return self._node
+
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` is the upstream gradient dL/dself; it may be omitted only for a one-element
+        tensor (then dL/dself = 1). The graph is freed afterwards unless ``retain_graph``.
+        """
+        engine.backward(self, grad, retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
+        if self._node is None:
+            return  # leaves keep their gradient anyway
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        engine.retain(self)
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    # --- array facts ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements (NumPy's meaning; PyTorch's ``numel()``)."""
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), like ``torch.Tensor.numpy``."""
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.data.item())
+
+    def __setitem__(self, index, value) -> None:
+        """Write into the data in place; not recorded, so refused where it would corrupt a graph."""
+        if self._requires_grad and not (self._node is None and not is_grad_enabled()):
+            raise RuntimeError(
+                "in-place assignment to a tensor that requires grad is not differentiable; "
+                "do it under nb.no_grad() on a leaf, or build a new tensor"
+            )
+        if isinstance(index, Tensor):
+            index = index.data
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype not in (float32, int64) and self.data.dtype.kind != "b":
+            extras.append(f"dtype={self.data.dtype}")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{type(self._node).__name__}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"

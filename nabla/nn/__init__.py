@@ -1,0 +1,5 @@
+"""Neural-network building blocks. For now: the functional interface (``nabla.nn.functional``)."""
+
+from . import functional
+
+__all__ = ["functional"]

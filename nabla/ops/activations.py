@@ -1,0 +1,199 @@
+"""Activation functions, each with its derivative written in terms of what forward computed.
+
+All are numerically stable for large |x|: sigmoid via tanh, softplus via log1p(exp(-|x|)),
+softmax and log-softmax after subtracting the maximum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        # sigma(x) = (1 + tanh(x/2)) / 2 never overflows, unlike 1 / (1 + e^-x).
+        out = np.tanh(x * 0.5)
+        out += 1
+        out *= 0.5
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        s = ctx.out
+        return g * s * (1 - s)  # sigma' = sigma (1 - sigma)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.out = np.tanh(x)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * (1 - ctx.out * ctx.out)  # tanh' = 1 - tanh^2
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.maximum(x, 0)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        # relu'(x) = 1 for x > 0 and 0 for x <= 0: at the kink we take 0, as PyTorch does.
+        return g * (ctx.out > 0)
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.positive, ctx.slope = x > 0, slope
+        return np.where(ctx.positive, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.where(ctx.positive, g, g * ctx.slope), None
+
+
+class ELU(Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        negative_part = alpha * np.expm1(np.minimum(x, 0))
+        ctx.positive, ctx.negative_part, ctx.alpha = x > 0, negative_part, alpha
+        return np.where(ctx.positive, x, negative_part)
+
+    @staticmethod
+    def backward(ctx, g):
+        # elu'(x) = 1 for x > 0, alpha e^x = elu(x) + alpha for x <= 0
+        return np.where(ctx.positive, g, g * (ctx.negative_part + ctx.alpha)), None
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # NumPy has no erf; math.erf is exact to double precision. GELU is not on nabla's hot paths.
+    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+
+
+class GELU(Function):
+    @staticmethod
+    def forward(ctx, x, approximate):
+        if approximate == "tanh":
+            # 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+            k = math.sqrt(2 / math.pi)
+            t = np.tanh(k * (x + 0.044715 * x**3))
+            ctx.x, ctx.t, ctx.k = x, t, k
+            return 0.5 * x * (1 + t)
+        cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))  # Phi(x)
+        ctx.x, ctx.cdf = x, cdf
+        return x * cdf
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.x
+        if hasattr(ctx, "t"):
+            t, k = ctx.t, ctx.k
+            du = k * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # phi(x)
+        return g * (ctx.cdf + x * pdf), None  # d/dx [x Phi(x)] = Phi(x) + x phi(x)
+
+
+class Softplus(Function):
+    @staticmethod
+    def forward(ctx, x, beta):
+        # softplus(x) = log(1 + e^(beta x)) / beta = max(x, 0) + log1p(e^-|beta x|) / beta
+        bx = beta * x
+        ctx.bx = bx
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(bx))) / beta
+
+    @staticmethod
+    def backward(ctx, g):
+        s = np.tanh(ctx.bx * 0.5)
+        s += 1
+        s *= 0.5
+        return g * s, None  # softplus' = sigmoid(beta x)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.out, ctx.axis = out, axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        # J = diag(s) - s s^T, so g J = s * (g - <g, s>)
+        s = ctx.out
+        return s * (g - (g * s).sum(axis=ctx.axis, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.out, ctx.axis = out, axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        # d log_softmax_i / dx_j = delta_ij - softmax_j
+        return g - np.exp(ctx.out) * g.sum(axis=ctx.axis, keepdims=True), None
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^-x); derivative sigma(x)(1 - sigma(x))."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent; derivative 1 - tanh(x)^2."""
+    return Tanh.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0); the derivative is taken as 0 at x = 0 (PyTorch's convention)."""
+    return ReLU.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return LeakyReLU.apply(x, negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    return ELU.apply(x, alpha)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Phi(x) with Phi the standard normal CDF; ``approximate="tanh"`` for the tanh formula."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(x, approximate)
+
+
+def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, a smooth ReLU; derivative sigmoid(beta x)."""
+    return Softplus.apply(x, beta)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^x_i / sum_j e^x_j along ``axis``."""
+    return Softmax.apply(x, axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x_i - logsumexp(x) along ``axis``, computed without overflow."""
+    return LogSoftmax.apply(x, axis)

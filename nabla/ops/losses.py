@@ -1,0 +1,113 @@
+"""Cross-entropy, fused: log-softmax and the negative log-likelihood in one operation.
+
+With logits z (classes along axis 1), p = softmax(z) and a target distribution q (one-hot for a
+class index, optionally smoothed: q = (1 - eps) q + eps / C),
+
+    loss = -sum_c q_c log p_c,        dloss/dz = p * sum_c q_c - q  ( = p - q when q sums to 1).
+
+Computing log p as z - max z - log sum e^(z - max z) keeps the loss finite for any logits, and the
+fused gradient needs neither the softmax Jacobian nor a division by p.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target, reduction, smoothing):
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        classes = logits.shape[1]
+        if target.dtype.kind == "f":  # a probability per class
+            q = target if smoothing == 0 else (1 - smoothing) * target + smoothing / classes
+            loss = -(q * log_p).sum(axis=1)
+            ctx.q = q
+        else:  # a class index per sample
+            picked = np.take_along_axis(log_p, np.expand_dims(target, 1), axis=1)
+            loss = -np.squeeze(picked, axis=1)
+            if smoothing:
+                loss = (1 - smoothing) * loss - smoothing * log_p.mean(axis=1)
+            ctx.q = None
+        ctx.log_p, ctx.target, ctx.reduction, ctx.smoothing = log_p, target, reduction, smoothing
+        if reduction == "mean":
+            return loss.mean()
+        return loss.sum() if reduction == "sum" else loss
+
+    @staticmethod
+    def backward(ctx, g):
+        p = np.exp(ctx.log_p)
+        if ctx.q is not None:
+            grad = p * ctx.q.sum(axis=1, keepdims=True) - ctx.q
+        else:
+            grad = p
+            target = np.expand_dims(ctx.target, 1)
+            hit = np.take_along_axis(grad, target, axis=1)
+            np.put_along_axis(grad, target, hit - (1 - ctx.smoothing), axis=1)
+            if ctx.smoothing:
+                grad -= ctx.smoothing / p.shape[1]
+        if ctx.reduction == "none":
+            grad *= np.expand_dims(g, 1)
+        elif ctx.reduction == "mean":
+            grad *= g / (p.size // p.shape[1])  # mean over every sample (and position)
+        else:
+            grad *= g
+        return grad, None, None, None
+
+
+def cross_entropy(
+    logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
+) -> Tensor:
+    """Cross-entropy between softmax(logits) and the target, as ``torch.nn.functional.cross_entropy``.
+
+    logits: (N, C) or (N, C, d1, ...), or (C,) for one sample.
+    target: class indices (integers, shape (N,) or (N, d1, ...), values in [0, C)) or class
+    probabilities (floats, the logits' shape).
+    reduction: "mean" (over samples), "sum" or "none" (one loss per sample).
+    label_smoothing: eps in [0, 1]; the target becomes (1 - eps) target + eps / C.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    target_array = np.asarray(target.data if isinstance(target, Tensor) else target)
+    unbatched = logits.ndim == 1
+    if unbatched:
+        logits = logits.reshape(1, -1)
+        target_array = target_array[None]
+    if logits.ndim < 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C, ...), got shape {logits.shape}")
+    classes = logits.shape[1]
+    if target_array.dtype.kind == "f":
+        if target_array.shape != logits.shape:
+            raise ValueError(
+                f"cross_entropy: probability targets must have the logits' shape {logits.shape}, "
+                f"got {target_array.shape}"
+            )
+        target_array = target_array.astype(logits.dtype, copy=False)
+    elif target_array.dtype.kind in "iu":
+        expected = logits.shape[:1] + logits.shape[2:]
+        if target_array.shape != expected:
+            raise ValueError(
+                f"cross_entropy: class-index targets for logits {logits.shape} must have shape "
+                f"{expected}, got {target_array.shape}"
+            )
+        if target_array.size and (target_array.min() < 0 or target_array.max() >= classes):
+            bad = target_array[(target_array < 0) | (target_array >= classes)].flat[0]
+            raise IndexError(
+                f"cross_entropy: target class {bad} is out of range for {classes} classes"
+            )
+    else:
+        raise TypeError(
+            f"cross_entropy: target must hold class indices or probabilities, got {target_array.dtype}"
+        )
+    loss = CrossEntropy.apply(logits, target_array, reduction, label_smoothing)
+    if unbatched and reduction == "none":
+        loss = loss.reshape(())
+    return loss

@@ -1,0 +1,172 @@
+"""Reductions over axes: sum, mean, max, min, var, std, logsumexp (and argmax/argmin).
+
+``axis`` is None (all axes), an int or a tuple; ``keepdims`` keeps reduced axes with length 1,
+as in NumPy. Backward broadcasts the output gradient back over the reduced axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .elementwise import sqrt
+
+_ALL_AXES = [tuple(range(n)) for n in range(64)]
+
+
+def _axes(axis, ndim: int) -> tuple:
+    if axis is None:
+        return _ALL_AXES[ndim]
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    normalized = []
+    for a in axes:
+        if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
+            raise np.exceptions.AxisError(f"axis {a} is out of range for a {ndim}-d tensor")
+        normalized.append(int(a) % ndim if ndim else 0)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(normalized)) if ndim else ()
+
+
+def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
+    """Broadcast the gradient of a reduction back to the input's shape (a view, no copy)."""
+    if not keepdims:
+        g = np.expand_dims(g, axes)
+    return np.broadcast_to(g, shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand(g, ctx.axes, ctx.keepdims, ctx.shape)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
+        ctx.count = int(np.prod([x.shape[a] for a in axes]))
+        return x.mean(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand(g / ctx.count, ctx.axes, ctx.keepdims, ctx.shape)
+
+
+class _Extremum(Function):
+    reduce = staticmethod(np.max)
+
+    @classmethod
+    def forward(cls, ctx, x, axes, keepdims):
+        out = cls.reduce(x, axis=axes, keepdims=True)
+        ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        # The gradient goes to the extreme element; ties share it evenly (like torch.amax).
+        hit = ctx.x == ctx.out
+        share = hit / hit.sum(axis=ctx.axes, keepdims=True)
+        if not ctx.keepdims:
+            g = np.expand_dims(g, ctx.axes)
+        return g * share
+
+
+class Max(_Extremum):
+    reduce = staticmethod(np.max)
+
+
+class Min(_Extremum):
+    reduce = staticmethod(np.min)
+
+
+class Var(Function):
+    @staticmethod
+    def forward(ctx, x, axes, ddof, keepdims):
+        n = int(np.prod([x.shape[a] for a in axes]))
+        if n - ddof <= 0:
+            raise ValueError(f"var: {n} elements with ddof={ddof} leave no degrees of freedom")
+        centered = x - x.mean(axis=axes, keepdims=True)
+        ctx.centered, ctx.denominator, ctx.axes, ctx.keepdims = centered, n - ddof, axes, keepdims
+        return (centered * centered).sum(axis=axes, keepdims=keepdims) / (n - ddof)
+
+    @staticmethod
+    def backward(ctx, g):
+        # d/dx_i sum_j (x_j - mean)^2 / (n - ddof) = 2 (x_i - mean) / (n - ddof)
+        if not ctx.keepdims:
+            g = np.expand_dims(g, ctx.axes)
+        return g * ctx.centered * (2.0 / ctx.denominator)
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        m = x.max(axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # all -inf along an axis: log(0) = -inf, no NaN
+        out = m + np.log(np.exp(x - m).sum(axis=axes, keepdims=True))
+        ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keepdims:
+            g = np.expand_dims(g, ctx.axes)
+        return g * np.exp(ctx.x - ctx.out)  # d logsumexp / dx_i = softmax_i
+
+
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (all axes when None)."""
+    return Sum.apply(x, _axes(axis, x.ndim), keepdims)
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis``."""
+    return Mean.apply(x, _axes(axis, x.ndim), keepdims)
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis``; tied maxima share the gradient evenly."""
+    _check_nonempty(x, "max")
+    return Max.apply(x, _axes(axis, x.ndim), keepdims)
+
+
+def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Minimum over ``axis``; tied minima share the gradient evenly."""
+    _check_nonempty(x, "min")
+    return Min.apply(x, _axes(axis, x.ndim), keepdims)
+
+
+def var(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Variance sum (x - mean)^2 / (n - ddof); ddof=0 (NumPy's default) or 1 (unbiased, torch's)."""
+    return Var.apply(x, _axes(axis, x.ndim), ddof, keepdims)
+
+
+def std(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Standard deviation sqrt(var(x, axis, ddof))."""
+    return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
+
+
+def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """log sum_i e^x_i over ``axis``, shifted by the maximum so it never overflows."""
+    return LogSumExp.apply(x, _axes(axis, x.ndim), keepdims)
+
+
+def argmax(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the maximum (int64, not differentiable)."""
+    return Tensor._make(np.asarray(np.argmax(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
+
+
+def argmin(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the minimum (int64, not differentiable)."""
+    return Tensor._make(np.asarray(np.argmin(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
+
+
+def _check_nonempty(x: Tensor, name: str) -> None:
+    if x.data.size == 0:
+        raise ValueError(f"{name}() of an empty tensor of shape {x.shape}")
