@@ -1,5 +1,6 @@
 """The ``nabla`` command. Training, sweeps, reports and the lab arrive with their issues; until
-then every subcommand is listed in the help and says plainly that it is not available yet."""
+then every subcommand is listed in the help, and running one says plainly that it is not
+available yet and prints the help (exit status 0: the stub itself works as designed)."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # A stub by design until the trainer exists: say so plainly, show what there is, succeed.
     print(
-        f"nabla {args.command}: not available yet in nabla {nabla.__version__}; "
-        "the autograd core is (see README.md)",
-        file=sys.stderr,
+        f"nabla {args.command}: not available yet in nabla {nabla.__version__}. "
+        "Today nabla is the autograd core (Tensor, ops, gradcheck); see README.md.\n"
     )
-    return 2
+    parser.print_help()
+    return 0
 
 
 if __name__ == "__main__":

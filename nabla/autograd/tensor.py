@@ -186,16 +186,63 @@ class Tensor:
             raise TypeError("only one-element integer tensors can be used as an index")
         return int(self.data.item())
 
-    def __setitem__(self, index, value) -> None:
-        """Write into the data in place; not recorded, so refused where it would corrupt a graph."""
-        if self._requires_grad and not (self._node is None and not is_grad_enabled()):
+    # --- in-place updates (not recorded; for optimizer steps and initialization) ---------------
+
+    def _check_inplace(self, what: str) -> None:
+        # Writing into an array that a graph node saved would silently corrupt its gradient,
+        # so only plain data may be changed: a tensor outside any graph, or a leaf under no_grad.
+        if self._requires_grad and (self._node is not None or is_grad_enabled()):
             raise RuntimeError(
-                "in-place assignment to a tensor that requires grad is not differentiable; "
-                "do it under nb.no_grad() on a leaf, or build a new tensor"
+                f"{what}: in-place change of a tensor that requires grad is not differentiable; "
+                "do it under nb.no_grad() on a leaf, or compute a new tensor"
             )
+
+    def __setitem__(self, index, value) -> None:
+        self._check_inplace("item assignment")
         if isinstance(index, Tensor):
             index = index.data
         self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    def _inplace(self, ufunc, other, what: str) -> Tensor:
+        self._check_inplace(what)
+        ufunc(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
+        return self
+
+    def __iadd__(self, other) -> Tensor:
+        return self._inplace(np.add, other, "+=")
+
+    def __isub__(self, other) -> Tensor:
+        return self._inplace(np.subtract, other, "-=")
+
+    def __imul__(self, other) -> Tensor:
+        return self._inplace(np.multiply, other, "*=")
+
+    def __itruediv__(self, other) -> Tensor:
+        return self._inplace(np.divide, other, "/=")
+
+    def add_(self, other, alpha: float = 1.0) -> Tensor:
+        """self += alpha * other, in place."""
+        return self._inplace(np.add, other if alpha == 1.0 else alpha * other, "add_")
+
+    def mul_(self, other) -> Tensor:
+        """self *= other, in place."""
+        return self._inplace(np.multiply, other, "mul_")
+
+    def copy_(self, source) -> Tensor:
+        """Copy ``source`` (broadcast to this shape) into this tensor's data."""
+        self._check_inplace("copy_")
+        np.copyto(self.data, source.data if isinstance(source, Tensor) else source)
+        return self
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to ``value``."""
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        return self
+
+    def zero_(self) -> Tensor:
+        """Set every element to zero."""
+        return self.fill_(0)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")

@@ -80,7 +80,8 @@ class ELU(Function):
 
 def _erf(x: np.ndarray) -> np.ndarray:
     # NumPy has no erf; math.erf is exact to double precision. GELU is not on nabla's hot paths.
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    x = np.asarray(x)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
 
 
 class GELU(Function):

@@ -24,6 +24,8 @@ class MatMul(Function):
     def backward(ctx, g):
         a, b = ctx.a, ctx.b
         need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:  # inner product: d(a.b)/da = b
+            return (g * b if need_a else None), (g * a if need_b else None)
         # Lift vectors to matrices so one pair of formulas covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
