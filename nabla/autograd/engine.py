@@ -45,9 +45,10 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
     for node in reversed(_topological_order(root._node)):
         g = pending.pop(node, None)
         if g is not None:
-            retained = node.retained
-            if retained is not None and retained() is not None:
-                retained().grad = g.copy()
+            _check_versions(node)
+            retained = node.retained and node.retained()
+            if retained is not None:
+                retained.grad = g.copy() if retained.grad is None else retained.grad + g
             grads = type(node).backward(node, g)
             if type(grads) is not tuple:
                 grads = (grads,)
@@ -71,6 +72,17 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     owned.add(parent)
         if not retain_graph:
             _free(node)
+
+
+def _check_versions(node) -> None:
+    now = sum(getattr(t, "_version", 0) for t in node.inputs)
+    if now != node.versions:
+        shapes = ", ".join(str(getattr(t, "shape", "constant")) for t in node.inputs)
+        raise RuntimeError(
+            f"an input of {type(node).__name__} (input shapes {shapes}) was modified in place "
+            "after the operation used it, so its gradient would be wrong; compute a new tensor "
+            "instead of writing into one that a graph still needs"
+        )
 
 
 def _initial_grad(root, grad) -> np.ndarray:

@@ -42,7 +42,8 @@ class Function:
 
     # Set by apply when the graph is recorded; ``inputs`` is None once the node has been freed.
     inputs: tuple | None = None
-    needs_input_grad: tuple = ()
+    needs_input_grad: list = []  # noqa: RUF012 - set per node by apply, never mutated
+    versions: int = 0
     retained = None  # weakref to the output tensor when it called retain_grad()
 
     @staticmethod
@@ -59,10 +60,12 @@ class Function:
         ctx = object.__new__(cls)
         arrays = []
         needs = []  # which inputs want a gradient (a list: cheaper to build than a tuple)
+        versions = 0
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 needs.append(a._requires_grad)
+                versions += a._version
             else:
                 arrays.append(a)
                 needs.append(False)
@@ -70,6 +73,10 @@ class Function:
         if track:
             ctx.inputs = args
             ctx.needs_input_grad = needs
+            # Backward reads the inputs' arrays as they are now. In-place writes bump a tensor's
+            # version, and versions only grow, so a changed sum means an input was overwritten:
+            # backward then raises instead of returning a silently wrong gradient.
+            ctx.versions = versions
         out = cls.forward(ctx, *arrays, **options)
         if out.__class__ is not np.ndarray:  # NumPy returns scalars from full reductions
             out = np.asarray(out)
@@ -78,6 +85,7 @@ class Function:
         t.grad = None
         t._node = ctx if track else None
         t._requires_grad = track
+        t._version = 0
         return t
 
     def __repr__(self) -> str:

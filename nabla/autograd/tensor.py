@@ -29,7 +29,7 @@ class Tensor:
     array([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_node", "_requires_grad", "data", "grad")
+    __slots__ = ("__weakref__", "_node", "_requires_grad", "_version", "data", "grad")
 
     # NumPy must not treat a Tensor as an array-like in its own operators: with this,
     # ``ndarray + Tensor`` calls ``Tensor.__radd__`` and stays differentiable.
@@ -44,6 +44,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._requires_grad = False
+        self._version = 0  # bumped by every in-place write; see Function.apply
         if requires_grad:
             self.requires_grad = True
 
@@ -55,6 +56,7 @@ class Tensor:
         t.grad = None
         t._node = node
         t._requires_grad = node is not None
+        t._version = 0
         return t
 
     # --- autograd state -------------------------------------------------------------------------
@@ -111,10 +113,6 @@ class Tensor:
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
         return Tensor._make(self.data)
-
-    def zero_grad(self) -> None:
-        """Forget the accumulated gradient."""
-        self.grad = None
 
     # --- array facts ----------------------------------------------------------------------------
 
@@ -196,6 +194,7 @@ class Tensor:
                 f"{what}: in-place change of a tensor that requires grad is not differentiable; "
                 "do it under nb.no_grad() on a leaf, or compute a new tensor"
             )
+        self._version += 1
 
     def __setitem__(self, index, value) -> None:
         self._check_inplace("item assignment")

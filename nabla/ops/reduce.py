@@ -31,7 +31,7 @@ def _axes(axis, ndim: int) -> tuple:
 
 def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view, no copy)."""
-    if not keepdims:
+    if not keepdims and g.ndim:  # a 0-d gradient (a full reduction) broadcasts as it is
         g = np.expand_dims(g, axes)
     return np.broadcast_to(g, shape)
 
