@@ -28,9 +28,16 @@ def is_grad_enabled() -> bool:
 
 
 class _SetGradMode:
-    """Context manager and decorator that sets grad mode and restores the previous one."""
+    """Context manager and decorator (``@no_grad()`` or bare ``@no_grad``) that sets grad mode
+    for a block and restores the previous mode afterwards, also when the block raises."""
 
     _mode = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if callable(func):  # used as a bare decorator: @no_grad
+            return self(func)
+        return self
 
     def __enter__(self):
         self._previous = _GradMode.enabled
@@ -42,10 +49,16 @@ class _SetGradMode:
         return False
 
     def __call__(self, fn):
+        mode = self._mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            previous = _GradMode.enabled
+            _GradMode.enabled = mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _GradMode.enabled = previous
 
         return wrapper
 
@@ -63,17 +76,23 @@ class enable_grad(_SetGradMode):  # noqa: N801 - named like torch.enable_grad
 
 
 class set_grad_enabled(_SetGradMode):  # noqa: N801 - named like torch.set_grad_enabled
-    """Set grad mode to ``mode`` inside a ``with`` block."""
+    """Set grad mode to ``mode`` now; as a context manager, restore the previous mode on exit.
+
+    As in PyTorch, ``nb.set_grad_enabled(False)`` on its own line switches recording off until
+    it is switched on again.
+    """
+
+    def __new__(cls, mode: bool):
+        return object.__new__(cls)
 
     def __init__(self, mode: bool):
         self._mode = bool(mode)
+        self._previous = _GradMode.enabled
+        _GradMode.enabled = self._mode
+
+    def __enter__(self):
+        return self  # the mode was already set by the constructor
 
     def __call__(self, fn):
-        mode = self._mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        _GradMode.enabled = self._previous  # decorating must not switch the mode for the caller
+        return super().__call__(fn)

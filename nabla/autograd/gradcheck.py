@@ -95,8 +95,8 @@ def gradcheck(
 def _as_float64(t):
     if not isinstance(t, Tensor):
         return t
-    data = t.data.astype(np.float64) if t.dtype.kind == "f" else t.data.copy()
-    leaf = Tensor._make(np.ascontiguousarray(data))
+    dtype = np.float64 if t.dtype.kind == "f" else t.dtype
+    leaf = Tensor._make(np.array(t.data, dtype=dtype, order="C", copy=True))  # keeps 0-d as 0-d
     if t.requires_grad:
         leaf.requires_grad = True
     return leaf

@@ -29,7 +29,7 @@ class Tensor:
     array([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_node", "_requires_grad", "_version", "data", "grad")
+    __slots__ = ("__weakref__", "_base", "_node", "_requires_grad", "_version", "data", "grad")
 
     # NumPy must not treat a Tensor as an array-like in its own operators: with this,
     # ``ndarray + Tensor`` calls ``Tensor.__radd__`` and stays differentiable.
@@ -104,15 +104,20 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
-        if self._node is None:
-            return  # leaves keep their gradient anyway
         if not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
-        engine.retain(self)
+        if self._node is not None:  # leaves keep their gradient anyway
+            engine.retain(self)
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._make(self.data)
+        """A new leaf sharing this tensor's data, cut from the graph.
+
+        In-place writes through the detached tensor still count as writes to this one (they bump
+        its version), so they cannot silently corrupt a gradient that needs these values.
+        """
+        t = Tensor._make(self.data)
+        t._base = self
+        return t
 
     # --- array facts ----------------------------------------------------------------------------
 
@@ -195,6 +200,10 @@ class Tensor:
                 "do it under nb.no_grad() on a leaf, or compute a new tensor"
             )
         self._version += 1
+        base = getattr(self, "_base", None)  # set only by detach(); unset slots read as None here
+        while base is not None:
+            base._version += 1
+            base = getattr(base, "_base", None)
 
     def __setitem__(self, index, value) -> None:
         self._check_inplace("item assignment")

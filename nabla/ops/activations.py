@@ -12,6 +12,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .promote import floating
 
 
 class Sigmoid(Function):
@@ -155,12 +156,12 @@ class LogSoftmax(Function):
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + e^-x); derivative sigma(x)(1 - sigma(x))."""
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(floating(x))
 
 
 def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent; derivative 1 - tanh(x)^2."""
-    return Tanh.apply(x)
+    return Tanh.apply(floating(x))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -175,26 +176,26 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha (e^x - 1) otherwise."""
-    return ELU.apply(x, alpha)
+    return ELU.apply(floating(x), alpha)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """x Phi(x) with Phi the standard normal CDF; ``approximate="tanh"`` for the tanh formula."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(x, approximate)
+    return GELU.apply(floating(x), approximate)
 
 
 def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
     """log(1 + e^(beta x)) / beta, a smooth ReLU; derivative sigmoid(beta x)."""
-    return Softplus.apply(x, beta)
+    return Softplus.apply(floating(x), beta)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x_i / sum_j e^x_j along ``axis``."""
-    return Softmax.apply(x, axis)
+    return Softmax.apply(floating(x), axis)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x_i - logsumexp(x) along ``axis``, computed without overflow."""
-    return LogSoftmax.apply(x, axis)
+    return LogSoftmax.apply(floating(x), axis)

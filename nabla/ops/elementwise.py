@@ -11,7 +11,15 @@ import numpy as np
 from ..autograd.dtypes import as_dtype
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .promote import promote
+from .promote import floating, promote
+
+
+def _real(x):
+    if isinstance(x, Tensor):
+        return floating(x)
+    if isinstance(x, np.ndarray) and x.dtype.kind != "f":
+        return x.astype(np.float32)
+    return x
 
 
 def _broadcast_error(name: str, a, b) -> ValueError:
@@ -21,11 +29,17 @@ def _broadcast_error(name: str, a, b) -> ValueError:
     )
 
 
-def _binary(function: type[Function], name: str, doc: str):
-    """The public function for a binary op: promote the operands, apply, explain shape errors."""
+def _binary(function: type[Function], name: str, doc: str, real: bool = False):
+    """The public function for a binary op: promote the operands, apply, explain shape errors.
+
+    ``real``: the result is real-valued even for integers (true division), so integer tensors
+    become float32 first.
+    """
 
     def op(a, b) -> Tensor:
         a, b = promote(a, b)
+        if real:
+            a, b = _real(a), _real(b)
         try:
             return function.apply(a, b)
         except ValueError as err:
@@ -132,7 +146,7 @@ class Minimum(Function):
 add = _binary(Add, "add", "a + b with broadcasting.")
 sub = _binary(Sub, "sub", "a - b with broadcasting.")
 mul = _binary(Mul, "mul", "a * b with broadcasting.")
-div = _binary(Div, "div", "a / b with broadcasting (true division).")
+div = _binary(Div, "div", "a / b with broadcasting (true division).", real=True)
 pow = _binary(Pow, "pow", "a ** b; differentiable in the base and in a tensor exponent.")
 maximum = _binary(
     Maximum, "maximum", "Elementwise maximum; at ties each input gets half the gradient."
@@ -272,17 +286,17 @@ def neg(x: Tensor) -> Tensor:
 
 def exp(x: Tensor) -> Tensor:
     """e^x; derivative e^x."""
-    return Exp.apply(x)
+    return Exp.apply(floating(x))
 
 
 def log(x: Tensor) -> Tensor:
     """Natural logarithm; derivative 1/x."""
-    return Log.apply(x)
+    return Log.apply(floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
     """Square root; derivative 1/(2 sqrt(x))."""
-    return Sqrt.apply(x)
+    return Sqrt.apply(floating(x))
 
 
 def abs(x: Tensor) -> Tensor:
@@ -292,12 +306,12 @@ def abs(x: Tensor) -> Tensor:
 
 def sin(x: Tensor) -> Tensor:
     """Sine; derivative cos(x)."""
-    return Sin.apply(x)
+    return Sin.apply(floating(x))
 
 
 def cos(x: Tensor) -> Tensor:
     """Cosine; derivative -sin(x)."""
-    return Cos.apply(x)
+    return Cos.apply(floating(x))
 
 
 def clip(x: Tensor, min=None, max=None) -> Tensor:

@@ -66,3 +66,14 @@ def _join(da: np.dtype, db: np.dtype) -> np.dtype:
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
     return t if t.data.dtype == dtype else t.astype(dtype)
+
+
+def floating(x):
+    """``x`` itself if it is a float tensor, else converted to float32 (for exp, log, mean, ...).
+
+    Functions with real-valued results give float32 for integer tensors, as PyTorch does,
+    instead of NumPy's float64.
+    """
+    if isinstance(x, Tensor):
+        return x if x.data.dtype.kind == "f" else x.astype(DEFAULT_FLOAT)
+    return Tensor(x)

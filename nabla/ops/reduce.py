@@ -11,6 +11,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .elementwise import sqrt
+from .promote import floating
 
 _ALL_AXES = [tuple(range(n)) for n in range(64)]
 
@@ -127,7 +128,7 @@ def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``."""
-    return Mean.apply(x, _axes(axis, x.ndim), keepdims)
+    return Mean.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
 def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -144,7 +145,7 @@ def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def var(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Variance sum (x - mean)^2 / (n - ddof); ddof=0 (NumPy's default) or 1 (unbiased, torch's)."""
-    return Var.apply(x, _axes(axis, x.ndim), ddof, keepdims)
+    return Var.apply(floating(x), _axes(axis, x.ndim), ddof, keepdims)
 
 
 def std(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -154,7 +155,7 @@ def std(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
 
 def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """log sum_i e^x_i over ``axis``, shifted by the maximum so it never overflows."""
-    return LogSumExp.apply(x, _axes(axis, x.ndim), keepdims)
+    return LogSumExp.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
 def argmax(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
