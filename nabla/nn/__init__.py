@@ -1,5 +1,13 @@
-"""Neural-network building blocks. For now: the functional interface (``nabla.nn.functional``)."""
+"""Neural-network building blocks with PyTorch's names and state_dict layout."""
 
-from . import functional
+from . import functional, init
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers import Dropout, Flatten, Identity, Linear
+from .module import IncompatibleKeys, Module, Parameter
 
-__all__ = ["functional"]
+__all__ = [
+    "ELU", "GELU", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
+    "LogSoftmax", "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential",
+    "Sigmoid", "Softmax", "Softplus", "Tanh", "functional", "init",
+]  # fmt: skip

@@ -111,18 +111,20 @@ class GELU(Function):
 
 class Softplus(Function):
     @staticmethod
-    def forward(ctx, x, beta):
-        # softplus(x) = log(1 + e^(beta x)) / beta = max(x, 0) + log1p(e^-|beta x|) / beta
+    def forward(ctx, x, beta, threshold):
+        # softplus(x) = log(1 + e^(beta x)) / beta = max(x, 0) + log1p(e^-|beta x|) / beta,
+        # and x itself where beta x > threshold (PyTorch's linear regime)
         bx = beta * x
-        ctx.bx = bx
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(bx))) / beta
+        ctx.bx, ctx.linear = bx, bx > threshold
+        out = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(bx))) / beta
+        return np.where(ctx.linear, x, out)
 
     @staticmethod
     def backward(ctx, g):
         s = np.tanh(ctx.bx * 0.5)
         s += 1
         s *= 0.5
-        return g * s, None  # softplus' = sigmoid(beta x)
+        return np.where(ctx.linear, g, g * s), None, None  # softplus' = sigmoid(beta x)
 
 
 class Softmax(Function):
@@ -186,9 +188,13 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return GELU.apply(floating(x), approximate)
 
 
-def softplus(x: Tensor, beta: float = 1.0) -> Tensor:
-    """log(1 + e^(beta x)) / beta, a smooth ReLU; derivative sigmoid(beta x)."""
-    return Softplus.apply(floating(x), beta)
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, a smooth ReLU; derivative sigmoid(beta x).
+
+    Where beta x > threshold the result is x itself, as in PyTorch (the difference is below
+    e^-threshold).
+    """
+    return Softplus.apply(floating(x), beta, threshold)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
