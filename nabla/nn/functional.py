@@ -15,10 +15,21 @@ from ..ops.activations import (
     softplus,
     tanh,
 )
+from ..ops.likelihood_losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    gaussian_nll_loss,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
 from ..ops.linalg import linear
 from ..ops.losses import cross_entropy
 
 __all__ = [
     "cross_entropy", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid",
     "softmax", "softplus", "tanh",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll_loss", "huber_loss",
+    "l1_loss", "mse_loss", "nll_loss",
 ]  # fmt: skip

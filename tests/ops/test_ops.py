@@ -405,6 +405,99 @@ CASES = [
         ),
         [((5, 4),), ((2, 3, 2),)],
     ),
+    # likelihood losses: the target (and var, pos_weight) is an input, so its gradient is checked
+    OpCase(
+        "mse_loss",
+        F.mse_loss,
+        lambda x, y: ((x - y) ** 2).mean(),
+        TF.mse_loss,
+        [((4, 3), (4, 3)), ((), ()), ((2, 3, 2), (2, 3, 2))],
+    ),
+    OpCase(
+        "mse_loss_none",
+        lambda x, y: F.mse_loss(x, y, reduction="none"),
+        lambda x, y: (x - y) ** 2,
+        lambda x, y: TF.mse_loss(x, y, reduction="none"),
+        [((4, 3), (4, 3))],
+    ),
+    OpCase(
+        "l1_loss_sum",
+        lambda x, y: F.l1_loss(x, y, "sum"),
+        lambda x, y: np.abs(x - y).sum(),
+        lambda x, y: TF.l1_loss(x, y, reduction="sum"),
+        [((4, 3), (4, 3)), ((5,), (5,))],
+    ),
+    OpCase(
+        "huber_loss",
+        lambda x, y: F.huber_loss(x, y, reduction="none", delta=0.5),
+        lambda x, y: np.where(
+            np.abs(x - y) < 0.5, 0.5 * (x - y) ** 2, 0.5 * (np.abs(x - y) - 0.25)
+        ),
+        lambda x, y: TF.huber_loss(x, y, reduction="none", delta=0.5),
+        [((4, 3), (4, 3)), ((2, 3, 2), (2, 3, 2))],
+    ),
+    OpCase(
+        "gaussian_nll_loss",
+        F.gaussian_nll_loss,
+        lambda x, y, v: (0.5 * (np.log(v) + (x - y) ** 2 / v)).mean(),
+        TF.gaussian_nll_loss,
+        [((4, 3), (4, 3), (4, 3)), ((4, 3), (4, 3), (4, 1))],
+        draw=[normal, normal, positive],
+    ),
+    OpCase(
+        "gaussian_nll_loss_full_sum_per_sample",
+        lambda x, y, v: F.gaussian_nll_loss(x, y, v, full=True, reduction="sum"),
+        lambda x, y, v: (
+            0.5 * (np.log(v[:, None]) + (x - y) ** 2 / v[:, None] + math.log(2 * math.pi))
+        ).sum(),
+        lambda x, y, v: TF.gaussian_nll_loss(x, y, v, full=True, reduction="sum"),
+        [((4, 3), (4, 3), (4,))],
+        draw=[normal, normal, positive],
+    ),
+    OpCase(
+        "binary_cross_entropy",
+        F.binary_cross_entropy,
+        lambda p, y: -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(),
+        TF.binary_cross_entropy,
+        [((4, 3), (4, 3)), ((5,), (5,))],
+        draw=[lambda rng, s: rng.uniform(0.05, 0.95, s), lambda rng, s: rng.uniform(0, 1, s)],
+    ),
+    OpCase(
+        "binary_cross_entropy_with_logits",
+        lambda x, y: F.binary_cross_entropy_with_logits(x, y, "none"),
+        lambda x, y: np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))),
+        lambda x, y: TF.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        [((4, 3), (4, 3)), ((), ())],
+        draw=[normal, lambda rng, s: rng.uniform(0, 1, s)],
+    ),
+    OpCase(
+        "binary_cross_entropy_with_logits_pos_weight",
+        lambda x, y: F.binary_cross_entropy_with_logits(x, y, pos_weight=np.array([0.5, 2.0, 3.0])),
+        lambda x, y: (
+            (1 - y) * x
+            + (1 + (np.array([0.5, 2.0, 3.0]) - 1) * y)
+            * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+        ).mean(),
+        lambda x, y: TF.binary_cross_entropy_with_logits(
+            x, y, pos_weight=torch.tensor(np.array([0.5, 2.0, 3.0]), dtype=x.dtype)
+        ),
+        [((4, 3), (4, 3)), ((2, 4, 3), (2, 4, 3))],
+        draw=[normal, lambda rng, s: rng.uniform(0, 1, s)],
+    ),
+    OpCase(
+        "nll_loss",
+        lambda z: F.nll_loss(z, class_targets(z.shape)),
+        lambda z: -np.take_along_axis(z, class_targets(z.shape)[:, None], 1).mean(),
+        lambda z: TF.nll_loss(z, torch_targets(class_targets(z.shape))),
+        [((5, 4),), ((2, 3, 2, 2),)],
+    ),
+    OpCase(
+        "nll_loss_none",
+        lambda z: F.nll_loss(z, class_targets(z.shape), reduction="none"),
+        lambda z: -np.take_along_axis(z, class_targets(z.shape)[:, None], 1)[:, 0],
+        lambda z: TF.nll_loss(z, torch_targets(class_targets(z.shape)), reduction="none"),
+        [((5, 4),), ((2, 3, 2),)],
+    ),
 ]
 
 PARAMS = [
