@@ -3,10 +3,12 @@
 from . import functional, init
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .containers import ModuleDict, ModuleList, Sequential
+from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear
 from .module import IncompatibleKeys, Module, Parameter
 
 __all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "MaxPool2d",
     "ELU", "GELU", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
     "LogSoftmax", "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "Softmax", "Softplus", "Tanh", "functional", "init",

@@ -1,6 +1,6 @@
 """Stateless functions on tensors, named as in ``torch.nn.functional``.
 
-The fused operations (``linear``, ``cross_entropy``) have one hand-written backward each, so a
+The fused operations (``linear``, ``conv2d``, the pools and the losses) have one hand-written backward each, so a
 layer or a loss costs one graph node instead of several.
 """
 
@@ -15,6 +15,7 @@ from ..ops.activations import (
     softplus,
     tanh,
 )
+from ..ops.conv import conv2d
 from ..ops.likelihood_losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -26,10 +27,12 @@ from ..ops.likelihood_losses import (
 )
 from ..ops.linalg import linear
 from ..ops.losses import cross_entropy
+from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = [
     "cross_entropy", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid",
     "softmax", "softplus", "tanh",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll_loss", "huber_loss",
     "l1_loss", "mse_loss", "nll_loss",
+    "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "max_pool2d",
 ]  # fmt: skip

@@ -12,7 +12,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from harness import OpCase, away_from, distinct, normal, positive
+from harness import (
+    OpCase,
+    away_from,
+    check_forward,
+    check_gradcheck,
+    check_torch,
+    distinct,
+    normal,
+    params,
+    positive,
+)
 
 import nabla as nb
 import nabla.nn.functional as F
@@ -500,47 +510,20 @@ CASES = [
     ),
 ]
 
-PARAMS = [
-    pytest.param(case, shapes, id=ident)
-    for case in CASES
-    for shapes, ident in zip(case.shapes, case.ids(), strict=True)
-]
+PARAMS = params(CASES)
 
 
 @pytest.mark.parametrize(("case", "shapes"), PARAMS)
 def test_forward_matches_numpy(case: OpCase, shapes):
-    arrays = case.inputs(shapes)
-    out = case.nabla(*[nb.tensor(a, dtype="float64") for a in arrays])
-    expected = np.asarray(case.numpy(*arrays))
-    assert out.shape == expected.shape
-    assert out.dtype == np.float64
-    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    check_forward(case, shapes)
 
 
 @pytest.mark.parametrize(("case", "shapes"), PARAMS)
 def test_backward_passes_gradcheck(case: OpCase, shapes):
-    tensors = [nb.tensor(a, dtype="float64", requires_grad=True) for a in case.inputs(shapes)]
-    assert nb.gradcheck(case.nabla, tensors, atol=case.gradcheck_atol)
-
-
-TOLERANCES = {"float64": {"rtol": 1e-10, "atol": 1e-12}, "float32": {"rtol": 2e-5, "atol": 2e-6}}
+    check_gradcheck(case, shapes)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(("case", "shapes"), PARAMS)
 def test_matches_torch(case: OpCase, shapes, dtype):
-    arrays = case.inputs(shapes)
-    ours = [nb.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
-    theirs = [torch.tensor(a, dtype=getattr(torch, dtype), requires_grad=True) for a in arrays]
-    out, reference = case.nabla(*ours), case.torch(*theirs)
-    tol = TOLERANCES[dtype]
-    assert out.dtype == np.dtype(dtype)
-    assert out.shape == tuple(reference.shape)
-    np.testing.assert_allclose(out.data, reference.detach().numpy(), **tol)
-
-    cotangent = np.random.default_rng(7).standard_normal(out.shape).astype(dtype)
-    out.backward(cotangent)
-    reference.backward(torch.from_numpy(cotangent))
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        assert a.grad is not None and a.grad.dtype == np.dtype(dtype), f"input {i}"
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), err_msg=f"input {i}", **tol)
+    check_torch(case, shapes, dtype)

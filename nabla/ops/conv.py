@@ -1,0 +1,160 @@
+"""2-D convolution by im2col: every receptive field becomes a row, the convolution one matmul.
+
+For input x (N, C, H, W) and weight W (O, C/groups, kh, kw) the output is
+
+    y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] x_pad[n, c, i*s + p*d, j*s + q*d].
+
+``sliding_window_view`` exposes every window of the padded input without copying; one reshape
+copies them into the (N*Ho*Wo, C*kh*kw) matrix ``cols`` (im2col), and the convolution is
+``cols @ W.reshape(O, -1).T``. Backward is two more matmuls, dW = G^T cols and dcols = G W,
+then col2im: each of the kh*kw kernel offsets adds its slice of dcols back into the padded input
+gradient (overlapping windows accumulate). Groups split the channels into independent
+convolutions, done as one batched matmul.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+
+
+def pair(value, name: str) -> tuple:
+    """An int or a pair of ints as a pair, validated."""
+    result = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(result) != 2 or not all(isinstance(v, (int, np.integer)) for v in result):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(result[0]), int(result[1])
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
+    """View (N, C, Ho, Wo, kh, kw) of the windows of the padded input ``xp`` (no copy)."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
+    view = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
+    return view[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
+
+
+def scatter_windows(
+    grad_windows, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple
+) -> np.ndarray:
+    """Adjoint of ``windows``: add grad_windows (N, C, kh, kw, Ho, Wo) into a zero array of the
+    padded input's ``shape``, one kernel offset at a time."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    ho, wo = grad_windows.shape[-2:]
+    out = np.zeros(shape, dtype=grad_windows.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p * dh, p * dh + (ho - 1) * sh + 1, sh)
+            cols = slice(q * dw, q * dw + (wo - 1) * sw + 1, sw)
+            out[:, :, rows, cols] += grad_windows[:, :, p, q]
+    return out
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        (ph, pw) = padding
+        ho = output_size(h, kh, stride[0], ph, dilation[0])
+        wo = output_size(w, kw, stride[1], pw, dilation[1])
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        win = windows(xp, (kh, kw), stride, dilation, (ho, wo))
+        # im2col: rows are (n, i, j), columns (c, p, q); this reshape is the one copy.
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+        k = cg * kh * kw
+        if groups == 1:
+            y = cols @ weight.reshape(o, k).T
+        else:
+            w_g = weight.reshape(groups, o // groups, k)
+            y = np.matmul(cols.reshape(-1, groups, k).transpose(1, 0, 2), w_g.transpose(0, 2, 1))
+            y = y.transpose(1, 0, 2).reshape(-1, o)
+        if bias is not None:
+            y += bias
+        ctx.cols, ctx.weight, ctx.groups = cols, weight, groups
+        ctx.shapes = (x.shape, xp.shape, (ho, wo))
+        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
+        return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # NCHW view of NHWC data
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        cols, weight, groups = ctx.cols, ctx.weight, ctx.groups
+        x_shape, xp_shape, (ho, wo) = ctx.shapes
+        o, cg, kh, kw = weight.shape
+        k = cg * kh * kw
+        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)  # (N*Ho*Wo, O), rows as in cols
+        g_b = g2.sum(axis=0) if need_b else None
+        g_w = g_x = None
+        if groups == 1:
+            if need_w:
+                g_w = (g2.T @ cols).reshape(weight.shape)
+            if need_x:
+                g_cols = g2 @ weight.reshape(o, k)
+        else:
+            g_g = g2.reshape(-1, groups, o // groups).transpose(1, 0, 2)  # (G, M, O/G)
+            w_g = weight.reshape(groups, o // groups, k)
+            if need_w:
+                cols_g = cols.reshape(-1, groups, k).transpose(1, 0, 2)  # (G, M, K)
+                g_w = np.matmul(g_g.transpose(0, 2, 1), cols_g).reshape(weight.shape)
+            if need_x:
+                g_cols = np.matmul(g_g, w_g).transpose(1, 0, 2).reshape(-1, groups * k)
+        if need_x:
+            n, c = x_shape[:2]
+            grad_windows = g_cols.reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+            gxp = scatter_windows(grad_windows, xp_shape, (kh, kw), ctx.stride, ctx.dilation)
+            (ph, pw), (h, w) = ctx.padding, x_shape[2:]
+            g_x = gxp[:, :, ph : ph + h, pw : pw + w]
+        return g_x, g_w, g_b, None, None, None, None
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation, as in every framework) of x (N, C, H, W) with
+    weight (O, C/groups, kh, kw); ``padding`` may be an int, a pair, "valid" or "same"."""
+    stride, dilation = pair(stride, "conv2d: stride"), pair(dilation, "conv2d: dilation")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: expected input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: expected weight (O, C/groups, kh, kw), got shape {weight.shape}")
+    o, cg, kh, kw = weight.shape
+    if groups < 1 or x.shape[1] % groups or o % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide the input channels {x.shape[1]} and the "
+            f"output channels {o}"
+        )
+    if x.shape[1] != cg * groups:
+        raise ValueError(
+            f"conv2d: input of shape {x.shape} has {x.shape[1]} channels, weight of shape "
+            f"{weight.shape} expects {cg * groups}"
+        )
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same" and stride == (1, 1):
+            totals = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+            if totals[0] % 2 or totals[1] % 2:
+                raise ValueError("conv2d: padding='same' needs an odd effective kernel size")
+            padding = (totals[0] // 2, totals[1] // 2)
+        else:
+            raise ValueError(
+                f"conv2d: padding must be 'valid', 'same' (stride 1) or ints, got {padding!r}"
+            )
+    padding = pair(padding, "conv2d: padding")
+    h_out = output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+    w_out = output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+    if h_out < 1 or w_out < 1:
+        raise ValueError(
+            f"conv2d: input of shape {x.shape} is smaller than the kernel {(kh, kw)} "
+            f"(dilation {dilation}, padding {padding})"
+        )
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
+    if isinstance(x, Tensor) and x.dtype != weight.dtype:
+        x = x.astype(weight.dtype)
+    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
