@@ -43,5 +43,6 @@ from .creation import (
 )
 from .ops import *
 from .random import manual_seed
+from .serialization import CheckpointError, load, load_metadata, save
 
 __version__ = "0.1.0"

@@ -1,0 +1,315 @@
+"""Checkpoints: ``nb.save(state_dict, path)`` and ``nb.load(path)`` in the safetensors format.
+
+Why safetensors: a file is an 8-byte little-endian header length, a JSON header naming every
+tensor's dtype, shape and byte range (plus an optional ``"__metadata__"`` object of string ->
+string), then the raw little-endian buffers. Loading one parses JSON and copies bytes, so it never
+executes code (unlike pickle, which ``torch.save`` and ``np.save(allow_pickle=True)`` use and which
+nabla never touches). PyTorch reads the same file with ``safetensors.torch.load_file`` and nabla
+reads files written by ``safetensors.torch.save_file``, so weights move between the two freely.
+
+Decisions:
+
+- Values are nabla tensors or NumPy arrays of nabla's dtypes (float32, float64, int64, bool); any
+  other dtype is refused on save and on load rather than silently converted (a float16 checkpoint
+  from elsewhere must be cast by whoever wrote it). Non-contiguous or big-endian arrays are
+  written as contiguous little-endian copies; tensors are saved detached, gradients are not.
+- ``metadata`` is a flat ``dict[str, str]``, exactly what safetensors stores, so every safetensors
+  tool shows it unchanged; other values are refused with a ``TypeError`` (``json.dumps`` them
+  yourself for structured data).
+- Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed,
+  fsync'd and then ``os.replace``-d over the target. An exception leaves the previous file intact
+  and removes the temporary file; a killed process may leave a ``.<name>.*.tmp`` file behind but
+  never a half-written checkpoint under the real name.
+- ``load`` checks the header itself before handing the file to safetensors, so a truncated, corrupt
+  or foreign file (a pickle, an ``.npz``, random bytes) raises :class:`CheckpointError`, a
+  ``ValueError`` naming the file and what is wrong. Tensors come back in the file's order
+  (safetensors orders them by dtype, not by the order they were saved in); names are unchanged.
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> import nabla as nb
+>>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+>>> nb.save({"w": nb.tensor([[1.0, 2.0]]), "step": np.array(7)}, path, metadata={"epoch": "3"})
+>>> sd = nb.load(path)
+>>> sd["w"], sd["step"].item()
+(tensor([[1., 2.]]), 7)
+>>> nb.load_metadata(path)
+{'epoch': '3'}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import numpy as np
+
+from .autograd import Tensor
+from .autograd.dtypes import SUPPORTED
+from .creation import from_numpy
+
+__all__ = ["CheckpointError", "load", "load_metadata", "save"]
+
+# safetensors dtype codes for nabla's dtypes, and their sizes in bytes
+_CODES = {
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "I64": np.dtype("<i8"),
+    "BOOL": np.dtype("?"),
+}
+_METADATA_KEY = "__metadata__"
+_MAX_HEADER = 100_000_000  # the limit the safetensors reader itself enforces
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid nabla/safetensors checkpoint (truncated, corrupt or foreign)."""
+
+
+# --- save -----------------------------------------------------------------------------------------
+
+
+def save(state_dict: Mapping, path, metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``state_dict`` (name -> Tensor or ndarray) to ``path`` as safetensors, atomically.
+
+    ``metadata`` is an optional dict of str -> str stored in the file's header.
+    """
+    from safetensors.numpy import save as _to_bytes
+
+    path = os.fspath(path)
+    arrays = _arrays(state_dict)
+    meta = _check_metadata(metadata)
+    payload = _to_bytes(arrays, metadata=meta)
+    _atomic_write(path, payload)
+
+
+def _arrays(state_dict) -> dict:
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            f"save() needs a mapping of name -> Tensor or ndarray, got {type(state_dict).__name__}"
+        )
+    arrays = {}
+    for name, value in state_dict.items():
+        if not isinstance(name, str):
+            raise TypeError(f"tensor names must be strings, got {name!r} ({type(name).__name__})")
+        if not name:
+            raise ValueError("tensor names must be non-empty strings, got ''")
+        if name == _METADATA_KEY:
+            raise ValueError(
+                f"{_METADATA_KEY!r} is reserved by safetensors and cannot name a tensor"
+            )
+        if isinstance(value, Tensor):
+            array = value.data
+        elif isinstance(value, (np.ndarray, np.generic)):
+            array = np.asarray(value)
+        else:
+            raise TypeError(
+                f"value for {name!r} must be a nabla Tensor or a NumPy array, "
+                f"got {type(value).__name__}"
+            )
+        native = array.dtype.newbyteorder("=")
+        if native not in SUPPORTED:
+            names = ", ".join(str(d) for d in SUPPORTED)
+            raise TypeError(f"value for {name!r} has dtype {array.dtype}; checkpoints hold {names}")
+        # C-contiguous and little-endian (not np.ascontiguousarray: it turns 0-d arrays into 1-d)
+        arrays[name] = np.asarray(array, dtype=native.newbyteorder("<"), order="C")
+    return arrays
+
+
+def _check_metadata(metadata) -> dict | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict of str -> str, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(
+                f"metadata must map str -> str (as safetensors stores it); got {key!r}: "
+                f"{type(value).__name__} - encode other values yourself, e.g. with json.dumps"
+            )
+    return dict(metadata)
+
+
+def _atomic_write(path: str, payload: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save {path!r}: directory {directory!r} does not exist")
+    base = os.path.basename(path)
+    while True:
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        try:
+            # 0o666 minus the umask: the same permissions a plain open(path, "wb") would give
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+            break
+        except FileExistsError:  # pragma: no cover - a 48-bit random name collided
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+
+def load(path) -> OrderedDict:
+    """Read a safetensors file into an OrderedDict name -> Tensor (dtypes kept).
+
+    Raises FileNotFoundError for a missing file and :class:`CheckpointError` for one that is not a
+    valid safetensors file of float32/float64/int64/bool tensors. Nothing is ever unpickled.
+    """
+    from safetensors.numpy import load_file
+
+    path = os.fspath(path)
+    header, _ = _read_header(path)
+    try:
+        arrays = load_file(path)
+    except Exception as err:  # safetensors' own checks, should ours have missed something
+        raise CheckpointError(f"{path!r} is not a valid safetensors file: {err}") from err
+    entries = sorted(
+        (entry["data_offsets"][0], name) for name, entry in header.items() if name != _METADATA_KEY
+    )
+    state = OrderedDict()
+    for _, name in entries:
+        array = arrays[name]
+        if not array.flags.writeable or not array.flags.c_contiguous:
+            array = np.array(array)
+        state[name] = from_numpy(array.astype(array.dtype.newbyteorder("="), copy=False))
+    return state
+
+
+def load_metadata(path) -> dict:
+    """The ``metadata`` dict stored in a safetensors file (``{}`` when it has none)."""
+    path = os.fspath(path)
+    header, _ = _read_header(path)
+    return dict(header.get(_METADATA_KEY, {}))
+
+
+def _read_header(path: str) -> tuple[dict, int]:
+    """Parse and check the header of ``path``; returns it and the header length in bytes."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such checkpoint file: {path!r}")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+
+        def bad(problem: str) -> CheckpointError:
+            hint = _looks_like(head)
+            return CheckpointError(
+                f"{path!r} is not a valid safetensors checkpoint: {problem}"
+                + (f" (it looks like {hint})" if hint else "")
+            )
+
+        if size < 8:
+            raise bad(f"the file has only {size} bytes, fewer than the 8-byte header length")
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            raise bad(
+                f"the header claims {n} bytes but only {size - 8} follow the length prefix "
+                "(truncated or not safetensors)"
+            )
+        if n > _MAX_HEADER:
+            raise bad(f"the header claims {n} bytes, more than the {_MAX_HEADER} allowed")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise bad(f"the header is not UTF-8 JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise bad(f"the header is JSON {type(header).__name__}, not an object")
+
+    buffer_size = size - 8 - n
+    covered = []
+    for name, entry in header.items():
+        if name == _METADATA_KEY:
+            meta = entry
+            if not isinstance(meta, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
+            ):
+                raise bad(f"{_METADATA_KEY!r} must be an object of string -> string")
+            continue
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise bad(f"the entry for {name!r} lacks dtype, shape or data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in _CODES:
+            raise bad(
+                f"tensor {name!r} has dtype {dtype!r}; nabla loads only "
+                + ", ".join(_CODES)
+                + " (float32, float64, int64, bool)"
+            )
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise bad(f"tensor {name!r} has an invalid shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            raise bad(f"tensor {name!r} has invalid data_offsets {offsets!r}")
+        begin, end = offsets
+        if end > buffer_size:
+            raise bad(
+                f"tensor {name!r} needs bytes {begin}..{end} of the data section, which has only "
+                f"{buffer_size} (the file is truncated)"
+            )
+        expected = math.prod(shape) * _CODES[dtype].itemsize
+        if end - begin != expected:
+            raise bad(
+                f"tensor {name!r} of shape {tuple(shape)} and dtype {dtype} needs {expected} "
+                f"bytes but its data_offsets span {end - begin}"
+            )
+        covered.append((begin, end))
+    position = 0
+    for begin, end in sorted(covered):
+        if begin != position:
+            raise bad(f"the tensors' byte ranges overlap or leave a gap at byte {position}")
+        position = end
+    if position != buffer_size:
+        raise bad(
+            f"the tensors cover {position} bytes of data but the file holds {buffer_size} "
+            "(truncated or trailing garbage)"
+        )
+    return header, n
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _looks_like(head: bytes) -> str:
+    """A guess at what a non-safetensors file is, for the error message."""
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a pickle, which nabla never loads"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive such as .npz or a torch.save file, which nabla does not load"
+    if head[:6] == b"\x93NUMPY":
+        return "a .npy file"
+    return ""
