@@ -6,8 +6,10 @@ from .containers import ModuleDict, ModuleList, Sequential
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear
 from .module import IncompatibleKeys, Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 
 __all__ = [
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "MaxPool2d",
     "ELU", "GELU", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
     "LogSoftmax", "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential",

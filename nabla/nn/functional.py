@@ -28,6 +28,7 @@ from ..ops.likelihood_losses import (
 from ..ops.linalg import linear
 from ..ops.losses import cross_entropy
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from .normalization import batch_norm, layer_norm
 
 __all__ = [
     "cross_entropy", "elu", "gelu", "leaky_relu", "linear", "log_softmax", "relu", "sigmoid",
@@ -35,4 +36,5 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll_loss", "huber_loss",
     "l1_loss", "mse_loss", "nll_loss",
     "adaptive_avg_pool2d", "avg_pool2d", "conv2d", "max_pool2d",
+    "batch_norm", "layer_norm",
 ]  # fmt: skip

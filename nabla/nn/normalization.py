@@ -1,0 +1,352 @@
+"""Normalization layers: BatchNorm1d, BatchNorm2d and LayerNorm, as in PyTorch.
+
+Both normalizations standardize x over some axes and then apply a learned affine map
+(weight w, bias b),
+
+    x̂ = (x - μ) / sqrt(σ² + ε),    y = w x̂ + b,
+
+with μ and the *biased* variance σ² = mean((x - μ)²) computed over the normalized axes. They differ
+in which axes: batch norm (Ioffe & Szegedy 2015) averages each channel over the batch and the
+spatial axes (every axis but 1); layer norm (Ba, Kiros & Hinton 2016) averages each example over
+its trailing ``normalized_shape`` axes.
+
+Because μ and σ² depend on every x in their group, the gradient of x̂ is not just 1/sqrt(σ² + ε).
+Differentiating through them gives, per group of n elements and with dx̂ = g w,
+
+    dx = (1/sqrt(σ² + ε)) (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)),    dw = Σ g x̂,    db = Σ g,
+
+which each fused Function below computes in one pass instead of a graph of a dozen small ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.dtypes import DEFAULT_FLOAT, as_dtype
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .module import Module, Parameter
+
+
+def _normalize_backward(dxhat, xhat, inv_std, axes):
+    """The input gradient of x̂ = (x - μ) inv_std, μ and σ² taken over ``axes`` (see module doc)."""
+    mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
+    mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    return inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+
+
+class _BatchNormTrain(Function):
+    """Batch normalization with the batch's own statistics; every axis but 1 is reduced."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps):
+        # mean and var (biased) arrive precomputed so the caller can also update the running
+        # statistics; backward differentiates through them, so they take no gradient of their own.
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        inv_std = 1.0 / np.sqrt(var.reshape(shape) + eps)
+        xhat = (x - mean.reshape(shape)) * inv_std
+        ctx.xhat, ctx.inv_std, ctx.weight, ctx.shape = xhat, inv_std, weight, shape
+        y = xhat if weight is None else xhat * weight.reshape(shape)
+        return y if bias is None else y + bias.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, weight, shape = ctx.xhat, ctx.weight, ctx.shape
+        axes = (0, *range(2, g.ndim))
+        dx = dweight = dbias = None
+        if ctx.needs_input_grad[0]:
+            dxhat = g if weight is None else g * weight.reshape(shape)
+            dx = _normalize_backward(dxhat, xhat, ctx.inv_std, axes)
+        if ctx.needs_input_grad[1]:
+            dweight = (g * xhat).sum(axis=axes)
+        if ctx.needs_input_grad[2]:
+            dbias = g.sum(axis=axes)
+        return dx, dweight, dbias, None, None, None
+
+
+class _BatchNormEval(Function):
+    """Batch normalization with fixed statistics: the affine map y = x scale + shift per channel."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = np.array(mean)  # a copy: the running buffers may be updated before backward
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = inv_std if weight is None else weight * inv_std
+        shift = -mean * scale if bias is None else bias - mean * scale
+        ctx.x, ctx.mean, ctx.inv_std, ctx.scale, ctx.shape = x, mean, inv_std, scale, shape
+        return x * scale.reshape(shape) + shift.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape = ctx.shape
+        axes = (0, *range(2, g.ndim))
+        dx = g * ctx.scale.reshape(shape) if ctx.needs_input_grad[0] else None
+        dweight = dbias = None
+        if ctx.needs_input_grad[1]:
+            xhat = (ctx.x - ctx.mean.reshape(shape)) * ctx.inv_std.reshape(shape)
+            dweight = (g * xhat).sum(axis=axes)
+        if ctx.needs_input_grad[2]:
+            dbias = g.sum(axis=axes)
+        return dx, dweight, dbias, None, None, None
+
+
+def _check_batch_size(x: Tensor, who: str) -> None:
+    if x.size // x.shape[1] <= 1:
+        raise ValueError(
+            f"{who}: expected more than 1 value per channel when training, got input of shape {x.shape}"
+        )
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization over every axis but 1, as ``torch.nn.functional.batch_norm``.
+
+    In training the batch mean and biased variance normalize ``input``, and the running buffers
+    (when given) are updated in place, outside the graph, with the *unbiased* variance:
+    ``r <- (1 - momentum) r + momentum * stat``. Otherwise the running statistics normalize.
+    """
+    if not training:
+        return _BatchNormEval.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+    _check_batch_size(input, "batch_norm")
+    x = input.data
+    axes = (0, *range(2, x.ndim))
+    mean = x.mean(axis=axes)
+    var = ((x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).mean(axis=axes)
+    n = x.size // x.shape[1]
+    if running_mean is not None:
+        running_mean.data *= 1.0 - momentum
+        running_mean.data += momentum * mean
+    if running_var is not None:
+        running_var.data *= 1.0 - momentum
+        running_var.data += (momentum * n / (n - 1)) * var
+    return _BatchNormTrain.apply(input, weight, bias, mean, var, eps)
+
+
+class _BatchNorm(Module):
+    _ndims: tuple = ()
+    _expected: str = ""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ):
+        super().__init__()
+        if num_features <= 0:
+            raise ValueError(
+                f"{type(self).__name__}: num_features must be positive, got {num_features}"
+            )
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        dtype = DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
+        self.register_parameter(
+            "weight", Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        )
+        self.register_parameter(
+            "bias", Parameter(np.zeros(num_features, dtype=dtype)) if affine and bias else None
+        )
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features), dtype=dtype))
+            self.register_buffer("running_var", Tensor(np.ones(num_features), dtype=dtype))
+            self.register_buffer("num_batches_tracked", Tensor(0, dtype="int64"))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data.fill(0)
+            self.running_var.data.fill(1)
+            self.num_batches_tracked.data.fill(0)
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data.fill(1)
+        if self.bias is not None:
+            self.bias.data.fill(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        name = f"{type(self).__name__}({self.num_features})"
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            expected = self._expected.replace("C", str(self.num_features))
+            raise ValueError(f"{name}: expected input {expected}, got shape {x.shape}")
+        # As torch: batch statistics in training, and also in eval when none are tracked.
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats:
+            _check_batch_size(x, name)
+        momentum = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            # momentum=None: m = 1/t makes the running statistics the plain mean over all batches
+            t = int(self.num_batches_tracked.data)
+            momentum = 1.0 / t if self.momentum is None else self.momentum
+        # the buffers are None when untracked; batch_norm updates them only in training
+        return batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            use_batch_stats, momentum, self.eps,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization (Ioffe & Szegedy 2015) of (N, C) or (N, C, L) input, per channel C.
+
+    In training each channel c is normalized by its batch mean and *biased* variance over the
+    N (and L) axes, y = w_c (x - μ_c) / sqrt(σ²_c + ε) + b_c, and the running statistics are
+    updated with ``momentum`` m:
+
+        running_mean <- (1 - m) running_mean + m μ_c
+        running_var  <- (1 - m) running_var  + m σ²_c n / (n - 1)    (the *unbiased* variance)
+
+    where n is the number of elements per channel; ``momentum=None`` uses m = 1 / (batches seen),
+    a cumulative average. ``num_batches_tracked`` counts training batches. In eval mode the
+    running statistics normalize instead. Parameters w = ``weight`` (ones) and b = ``bias``
+    (zeros) exist when ``affine`` (b only with ``bias=True``, a keyword as in torch 2.13); the
+    state_dict matches ``torch.nn.BatchNorm1d``'s.
+
+    >>> import nabla as nb
+    >>> bn = BatchNorm1d(2)
+    >>> y = bn(nb.tensor([[1.0, 10.0], [3.0, 30.0]]))
+    >>> y.data.round(4).tolist(), bn.running_mean.data.tolist()
+    ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 2.0])
+    """
+
+    _ndims = (2, 3)
+    _expected = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization (Ioffe & Szegedy 2015) of (N, C, H, W) input, per channel C.
+
+    Exactly :class:`BatchNorm1d`'s math with the statistics over the N, H and W axes: biased
+    variance to normalize, unbiased variance (n = N H W) in ``running_var``.
+
+    >>> import nabla as nb
+    >>> bn = BatchNorm2d(3)
+    >>> bn(nb.randn(4, 3, 5, 5)).shape
+    (4, 3, 5, 5)
+    """
+
+    _ndims = (4,)
+    _expected = "(N, C, H, W)"
+
+
+class _LayerNormFunction(Function):
+    """Layer normalization over the last ``k`` axes; weight and bias have those axes' shape."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, k, eps):
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        centered = x - mean
+        inv_std = 1.0 / np.sqrt((centered * centered).mean(axis=axes, keepdims=True) + eps)
+        xhat = centered * inv_std
+        ctx.xhat, ctx.inv_std, ctx.weight, ctx.axes = xhat, inv_std, weight, axes
+        y = xhat if weight is None else xhat * weight
+        return y if bias is None else y + bias
+
+    @staticmethod
+    def backward(ctx, g):
+        xhat, weight, axes = ctx.xhat, ctx.weight, ctx.axes
+        lead = tuple(range(g.ndim - len(axes)))
+        dx = dweight = dbias = None
+        if ctx.needs_input_grad[0]:
+            dx = _normalize_backward(g if weight is None else g * weight, xhat, ctx.inv_std, axes)
+        if ctx.needs_input_grad[1]:
+            dweight = (g * xhat).sum(axis=lead)
+        if ctx.needs_input_grad[2]:
+            dbias = g.sum(axis=lead)
+        return dx, dweight, dbias, None, None
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Layer normalization over the trailing ``normalized_shape`` axes, as torch's functional."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if input.ndim < k or tuple(input.shape[input.ndim - k :]) != shape:
+        raise ValueError(
+            f"LayerNorm({shape}): expected input (*, {', '.join(map(str, shape))}), "
+            f"got shape {input.shape}"
+        )
+    return _LayerNormFunction.apply(input, weight, bias, k, eps)
+
+
+class LayerNorm(Module):
+    """Layer normalization (Ba, Kiros & Hinton 2016) over the trailing ``normalized_shape`` axes.
+
+    Each example is standardized by the mean and *biased* variance of its last
+    len(normalized_shape) axes (n = prod(normalized_shape) elements), then mapped elementwise:
+    y = w (x - μ) / sqrt(σ² + ε) + b, with w = ``weight`` (ones) and b = ``bias`` (zeros) of shape
+    ``normalized_shape``. Unlike batch norm it keeps no running statistics: train and eval agree.
+
+    >>> import nabla as nb
+    >>> ln = LayerNorm(2)
+    >>> ln(nb.tensor([[1.0, 3.0], [0.0, -4.0]])).data.round(4).tolist()
+    [[-1.0, 1.0], [1.0, -1.0]]
+    """
+
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype=None,
+    ):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(n) for n in normalized_shape)
+        if any(n <= 0 for n in self.normalized_shape):
+            raise ValueError(f"LayerNorm: sizes must be positive, got {self.normalized_shape}")
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        dtype = DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "batch_norm", "layer_norm"]
