@@ -8,7 +8,7 @@
 array([[2., 1.]], dtype=float32)
 """
 
-from . import ops
+from . import models, nn, ops
 from .autograd import (
     Function,
     GradcheckError,

@@ -5,10 +5,23 @@ from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv2d, MaxPool2d
 from .layers import Dropout, Flatten, Identity, Linear
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    GaussianNLLLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
 from .module import IncompatibleKeys, Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .regularization import Ensemble, l2_penalty
 
 __all__ = [
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "GaussianNLLLoss", "HuberLoss", "L1Loss",
+    "MSELoss", "NLLLoss", "Ensemble", "l2_penalty",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "MaxPool2d",
     "ELU", "GELU", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
