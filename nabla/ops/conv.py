@@ -5,11 +5,11 @@ For input x (N, C, H, W) and weight W (O, C/groups, kh, kw) the output is
     y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] x_pad[n, c, i*s + p*d, j*s + q*d].
 
 ``sliding_window_view`` exposes every window of the padded input without copying; one reshape
-copies them into the (N*Ho*Wo, C*kh*kw) matrix ``cols`` (im2col), and the convolution is
-``cols @ W.reshape(O, -1).T``. Backward is two more matmuls, dW = G^T cols and dcols = G W,
-then col2im: each of the kh*kw kernel offsets adds its slice of dcols back into the padded input
-gradient (overlapping windows accumulate). Groups split the channels into independent
-convolutions, done as one batched matmul.
+copies them into the im2col matrix (stored transposed: one row per (c, p, q), one column per
+output position), and the convolution is one matmul, ``W.reshape(O, -1) @ cols^T``. Backward is
+two more matmuls, dW = G cols and dcols^T = W^T G, then col2im: each of the kh*kw kernel offsets
+adds its block of dcols back into the padded input gradient (overlapping windows accumulate).
+Groups split the channels into independent convolutions, done as one batched matmul.
 """
 
 from __future__ import annotations
@@ -33,6 +33,20 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def offsets(kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
+    """For each kernel offset (p, q): the rows and columns of the padded input it touches, as
+    slices, so that ``xp[..., rows, cols]`` holds that offset's element of every window."""
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
+    for p in range(kh):
+        for q in range(kw):
+            yield (
+                p,
+                q,
+                slice(p * dh, p * dh + (ho - 1) * sh + 1, sh),
+                slice(q * dw, q * dw + (wo - 1) * sw + 1, sw),
+            )
+
+
 def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
     """View (N, C, Ho, Wo, kh, kw) of the windows of the padded input ``xp`` (no copy)."""
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
@@ -40,23 +54,11 @@ def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: 
     return view[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, ::dh, ::dw]
 
 
-def scatter_windows(
-    grad_windows, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple
-) -> np.ndarray:
-    """Adjoint of ``windows``: add grad_windows (N, C, kh, kw, Ho, Wo) into a zero array of the
-    padded input's ``shape``, one kernel offset at a time."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    ho, wo = grad_windows.shape[-2:]
-    out = np.zeros(shape, dtype=grad_windows.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            rows = slice(p * dh, p * dh + (ho - 1) * sh + 1, sh)
-            cols = slice(q * dw, q * dw + (wo - 1) * sw + 1, sw)
-            out[:, :, rows, cols] += grad_windows[:, :, p, q]
-    return out
-
-
 class Conv2d(Function):
+    # Layout: the im2col matrix is built transposed, cols^T of shape (C*kh*kw, N*Ho*Wo), so that
+    # both the copy into it and the col2im scatter move whole rows of Wo contiguous elements.
+    # The output is computed as (O, N*Ho*Wo) and returned as an (N, O, Ho, Wo) view of it.
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         n, c, h, w = x.shape
@@ -66,51 +68,52 @@ class Conv2d(Function):
         wo = output_size(w, kw, stride[1], pw, dilation[1])
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         win = windows(xp, (kh, kw), stride, dilation, (ho, wo))
-        # im2col: rows are (n, i, j), columns (c, p, q); this reshape is the one copy.
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kh * kw)
+        cols_t = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)  # the copy
         k = cg * kh * kw
         if groups == 1:
-            y = cols @ weight.reshape(o, k).T
+            y_t = weight.reshape(o, k) @ cols_t
         else:
             w_g = weight.reshape(groups, o // groups, k)
-            y = np.matmul(cols.reshape(-1, groups, k).transpose(1, 0, 2), w_g.transpose(0, 2, 1))
-            y = y.transpose(1, 0, 2).reshape(-1, o)
+            y_t = np.matmul(w_g, cols_t.reshape(groups, k, -1)).reshape(o, -1)
         if bias is not None:
-            y += bias
-        ctx.cols, ctx.weight, ctx.groups = cols, weight, groups
+            y_t += bias[:, None]
+        ctx.cols_t, ctx.weight, ctx.groups = cols_t, weight, groups
         ctx.shapes = (x.shape, xp.shape, (ho, wo))
         ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
-        return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)  # NCHW view of NHWC data
+        return y_t.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        cols, weight, groups = ctx.cols, ctx.weight, ctx.groups
-        x_shape, xp_shape, (ho, wo) = ctx.shapes
+        cols_t, weight, groups = ctx.cols_t, ctx.weight, ctx.groups
+        x_shape, xp_shape, out = ctx.shapes
         o, cg, kh, kw = weight.shape
         k = cg * kh * kw
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)  # (N*Ho*Wo, O), rows as in cols
-        g_b = g2.sum(axis=0) if need_b else None
+        g_t = g.transpose(1, 0, 2, 3).reshape(o, -1)  # (O, N*Ho*Wo); free if g has our layout
+        g_b = g_t.sum(axis=1) if need_b else None
         g_w = g_x = None
         if groups == 1:
             if need_w:
-                g_w = (g2.T @ cols).reshape(weight.shape)
+                g_w = (g_t @ cols_t.T).reshape(weight.shape)  # dW = G^T cols
             if need_x:
-                g_cols = g2 @ weight.reshape(o, k)
+                g_cols_t = weight.reshape(o, k).T @ g_t  # dcols^T = W^T G^T
         else:
-            g_g = g2.reshape(-1, groups, o // groups).transpose(1, 0, 2)  # (G, M, O/G)
-            w_g = weight.reshape(groups, o // groups, k)
+            g_g = g_t.reshape(groups, o // groups, -1)
             if need_w:
-                cols_g = cols.reshape(-1, groups, k).transpose(1, 0, 2)  # (G, M, K)
-                g_w = np.matmul(g_g.transpose(0, 2, 1), cols_g).reshape(weight.shape)
+                cols_g = cols_t.reshape(groups, k, -1)
+                g_w = np.matmul(g_g, cols_g.transpose(0, 2, 1)).reshape(weight.shape)
             if need_x:
-                g_cols = np.matmul(g_g, w_g).transpose(1, 0, 2).reshape(-1, groups * k)
+                w_g = weight.reshape(groups, o // groups, k)
+                g_cols_t = np.matmul(w_g.transpose(0, 2, 1), g_g).reshape(groups * k, -1)
         if need_x:
-            n, c = x_shape[:2]
-            grad_windows = g_cols.reshape(n, ho, wo, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-            gxp = scatter_windows(grad_windows, xp_shape, (kh, kw), ctx.stride, ctx.dilation)
-            (ph, pw), (h, w) = ctx.padding, x_shape[2:]
-            g_x = gxp[:, :, ph : ph + h, pw : pw + w]
+            n, c, h, w = x_shape
+            # col2im: every kernel offset adds its (C, N, Ho, Wo) block into the input gradient.
+            blocks = g_cols_t.reshape(c, kh, kw, n, *out)
+            gxp = np.zeros((c, n, *xp_shape[2:]), dtype=g_cols_t.dtype)
+            for p, q, rows, cols in offsets((kh, kw), ctx.stride, ctx.dilation, out):
+                gxp[:, :, rows, cols] += blocks[:, p, q]
+            (ph, pw) = ctx.padding
+            g_x = gxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
         return g_x, g_w, g_b, None, None, None, None
 
 

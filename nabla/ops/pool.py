@@ -1,8 +1,9 @@
 """Pooling over 2-D windows: max, average, and adaptive (global) average.
 
 Max pooling passes each window's gradient to the position of its maximum (the first one on ties,
-as PyTorch); average pooling spreads it evenly over the window. Both reuse the window view and
-its adjoint from :mod:`nabla.ops.conv`.
+as PyTorch); average pooling spreads it evenly over the window. Both loop over the kh*kw kernel
+offsets, each a strided slice of the padded input covering that offset of every window
+(:func:`nabla.ops.conv.offsets`): a few cheap vectorized passes instead of copying all windows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .conv import output_size, pair, scatter_windows, windows
+from .conv import offsets, output_size, pair
 
 
 def _geometry(x, kernel_size, stride, padding, name: str):
@@ -38,24 +39,29 @@ def _pad(x: np.ndarray, padding: tuple, value: float) -> np.ndarray:
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out):
+        # The maximum over kernel offsets, one strided slice of the padded input at a time:
+        # kh*kw cheap passes instead of copying every window.
         xp = _pad(x, padding, -np.inf)
-        win = windows(xp, kernel, stride, (1, 1), out)  # (N, C, Ho, Wo, kh, kw)
-        flat = win.reshape(*win.shape[:4], -1)  # copies the windows once
-        index = flat.argmax(axis=-1)  # first maximum on ties
-        ctx.index, ctx.xp_shape, ctx.geometry = index, xp.shape, (kernel, stride, padding)
-        ctx.x_shape = x.shape
-        return np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+        slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
+        result = xp[:, :, slices[0][0], slices[0][1]].copy()
+        for rows, cols in slices[1:]:
+            np.maximum(result, xp[:, :, rows, cols], out=result)
+        ctx.xp, ctx.out, ctx.slices, ctx.padding, ctx.x_shape = xp, result, slices, padding, x.shape
+        return result
 
     @staticmethod
     def backward(ctx, g):
-        kernel, stride, padding = ctx.geometry
-        kh, kw = kernel
-        # Route each output gradient to the offset (p, q) of its window's maximum.
-        offsets = np.arange(kh * kw).reshape(kh, kw, 1, 1, 1, 1)
-        hit = ctx.index[None, None] == offsets  # (kh, kw, N, C, Ho, Wo)
-        grad_windows = (hit * g).transpose(2, 3, 0, 1, 4, 5)  # (N, C, kh, kw, Ho, Wo)
-        gxp = scatter_windows(grad_windows, ctx.xp_shape, kernel, stride, (1, 1))
-        (ph, pw), (h, w) = padding, ctx.x_shape[2:]
+        # Each window's gradient goes to its first maximum in offset order (PyTorch's rule):
+        # ``taken`` marks windows whose maximum was already found at an earlier offset.
+        xp, out = ctx.xp, ctx.out
+        gxp = np.zeros(xp.shape, dtype=g.dtype)
+        taken = np.zeros(out.shape, dtype=bool)
+        for rows, cols in ctx.slices:
+            hit = xp[:, :, rows, cols] == out
+            hit &= ~taken
+            taken |= hit
+            gxp[:, :, rows, cols] += g * hit
+        (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
         return gxp[:, :, ph : ph + h, pw : pw + w], None, None, None, None
 
 
@@ -63,25 +69,27 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out, count_include_pad):
         xp = _pad(x, padding, 0.0)
-        win = windows(xp, kernel, stride, (1, 1), out)
+        slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
+        total = xp[:, :, slices[0][0], slices[0][1]].copy()
+        for rows, cols in slices[1:]:
+            total += xp[:, :, rows, cols]
         if count_include_pad:
             divisor = np.asarray(kernel[0] * kernel[1], dtype=x.dtype)
         else:  # count only the real (unpadded) elements of each window
             ones = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), padding, 0.0)
-            divisor = windows(ones, kernel, stride, (1, 1), out).sum(axis=(-2, -1))
-        ctx.divisor, ctx.xp_shape, ctx.geometry = divisor, xp.shape, (kernel, stride, padding)
-        ctx.x_shape = x.shape
-        return win.sum(axis=(-2, -1)) / divisor
+            divisor = sum(ones[:, :, rows, cols] for rows, cols in slices)
+        ctx.divisor, ctx.slices, ctx.xp_shape = divisor, slices, xp.shape
+        ctx.padding, ctx.x_shape = padding, x.shape
+        total /= divisor
+        return total
 
     @staticmethod
     def backward(ctx, g):
-        kernel, stride, padding = ctx.geometry
-        share = g / ctx.divisor  # (N, C, Ho, Wo): each window element gets this much
-        grad_windows = np.broadcast_to(
-            share[:, :, None, None], (*g.shape[:2], *kernel, *g.shape[2:])
-        )
-        gxp = scatter_windows(grad_windows, ctx.xp_shape, kernel, stride, (1, 1))
-        (ph, pw), (h, w) = padding, ctx.x_shape[2:]
+        share = g / ctx.divisor  # every element of a window gets this much
+        gxp = np.zeros(ctx.xp_shape, dtype=share.dtype)
+        for rows, cols in ctx.slices:
+            gxp[:, :, rows, cols] += share
+        (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
         return gxp[:, :, ph : ph + h, pw : pw + w], None, None, None, None, None
 
 
