@@ -124,3 +124,12 @@ def test_dropout_is_reproducible_and_handles_the_extremes():
     assert nn.Dropout(0.0)(x) is x
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
         nn.Dropout(1.5)
+
+
+def test_dropout_passes_gradcheck_with_a_fixed_mask():
+    x = nb.randn(4, 5, dtype="float64", requires_grad=True)
+
+    def fn(t):  # a fresh generator per call: every evaluation draws the same mask
+        return nn.Dropout(0.4, generator=np.random.default_rng(3))(t)
+
+    assert nb.gradcheck(fn, x)
