@@ -1,0 +1,105 @@
+"""Adam and AdamW: momentum on the gradient and RMSProp scaling, with bias correction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+BIAS_CORRECTIONS = ("explicit", "folded", "none")
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma and Ba 2014), with AMSGrad (Reddi et al. 2018) as an option.
+
+    .. code-block:: text
+
+        s <- beta1 s + (1 - beta1) g             first moment (momentum)
+        r <- beta2 r + (1 - beta2) g * g         second moment
+        AMSGrad:  rmax <- max(rmax, r), used in place of r below
+
+        bias_correction="explicit" (the paper's Algorithm 1, PyTorch):
+            s_hat = s / (1 - beta1^t);  r_hat = r / (1 - beta2^t)
+            theta <- theta - alpha s_hat / (sqrt(r_hat) + eps)
+        bias_correction="folded" (the paper's section 2 form, Keras and scikit-learn):
+            alpha_t = alpha sqrt(1 - beta2^t) / (1 - beta1^t)
+            theta <- theta - alpha_t s / (sqrt(r) + eps)
+        bias_correction="none": theta <- theta - alpha s / (sqrt(r) + eps)
+
+    s and r start at 0, so early on they are biased towards 0; dividing by 1 - beta^t removes
+    that bias. The two corrected forms differ only in where eps sits (the folded form's eps is
+    eps_hat = eps sqrt(1 - beta2^t) in the explicit form's terms). Without correction the first
+    step is alpha (1 - beta1) / sqrt(1 - beta2) = 3.16 alpha for the default betas.
+    """
+
+    defaults = {
+        "lr": 1e-3,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "bias_correction": "explicit",
+    }
+
+    def validate(self, h: dict) -> None:
+        super().validate(h)
+        for key in ("beta1", "beta2"):
+            value = self._value(h[key], 0)
+            if not 0 <= value < 1:
+                raise ValueError(f"{type(self).__name__}: {key} must be in [0, 1), got {value}")
+        if h["bias_correction"] not in BIAS_CORRECTIONS:
+            raise ValueError(
+                f"{type(self).__name__}: bias_correction must be one of {BIAS_CORRECTIONS}, "
+                f"got {h['bias_correction']!r}"
+            )
+
+    def update(self, theta, g, pack, h, t):
+        beta1, beta2, eps, alpha = h["beta1"], h["beta2"], h["eps"], h["lr"]
+        s, r = self._state(pack, "exp_avg"), self._state(pack, "exp_avg_sq")
+        tmp = self._scratch(pack, "tmp")
+        s *= beta1
+        s += np.multiply(g, 1 - beta1, out=tmp)  # s <- beta1 s + (1 - beta1) g
+        r *= beta2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - beta2
+        r += tmp  # r <- beta2 r + (1 - beta2) g^2
+        if h["amsgrad"]:
+            r = np.maximum(self._state(pack, "max_exp_avg_sq"), r, out=pack.state["max_exp_avg_sq"])
+        correction1, correction2 = 1 - beta1**t, 1 - beta2**t
+        denominator = np.sqrt(r, out=tmp)
+        if h["bias_correction"] == "explicit":
+            denominator /= math.sqrt(correction2)  # sqrt(r_hat)
+            step_size = alpha / correction1  # alpha s_hat = (alpha / (1 - beta1^t)) s
+        elif h["bias_correction"] == "folded":
+            step_size = alpha * math.sqrt(correction2) / correction1  # alpha_t
+        else:
+            step_size = alpha
+        denominator += eps
+        step = np.divide(s, denominator, out=tmp)
+        step *= step_size
+        theta -= step
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov and Hutter 2019).
+
+    .. code-block:: text
+
+        theta <- theta - alpha lambda theta        (lambda = weight_decay, before the Adam step)
+        theta <- Adam step on the gradient of the loss alone
+
+    Unlike L2 regularization (``Adam(weight_decay=...)``, which adds lambda theta to g and so
+    gets rescaled by the adaptive denominator), the decay shrinks every weight by the same factor.
+    Default weight_decay 0.01, as in PyTorch.
+    """
+
+    defaults = {**Adam.defaults, "weight_decay": 1e-2}
+    coupled_weight_decay = False
+
+    def update(self, theta, g, pack, h, t):
+        if h["weight_decay"]:
+            theta *= 1 - h["lr"] * h["weight_decay"]
+        super().update(theta, g, pack, h, t)
