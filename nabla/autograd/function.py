@@ -42,7 +42,7 @@ class Function:
 
     # Set by apply when the graph is recorded; ``inputs`` is None once the node has been freed.
     inputs: tuple | None = None
-    needs_input_grad: list = []  # noqa: RUF012 - set per node by apply, never mutated
+    needs_input_grad: list = []  # set per node by apply, never mutated
     versions: int = 0
     retained = None  # weakref to the output tensor when it called retain_grad()
 
