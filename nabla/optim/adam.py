@@ -67,16 +67,19 @@ class Adam(Optimizer):
         tmp *= 1 - beta2
         r += tmp  # r <- beta2 r + (1 - beta2) g^2
         if h["amsgrad"]:
-            r = np.maximum(self._state(pack, "max_exp_avg_sq"), r, out=pack.state["max_exp_avg_sq"])
+            r_max = self._state(pack, "max_exp_avg_sq")
+            r = np.maximum(r_max, r, out=r_max)
         correction1, correction2 = 1 - beta1**t, 1 - beta2**t
-        denominator = np.sqrt(r, out=tmp)
         if h["bias_correction"] == "explicit":
-            denominator /= math.sqrt(correction2)  # sqrt(r_hat)
-            step_size = alpha / correction1  # alpha s_hat = (alpha / (1 - beta1^t)) s
+            # s_hat / (sqrt(r_hat) + eps) = (sqrt(c2) / c1) s / (sqrt(r) + eps sqrt(c2)) with
+            # c = 1 - beta^t: the same number, computed with one pass less over the buffers.
+            step_size = alpha * math.sqrt(correction2) / correction1
+            eps = eps * math.sqrt(correction2)
         elif h["bias_correction"] == "folded":
             step_size = alpha * math.sqrt(correction2) / correction1  # alpha_t
         else:
             step_size = alpha
+        denominator = np.sqrt(r, out=tmp)
         denominator += eps
         step = np.divide(s, denominator, out=tmp)
         step *= step_size
