@@ -21,7 +21,7 @@ from nabla.optim import optimizer as base
     ],
 )
 def test_thread_count_does_not_change_the_result(make):
-    results = []
+    results, previous = [], base.get_num_threads()
     try:
         for threads in (1, 2, 3):
             base.set_num_threads(threads)
@@ -36,7 +36,7 @@ def test_thread_count_does_not_change_the_result(make):
                 opt.step()
             results.append(np.concatenate([p.data.ravel() for p in model.parameters()]))
     finally:
-        base.set_num_threads(2)
+        base.set_num_threads(previous)
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
 
