@@ -25,14 +25,13 @@ class AdaGrad(Optimizer):
 
     def validate(self, h: dict) -> None:
         super().validate(h)
-        if h["initial_accumulator_value"] < 0:
-            raise ValueError(
-                f"AdaGrad: initial_accumulator_value must be >= 0, got {h['initial_accumulator_value']}"
-            )
+        initial = h["initial_accumulator_value"]
+        if callable(initial) or not initial >= 0:
+            raise ValueError(f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}")
 
-    def update(self, theta, g, pack, h, t):
-        r = self._state(pack, "sum_squares", h["initial_accumulator_value"])
-        tmp = np.multiply(g, g, out=self._scratch(pack, "tmp"))
+    def update(self, theta, g, block, h, t):
+        r = self._state(block, "sum_squares", h["initial_accumulator_value"])
+        tmp = np.multiply(g, g, out=self._scratch(block, "tmp"))
         r += tmp  # r <- r + g^2
         np.sqrt(r, out=tmp)
         tmp += h["eps"]

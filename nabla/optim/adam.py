@@ -56,10 +56,10 @@ class Adam(Optimizer):
                 f"got {h['bias_correction']!r}"
             )
 
-    def update(self, theta, g, pack, h, t):
+    def update(self, theta, g, block, h, t):
         beta1, beta2, eps, alpha = h["beta1"], h["beta2"], h["eps"], h["lr"]
-        s, r = self._state(pack, "exp_avg"), self._state(pack, "exp_avg_sq")
-        tmp = self._scratch(pack, "tmp")
+        s, r = self._state(block, "exp_avg"), self._state(block, "exp_avg_sq")
+        tmp = self._scratch(block, "tmp")
         s *= beta1
         s += np.multiply(g, 1 - beta1, out=tmp)  # s <- beta1 s + (1 - beta1) g
         r *= beta2
@@ -67,7 +67,7 @@ class Adam(Optimizer):
         tmp *= 1 - beta2
         r += tmp  # r <- beta2 r + (1 - beta2) g^2
         if h["amsgrad"]:
-            r_max = self._state(pack, "max_exp_avg_sq")
+            r_max = self._state(block, "max_exp_avg_sq")
             r = np.maximum(r_max, r, out=r_max)
         correction1, correction2 = 1 - beta1**t, 1 - beta2**t
         if h["bias_correction"] == "explicit":
@@ -102,7 +102,7 @@ class AdamW(Adam):
     defaults = {**Adam.defaults, "weight_decay": 1e-2}
     coupled_weight_decay = False
 
-    def update(self, theta, g, pack, h, t):
+    def update(self, theta, g, block, h, t):
         if h["weight_decay"]:
             theta *= 1 - h["lr"] * h["weight_decay"]
-        super().update(theta, g, pack, h, t)
+        super().update(theta, g, block, h, t)

@@ -166,6 +166,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self._names: list[list[str]] = []
         self._packs: list[_Pack] = []
+        self._stash: dict[str, dict] = {}  # state of frozen parameters, by name
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -227,9 +228,11 @@ class Optimizer:
         """The group's pack, rebuilt if parameters were frozen, unfrozen or replaced."""
         pack, params = self._packs[i], self.param_groups[i]["params"]
         if not pack.in_sync(params):
-            state = pack.param_state()
+            # Frozen parameters leave the flat buffer but keep their state (momentum, moments)
+            # in a stash, so unfreezing one resumes where it stopped, as in PyTorch.
+            self._stash.update(pack.param_state())
             pack = _Pack(params, self._names[i])
-            pack.load_param_state(state)
+            pack.load_param_state({n: self._stash.pop(n) for n in pack.names if n in self._stash})
             self._packs[i] = pack
         pack.adopt_grads()
         return pack
@@ -340,6 +343,7 @@ class Optimizer:
             settings = {k: _to_config(v) for k, v in group.items() if k != "params"}
             groups.append({**settings, "params": list(self._names[i])})
             state.update(pack.param_state())
+            state.update({n: bufs for n, bufs in self._stash.items() if n in self._names[i]})
         return {"iterations": self.iterations, "param_groups": groups, "state": state}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -372,7 +376,10 @@ class Optimizer:
                     self.param_groups[i][key] = _from_config(value)
             pack = self._pack(i)
             pack.state.clear()
-            pack.load_param_state({n: state_dict["state"].get(n, {}) for n in saved["params"]})
+            saved_state = {n: state_dict["state"].get(n, {}) for n in saved["params"]}
+            pack.load_param_state({n: saved_state[n] for n in pack.names})
+            for name in set(saved["params"]) - set(pack.names):  # frozen here: keep in the stash
+                self._stash[name] = {k: np.array(v) for k, v in saved_state[name].items()}
         self.iterations = int(state_dict["iterations"])
         self.lr = self._value(self.param_groups[0]["lr"], max(self.iterations - 1, 0))
 

@@ -38,26 +38,27 @@ class RMSProp(Optimizer):
             if not 0 <= value < 1:
                 raise ValueError(f"RMSProp: {key} must be in [0, 1), got {value}")
 
-    def update(self, theta, g, pack, h, t):
+    def update(self, theta, g, block, h, t):
         beta = h["beta"]
-        r = self._state(pack, "square_avg")
-        d = np.multiply(g, g, out=self._scratch(pack, "denominator"))
+        r = self._state(block, "square_avg")
+        d = np.multiply(g, g, out=self._scratch(block, "denominator"))
         d *= 1 - beta
         r *= beta
         r += d  # r <- beta r + (1 - beta) g^2
         if h["centered"]:
-            gbar = self._state(pack, "grad_avg")
+            gbar = self._state(block, "grad_avg")
             gbar *= beta
-            gbar += (1 - beta) * g
+            gbar += np.multiply(g, 1 - beta, out=d)  # gbar <- beta gbar + (1 - beta) g
             np.multiply(gbar, gbar, out=d)
             np.subtract(r, d, out=d)
+            np.maximum(d, 0, out=d)  # r - gbar^2 >= 0 in exact arithmetic; rounding can dip below
             np.sqrt(d, out=d)
         else:
             np.sqrt(r, out=d)
         d += h["eps"]
         step = np.divide(g, d, out=d)  # g / d
         if h["momentum"]:
-            v = self._state(pack, "momentum_buffer")
+            v = self._state(block, "momentum_buffer")
             v *= h["momentum"]
             v += step
             step = np.multiply(v, h["lr"], out=d)

@@ -42,20 +42,20 @@ class SGD(Optimizer):
         beta = self._value(h["momentum"], 0)
         if not 0 <= beta < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {beta}")
-        if h["nesterov"] and beta == 0:
+        if h["nesterov"] and not callable(h["momentum"]) and beta == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
 
-    def update(self, theta, g, pack, h, t):
+    def update(self, theta, g, block, h, t):
         alpha, beta = h["lr"], h["momentum"]
-        step = np.multiply(g, alpha, out=self._scratch(pack, "step"))  # alpha g
-        if beta == 0:
-            theta -= step
+        step = np.multiply(g, alpha, out=self._scratch(block, "step"))  # alpha g
+        if beta == 0 and "velocity" not in block.pack.state:  # plain SGD (a momentum schedule
+            theta -= step  # that reaches 0 keeps following the momentum formula below)
             return
-        v = self._state(pack, "velocity")
+        v = self._state(block, "velocity")
         v *= beta
         v -= step  # v <- beta v - alpha g
         if h["nesterov"]:
-            look_ahead = np.multiply(v, beta, out=self._scratch(pack, "look_ahead"))
+            look_ahead = np.multiply(v, beta, out=self._scratch(block, "look_ahead"))
             look_ahead -= step
             theta += look_ahead  # theta <- theta + beta v - alpha g
         else:
