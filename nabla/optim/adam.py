@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .optimizer import Optimizer
@@ -69,14 +67,15 @@ class Adam(Optimizer):
         if h["amsgrad"]:
             r_max = self._state(block, "max_exp_avg_sq")
             r = np.maximum(r_max, r, out=r_max)
+        # t is an int, or an array when parameters took different numbers of steps (see Optimizer)
         correction1, correction2 = 1 - beta1**t, 1 - beta2**t
         if h["bias_correction"] == "explicit":
             # s_hat / (sqrt(r_hat) + eps) = (sqrt(c2) / c1) s / (sqrt(r) + eps sqrt(c2)) with
             # c = 1 - beta^t: the same number, computed with one pass less over the buffers.
-            step_size = alpha * math.sqrt(correction2) / correction1
-            eps = eps * math.sqrt(correction2)
+            step_size = alpha * np.sqrt(correction2) / correction1
+            eps = eps * np.sqrt(correction2)
         elif h["bias_correction"] == "folded":
-            step_size = alpha * math.sqrt(correction2) / correction1  # alpha_t
+            step_size = alpha * np.sqrt(correction2) / correction1  # alpha_t
         else:
             step_size = alpha
         denominator = np.sqrt(r, out=tmp)

@@ -98,6 +98,7 @@ class _Pack:
             self.data_views.append(p.data)
             self.grad_views.append(p.grad)
         self.state: dict[str, np.ndarray] = {}  # flat buffers of the algorithm (momentum, ...)
+        self.steps = np.zeros(len(self.params), dtype=np.int64)  # updates made, per parameter
         self.work: list[dict] = [{} for _ in range(_threads)]  # scratch arrays, one set per thread
         self._lock = threading.Lock()
 
@@ -131,19 +132,34 @@ class _Pack:
                 p.grad = view
 
     def param_state(self) -> dict:
-        """State sliced per parameter name: {name: {buffer: array}} (copies)."""
+        """State sliced per parameter name: {name: {buffer: array, "step": count}} (copies)."""
         return {
-            name: {key: buf[s].reshape(p.shape).copy() for key, buf in self.state.items()}
-            for name, p, s in zip(self.names, self.params, self.slices)
+            name: {
+                "step": np.array(step),
+                **{key: buf[s].reshape(p.shape).copy() for key, buf in self.state.items()},
+            }
+            for name, p, s, step in zip(self.names, self.params, self.slices, self.steps)
         }
 
     def load_param_state(self, per_param: dict) -> None:
-        keys = {k for bufs in per_param.values() for k in bufs}
+        for i, name in enumerate(self.names):
+            self.steps[i] = int(per_param.get(name, {}).get("step", 0))
+        keys = {k for bufs in per_param.values() for k in bufs if k != "step"}
         for key in keys:
             buf = self.state.setdefault(key, np.zeros_like(self.theta))
             for name, s in zip(self.names, self.slices):
                 if key in per_param.get(name, {}):
                     buf[s] = np.asarray(per_param[name][key]).reshape(-1)
+
+    def step_counts(self):
+        """Updates made to each element, for bias corrections: one integer while every parameter
+        of the group has taken the same number of steps (the usual case), else a flat array (a
+        parameter that was frozen for a while counts only the steps it took, as in PyTorch)."""
+        if (self.steps == self.steps[0]).all():
+            return int(self.steps[0])
+        return np.repeat(self.steps, [s.stop - s.start for s in self.slices]).astype(
+            self.theta.dtype
+        )
 
 
 class Optimizer:
@@ -264,11 +280,12 @@ class Optimizer:
             if pack.theta.size == 0:
                 continue
             wd = h.get("weight_decay", 0.0) if self.coupled_weight_decay else 0.0
-            self._update_blocks(pack, h, t + 1, wd)
+            pack.steps += 1
+            self._update_blocks(pack, h, pack.step_counts(), wd)
         self.iterations += 1
         return loss
 
-    def _update_blocks(self, pack: _Pack, h: dict, t: int, wd: float) -> None:
+    def _update_blocks(self, pack: _Pack, h: dict, t, wd: float) -> None:
         # The update runs block by block: every array of one block fits in the CPU cache, so the
         # dozen passes of an update over it cost one trip to memory instead of a dozen. Threads
         # take contiguous shares of the blocks (NumPy releases the GIL inside ufuncs).
@@ -286,7 +303,7 @@ class Optimizer:
                 if wd:  # coupled L2: the gradient of loss + wd/2 ||theta||^2 is g + wd theta
                     g = np.multiply(theta, wd, out=block.scratch("decayed", theta.size))
                     g += pack.grad[window]
-                self.update(theta, g, block, h, t)
+                self.update(theta, g, block, h, t if isinstance(t, int) else t[window])
 
         if shares == 1:
             run(0)
@@ -297,8 +314,8 @@ class Optimizer:
             future.result()
 
     def update(self, theta: np.ndarray, g: np.ndarray, block: _Block, h: dict, t: int) -> None:
-        """Update one block of theta in place from its gradient g; ``t`` counts updates from 1
-        (Adam's t). Buffers come from ``self._state(block, name)`` and ``self._scratch(block, name)``."""
+        """Update one block of theta in place from its gradient g; ``t`` counts this block's updates
+        from 1 (Adam's t): an int, or an array when its parameters took different numbers of steps. Buffers come from ``self._state(block, name)`` and ``self._scratch(block, name)``."""
         raise NotImplementedError
 
     @staticmethod
@@ -365,7 +382,7 @@ class Optimizer:
             shapes = {n: p.shape for n, p in zip(self._names[i], self.param_groups[i]["params"])}
             for name in saved["params"]:
                 for key, value in state_dict["state"].get(name, {}).items():
-                    if np.shape(value) != shapes[name]:
+                    if key != "step" and np.shape(value) != shapes[name]:
                         raise ValueError(
                             f"{type(self).__name__}.load_state_dict: state {key!r} of {name} has "
                             f"shape {np.shape(value)}, the parameter {shapes[name]}"
