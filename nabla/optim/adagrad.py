@@ -27,7 +27,9 @@ class AdaGrad(Optimizer):
         super().validate(h)
         initial = h["initial_accumulator_value"]
         if callable(initial) or not initial >= 0:
-            raise ValueError(f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}")
+            raise ValueError(
+                f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}"
+            )
 
     def update(self, theta, g, block, h, t):
         r = self._state(block, "sum_squares", h["initial_accumulator_value"])
