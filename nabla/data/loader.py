@@ -1,0 +1,105 @@
+"""DataLoader: batches of a dataset, shuffled per epoch, transformed a whole batch at a time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import random
+from ..autograd.dtypes import SUPPORTED
+from ..creation import from_numpy
+from .dataset import _batch
+from .transforms.base import Context
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of ``(x, y)`` tensors.
+
+    - ``batch_size``: an int, or a callable ``epoch -> int`` such as
+      :class:`nabla.optim.scaling.BatchSizeSchedule` (read at the start of each epoch);
+    - ``shuffle``: a new permutation each epoch, from (``seed``, epoch) only, so the same seed
+      gives the same order (``seed`` defaults to the seed given to ``nb.manual_seed``);
+    - ``drop_last``: drop a final incomplete batch;
+    - ``transform``: a batch transform ``(x, y, context) -> (x, y)`` (see ``transforms``).
+
+    Every sample appears exactly once per epoch; ``len(loader)`` is the number of batches of the
+    next epoch. The loader counts epochs itself: iterating again starts the next one.
+
+    >>> from nabla.data import ArrayDataset
+    >>> loader = DataLoader(ArrayDataset(np.arange(10.0)[:, None], np.arange(10)), batch_size=4)
+    >>> [y.tolist() for _, y in loader]
+    [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle: bool = False, seed: int | None = None,
+                 drop_last: bool = False, transform=None):  # fmt: skip
+        if not callable(batch_size) and (int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(
+                f"DataLoader: batch_size must be a positive int or a schedule, got {batch_size!r}"
+            )
+        if len(dataset) == 0:
+            raise ValueError("DataLoader: the dataset is empty")
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.seed = random.initial_seed() if seed is None else int(seed)
+        self.drop_last, self.transform = drop_last, transform
+        self.epoch = 0  # the epoch the next iteration runs
+        self._skip = 0  # batches to skip in the next iteration (resuming mid-epoch)
+        self.position = 0  # batches delivered in the current epoch
+
+    def batch_size_at(self, epoch: int) -> int:
+        size = self.batch_size(epoch) if callable(self.batch_size) else self.batch_size
+        if int(size) != size or size < 1:
+            raise ValueError(f"DataLoader: the batch-size schedule gave {size!r} for epoch {epoch}")
+        return int(size)
+
+    def __len__(self) -> int:
+        n, size = len(self.dataset), self.batch_size_at(self.epoch)
+        return n // size if self.drop_last else math.ceil(n / size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of ``epoch``: a permutation seeded by (seed, epoch), or 0..N-1."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def __iter__(self):
+        epoch, skip = self.epoch, self._skip
+        self.epoch, self._skip = epoch + 1, 0
+        size, order = self.batch_size_at(epoch), self.order(epoch)
+        stop = len(order) - len(order) % size if self.drop_last else len(order)
+        for position, start in enumerate(range(0, stop, size)):
+            if position < skip:
+                continue
+            indices = order[start : start + size]
+            x, y = _batch(self.dataset, indices)
+            if self.transform is not None:
+                x, y = self.transform(x, y, Context(self.seed, epoch, indices))
+            self.position = position + 1
+            yield _tensor(x), _tensor(y)
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        """Where the loader is: the epoch under way and the batches it already delivered."""
+        in_epoch = self.position > 0
+        return {
+            "epoch": self.epoch - 1 if in_epoch else self.epoch,
+            "position": self.position,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration continues epoch ``state["epoch"]`` after its delivered batches."""
+        self.epoch, self._skip, self.seed = (
+            int(state["epoch"]),
+            int(state["position"]),
+            int(state["seed"]),
+        )
+
+
+def _tensor(a):
+    if a is None:
+        return None
+    a = np.asarray(a)
+    return from_numpy(a) if a.dtype in SUPPORTED else a

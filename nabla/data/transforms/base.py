@@ -1,0 +1,84 @@
+"""The transform protocol: functions of whole batches, with per-sample randomness.
+
+A transform is a callable ``t(x, y, context) -> (x, y)`` on a batch: x of shape (N, ...) and y
+(targets, possibly None). ``context`` says which samples these are (their dataset indices), in
+which epoch, under which seed; random transforms draw their numbers with
+:func:`nabla.data.sampling.uniforms` keyed by those, so sample i gets the same transformation in
+epoch e whatever the batch size or order. Called without a context (outside a loader), a
+transform treats the batch as samples 0..N-1 of epoch 0 under the current seed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import random
+from ..sampling import normals, uniforms
+
+
+@dataclass(frozen=True)
+class Context:
+    """Which samples a batch holds: dataset ``indices``, ``epoch`` and ``seed``."""
+
+    seed: int
+    epoch: int
+    indices: np.ndarray
+
+    @classmethod
+    def default(cls, n: int) -> Context:
+        return cls(random.initial_seed(), 0, np.arange(n))
+
+
+class Transform:
+    """Base class: subclasses implement ``apply(x, y, context) -> (x, y)``.
+
+    ``uniform(context, draws)`` and ``normal(context, draws)`` give per-sample random numbers,
+    shape (N, draws), from this transform's own stream.
+    """
+
+    def __call__(self, x, y=None, context: Context | None = None):
+        x = np.asarray(x)
+        if context is None:
+            context = Context.default(len(x))
+        if len(context.indices) != len(x):
+            raise ValueError(
+                f"{type(self).__name__}: context has {len(context.indices)} indices for a batch of {len(x)}"
+            )
+        return self.apply(x, y, context)
+
+    def apply(self, x: np.ndarray, y, context: Context):
+        raise NotImplementedError
+
+    @property
+    def stream(self) -> int:
+        """This transform's random stream: a hash of its class name (so each kind of
+        augmentation draws independent numbers)."""
+        return zlib.crc32(type(self).__name__.encode())
+
+    def uniform(self, context: Context, draws: int) -> np.ndarray:
+        return uniforms(context.seed, context.epoch, context.indices, draws, self.stream)
+
+    def normal(self, context: Context, draws: int) -> np.ndarray:
+        return normals(context.seed, context.epoch, context.indices, draws, self.stream)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class Compose(Transform):
+    """Apply transforms in order."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+        for t in self.transforms:
+            if not callable(t):
+                raise TypeError(f"Compose: {t!r} is not callable")
+
+    def apply(self, x, y, context):
+        for t in self.transforms:
+            x, y = t(x, y, context) if isinstance(t, Transform) else t(x, y)
+        return x, y
