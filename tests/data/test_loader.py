@@ -131,6 +131,7 @@ def test_subset_concat_and_generic_datasets():
     assert len(both) == 7 and int(both[3][1]) == 0 and float(both[6][0][0]) == 3.0
     x, y = both.batch(np.array([6, 0, 4]))
     np.testing.assert_array_equal(x[:, 0], [3.0, 9.0, 1.0])
+    np.testing.assert_array_equal(y, [0, 0, 1])
 
     class Plain:  # any object with __len__ and __getitem__
         def __len__(self):
