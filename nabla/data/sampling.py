@@ -18,10 +18,14 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer: a bijection on uint64 that scrambles every bit (wraps mod 2^64)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64's finalizer: a bijection on uint64 that scrambles every bit (wraps mod 2^64).
+    Works in place on arrays (the caller's array is consumed), so it allocates one temporary."""
+    z = np.asarray(z, dtype=np.uint64)
+    for shift, multiplier in ((30, _M1), (27, _M2)):
+        z ^= z >> np.uint64(shift)
+        z *= multiplier
+    z ^= z >> np.uint64(31)
+    return z
 
 
 def uniforms(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.ndarray:
@@ -35,12 +39,16 @@ def uniforms(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.
     True
     """
     with np.errstate(over="ignore"):
-        key = _mix(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * _GOLDEN + np.uint64(stream))
+        key = _mix(np.array(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * _GOLDEN + np.uint64(stream)))
         key = _mix(key ^ (np.uint64(epoch & 0xFFFFFFFFFFFFFFFF) * _GOLDEN))
         index = np.asarray(indices, dtype=np.int64).astype(np.uint64)
-        counter = index[:, None] * np.uint64(draws) + np.arange(draws, dtype=np.uint64)[None, :]
-        z = _mix(key ^ _mix(counter * _GOLDEN + _GOLDEN))
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+        # SplitMix64 keyed by (seed, epoch, stream): number c of the stream is mix(key + c * phi)
+        z = index[:, None] * np.uint64(draws) + np.arange(1, draws + 1, dtype=np.uint64)[None, :]
+        z *= _GOLDEN
+        z += key
+        z = _mix(z)
+    z >>= np.uint64(11)  # the top 53 bits, as an int64 (converts to float faster than uint64)
+    return z.view(np.int64).astype(np.float64) * (1.0 / (1 << 53))
 
 
 def normals(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.ndarray:
