@@ -29,23 +29,11 @@ after each call, and alternating libraries would make each pay for the other's i
 
 from __future__ import annotations
 
-import argparse
-import os
+from threads import pin_threads  # bench/threads.py: must run before NumPy and torch load
 
+THREADS = pin_threads()
 
-def thread_count(argv: list[str] | None = None) -> int:
-    """The --threads option, read before NumPy loads (default: the cores this process may use)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    return parser.parse_known_args(argv)[0].threads
-
-
-# BLAS and OpenMP read their thread counts when the library loads, so set them before importing
-# NumPy and torch: every implementation then runs on the same number of threads.
-THREADS = thread_count()
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
-
+import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
