@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -21,7 +23,10 @@ class DataLoader:
     - ``shuffle``: a new permutation each epoch, from (``seed``, epoch) only, so the same seed
       gives the same order (``seed`` defaults to the seed given to ``nb.manual_seed``);
     - ``drop_last``: drop a final incomplete batch;
-    - ``transform``: a batch transform ``(x, y, context) -> (x, y)`` (see ``transforms``).
+    - ``transform``: a batch transform ``(x, y, context) -> (x, y)`` (see ``transforms``);
+    - ``workers``: threads that prepare upcoming batches (indexing and transforms) while the
+      current one is used; NumPy releases the GIL in its loops, so augmentation runs in parallel.
+      Batches are the same with or without workers (each depends only on its indices and epoch).
 
     Every sample appears exactly once per epoch; ``len(loader)`` is the number of batches of the
     next epoch. The loader counts epochs itself: iterating again starts the next one.
@@ -33,7 +38,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle: bool = False, seed: int | None = None,
-                 drop_last: bool = False, transform=None):  # fmt: skip
+                 drop_last: bool = False, transform=None, workers: int = 0):  # fmt: skip
         if not callable(batch_size) and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(
                 f"DataLoader: batch_size must be a positive int or a schedule, got {batch_size!r}"
@@ -43,6 +48,9 @@ class DataLoader:
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.seed = random.initial_seed() if seed is None else int(seed)
         self.drop_last, self.transform = drop_last, transform
+        if int(workers) != workers or workers < 0:
+            raise ValueError(f"DataLoader: workers must be an int >= 0, got {workers!r}")
+        self.workers = int(workers)
         self.epoch = 0  # the epoch the next iteration runs
         self._skip = 0  # batches to skip in the next iteration (resuming mid-epoch)
         self.position = 0  # batches delivered in the current epoch
@@ -69,15 +77,19 @@ class DataLoader:
         self.epoch, self._skip = epoch + 1, 0
         size, order = self.batch_size_at(epoch), self.order(epoch)
         stop = len(order) - len(order) % size if self.drop_last else len(order)
-        for position, start in enumerate(range(0, stop, size)):
-            if position < skip:
-                continue
+        starts = list(range(0, stop, size))[skip:]
+
+        def make(start: int):
             indices = order[start : start + size]
             x, y = _batch(self.dataset, indices)
             if self.transform is not None:
                 x, y = self.transform(x, y, Context(self.seed, epoch, indices))
+            return _tensor(x), _tensor(y)
+
+        batches = map(make, starts) if not self.workers else _prefetch(make, starts, self.workers)
+        for position, batch in enumerate(batches, start=skip):
             self.position = position + 1
-            yield _tensor(x), _tensor(y)
+            yield batch
         self.position = 0
 
     def state_dict(self) -> dict:
@@ -96,6 +108,18 @@ class DataLoader:
             int(state["position"]),
             int(state["seed"]),
         )
+
+
+def _prefetch(make, starts: list, workers: int):
+    """``map(make, starts)`` computed by a thread pool, at most 2 * workers batches ahead."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nabla-loader") as pool:
+        pending = deque()
+        for start in starts:
+            pending.append(pool.submit(make, start))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _tensor(a):

@@ -174,3 +174,20 @@ def test_bad_arguments_are_named():
         DataLoader(ArrayDataset(np.zeros((0, 2))), batch_size=2)
     with pytest.raises(ValueError, match="3 inputs but 2 targets"):
         ArrayDataset(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_workers_give_the_same_batches_in_the_same_order():
+    from nabla.data.transforms import Compose, GaussianNoise, RandomTranslate
+
+    ds = ArrayDataset(
+        np.random.default_rng(0).random((50, 1, 6, 6), dtype=np.float32), np.arange(50)
+    )
+    pipeline = Compose([RandomTranslate(2), GaussianNoise(0.1)])
+    plain = DataLoader(ds, batch_size=8, shuffle=True, seed=3, transform=pipeline)
+    threaded = DataLoader(ds, batch_size=8, shuffle=True, seed=3, transform=pipeline, workers=2)
+    for _ in range(2):
+        for (xa, ya), (xb, yb) in zip(plain, threaded, strict=True):
+            np.testing.assert_array_equal(xa.data, xb.data)
+            np.testing.assert_array_equal(ya.data, yb.data)
+    with pytest.raises(ValueError, match="workers"):
+        DataLoader(ds, workers=-1)
