@@ -206,6 +206,12 @@ class Tensor:
             base = getattr(base, "_base", None)
 
     def __setitem__(self, index, value) -> None:
+        if isinstance(value, Tensor) and value._requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "item assignment of a tensor that requires grad is not differentiable (its "
+                "gradient would be lost); build the result with nb.where, nb.concatenate or "
+                "nb.stack instead"
+            )
         self._check_inplace("item assignment")
         if isinstance(index, Tensor):
             index = index.data

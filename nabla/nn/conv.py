@@ -32,7 +32,7 @@ class Conv2d(Module):
         generator=None,
     ):
         super().__init__()
-        if in_channels % groups or out_channels % groups:
+        if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
                 f"out_channels={out_channels}"
@@ -40,7 +40,16 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "Conv2d: kernel_size")
         self.stride = pair(stride, "Conv2d: stride")
-        self.padding = padding if isinstance(padding, str) else pair(padding, "Conv2d: padding")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(
+                    f"Conv2d: padding must be 'same', 'valid' or ints, got {padding!r}"
+                )
+            if padding == "same" and pair(stride, "Conv2d: stride") != (1, 1):
+                raise ValueError("Conv2d: padding='same' needs stride 1")
+            self.padding = padding
+        else:
+            self.padding = pair(padding, "Conv2d: padding", minimum=0)
         self.dilation = pair(dilation, "Conv2d: dilation")
         dtype = DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
         rng = random.resolve(generator)

@@ -72,12 +72,20 @@ class Module:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if name in self._buffers and (value is None or isinstance(value, Tensor)):
+            self._buffers[name] = value  # a buffer stays a buffer (e.g. reset running stats)
+        elif name in self._parameters and not (value is None or isinstance(value, Parameter)):
+            raise TypeError(
+                f"{type(self).__name__}.{name} is a parameter: assign an nn.Parameter or None, "
+                f"not a {type(value).__name__} (a computed tensor would silently stop training)"
+            )
+        else:
+            for registry in (self._parameters, self._buffers, self._modules):
+                registry.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -111,13 +119,14 @@ class Module:
 
     # --- traversal -------------------------------------------------------------------------------
 
-    def named_modules(self, prefix: str = ""):
-        """Yield (name, module) for this module and every descendant, each once."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
+        """Yield (name, module) for this module and every descendant (each once, unless
+        ``remove_duplicate=False``: then a module reachable by two paths appears under both)."""
         seen = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            if remove_duplicate and id(module) in seen:
                 continue
             seen.add(id(module))
             yield name, module
@@ -214,7 +223,7 @@ class Module:
     def state_dict(self) -> OrderedDict:
         """Parameters and persistent buffers by dotted name, as detached tensors sharing memory."""
         state = OrderedDict()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):  # torch's keys
             skip = module.__dict__.get("_non_persistent", set())
             for registry in (module._parameters, module._buffers):
                 for name, value in registry.items():

@@ -173,7 +173,7 @@ def relu(x: Tensor) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
-    return LeakyReLU.apply(x, negative_slope)
+    return LeakyReLU.apply(floating(x), negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:

@@ -21,11 +21,13 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 
 
-def pair(value, name: str) -> tuple:
-    """An int or a pair of ints as a pair, validated."""
+def pair(value, name: str, minimum: int = 1) -> tuple:
+    """An int or a pair of ints, each at least ``minimum``, as a pair."""
     result = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(result) != 2 or not all(isinstance(v, (int, np.integer)) for v in result):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(result) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return int(result[0]), int(result[1])
 
 
@@ -148,7 +150,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
             raise ValueError(
                 f"conv2d: padding must be 'valid', 'same' (stride 1) or ints, got {padding!r}"
             )
-    padding = pair(padding, "conv2d: padding")
+    padding = pair(padding, "conv2d: padding", minimum=0)
     h_out = output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
     w_out = output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
     if h_out < 1 or w_out < 1:

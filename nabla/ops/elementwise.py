@@ -109,7 +109,10 @@ class Pow(Function):
     def backward(ctx, g):
         a, b, out = ctx.a, ctx.b, ctx.out
         need_a, need_b = ctx.needs_input_grad
-        g_a = g * b * a ** (b - 1) if need_a else None
+        g_a = None
+        if need_a:  # b a^(b-1), taken as 0 where b = 0 (a^0 is constant; 0 * 0^-1 would be NaN)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_a = g * np.where(np.equal(b, 0), 0, b * a ** (b - 1))
         g_b = None
         if need_b:
             # d(a^b)/db = a^b ln a; at a = 0 with b >= 0 the limit is 0 (PyTorch's convention).
@@ -318,11 +321,20 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:
     """Limit x to [min, max] (either may be None); the gradient is 1 inside, bounds included."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    return Clip.apply(x, _bound(min), _bound(max))
+    bounds = [b.data if isinstance(b, Tensor) else b for b in (min, max)]
+    if x.dtype.kind != "f" and any(
+        np.asarray(b).dtype.kind == "f" for b in bounds if b is not None
+    ):
+        x = floating(x)  # an integer tensor clipped to float bounds becomes float32, as in torch
+    return Clip.apply(x, _bound(min, x.dtype), _bound(max, x.dtype))
 
 
-def _bound(v):
-    return v.data if isinstance(v, Tensor) else v
+def _bound(v, dtype):
+    """A clip bound as a constant of the tensor's dtype (weak, like any constant operand)."""
+    if v is None:
+        return None
+    v = v.data if isinstance(v, Tensor) else v
+    return np.asarray(v, dtype=dtype) if dtype.kind == "f" else v
 
 
 def where(condition, a, b) -> Tensor:

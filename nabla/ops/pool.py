@@ -20,7 +20,7 @@ def _geometry(x, kernel_size, stride, padding, name: str):
         raise ValueError(f"{name}: expected input (N, C, H, W), got shape {x.shape}")
     kernel = pair(kernel_size, f"{name}: kernel_size")
     stride = kernel if stride is None else pair(stride, f"{name}: stride")
-    padding = pair(padding, f"{name}: padding")
+    padding = pair(padding, f"{name}: padding", minimum=0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
     out = tuple(output_size(x.shape[2 + i], kernel[i], stride[i], padding[i], 1) for i in (0, 1))
@@ -33,6 +33,8 @@ def _pad(x: np.ndarray, padding: tuple, value: float) -> np.ndarray:
     ph, pw = padding
     if not (ph or pw):
         return x
+    if value == -np.inf and x.dtype.kind != "f":  # integer images: pad with the smallest value
+        value = np.iinfo(x.dtype).min
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 

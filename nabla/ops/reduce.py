@@ -22,9 +22,13 @@ def _axes(axis, ndim: int) -> tuple:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     normalized = []
     for a in axes:
-        if not -ndim <= a < ndim or (ndim == 0 and a not in (0, -1)):
+        if ndim == 0:  # a 0-d tensor has one element; axis 0 or -1 reduces nothing (as torch)
+            if a not in (0, -1):
+                raise np.exceptions.AxisError(f"axis {a} is out of range for a 0-d tensor")
+            continue
+        if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(f"axis {a} is out of range for a {ndim}-d tensor")
-        normalized.append(int(a) % ndim if ndim else 0)
+        normalized.append(int(a) % ndim)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"repeated axis in {axis}")
     return tuple(sorted(normalized)) if ndim else ()
@@ -133,14 +137,16 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; tied maxima share the gradient evenly."""
-    _check_nonempty(x, "max")
-    return Max.apply(x, _axes(axis, x.ndim), keepdims)
+    axes = _axes(axis, x.ndim)
+    _check_nonempty(x, axes, "max")
+    return Max.apply(x, axes, keepdims)
 
 
 def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Minimum over ``axis``; tied minima share the gradient evenly."""
-    _check_nonempty(x, "min")
-    return Min.apply(x, _axes(axis, x.ndim), keepdims)
+    axes = _axes(axis, x.ndim)
+    _check_nonempty(x, axes, "min")
+    return Min.apply(x, axes, keepdims)
 
 
 def var(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
@@ -168,6 +174,7 @@ def argmin(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return Tensor._make(np.asarray(np.argmin(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
-def _check_nonempty(x: Tensor, name: str) -> None:
-    if x.data.size == 0:
-        raise ValueError(f"{name}() of an empty tensor of shape {x.shape}")
+def _check_nonempty(x: Tensor, axes: tuple, name: str) -> None:
+    """A maximum over no elements is undefined; other empty axes just give an empty result."""
+    if any(x.shape[a] == 0 for a in axes) or (x.ndim == 0 and x.data.size == 0):
+        raise ValueError(f"{name}() over an empty axis: tensor of shape {x.shape}, axes {axes}")

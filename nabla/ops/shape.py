@@ -122,6 +122,10 @@ def reshape(x: Tensor, *shape) -> Tensor:
 def transpose(x: Tensor, *axes) -> Tensor:
     """Permute the axes (reverse them when none are given), as ``numpy.transpose``."""
     axes = _shape_arg(axes) if axes else None
+    if x.ndim == 0:
+        if axes not in (None, (), (0,), (-1,)):
+            raise ValueError(f"transpose: axes {axes} for a 0-d tensor")
+        return x
     if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")
     return Transpose.apply(x, None if axes is None else tuple(a % x.ndim for a in axes))
@@ -152,6 +156,10 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def squeeze(x: Tensor, axis=None) -> Tensor:
     """Drop axes of length 1 (all of them, or those named by ``axis``)."""
+    if x.ndim == 0:
+        if axis not in (None, 0, -1):
+            raise ValueError(f"squeeze: axis {axis} for a 0-d tensor")
+        return x
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:

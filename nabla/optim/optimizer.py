@@ -282,6 +282,8 @@ class Optimizer:
             wd = h.get("weight_decay", 0.0) if self.coupled_weight_decay else 0.0
             pack.steps += 1
             self._update_blocks(pack, h, pack.step_counts(), wd)
+            for p in pack.params:  # written in place: a graph that saved them must not backprop
+                p._version += 1
         self.iterations += 1
         return loss
 
