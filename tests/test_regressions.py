@@ -102,3 +102,75 @@ def test_backward_after_an_optimizer_step_through_the_old_graph_is_refused():
     opt.step()  # changes the weights the graph saved
     with pytest.raises(RuntimeError, match="modified in place"):
         loss.backward()
+
+
+def test_adagrad_keeps_its_initial_accumulator_for_a_parameter_unfrozen_later():
+    a = nb.tensor([1.0, 2.0], requires_grad=True)
+    b = nb.tensor([3.0, 4.0], requires_grad=True).requires_grad_(False)
+    opt = optim.AdaGrad([("a", a), ("b", b)], lr=0.1, initial_accumulator_value=0.1)
+    (a * a).sum().backward()
+    opt.step()
+    b.requires_grad_(True)
+    opt.zero_grad()
+    ((a * a).sum() + (b * b).sum()).backward()
+    opt.step()
+    np.testing.assert_allclose(
+        opt.state_dict()["state"]["b"]["sum_squares"], [36.1, 64.1], rtol=1e-6
+    )
+
+
+def test_loader_resumed_after_the_last_batch_of_an_epoch_starts_the_next():
+    from nabla.data import ArrayDataset, DataLoader
+
+    ds = ArrayDataset(np.arange(10, dtype=np.float32)[:, None], np.arange(10))
+    straight = DataLoader(ds, batch_size=4, shuffle=True, seed=1)
+    list(straight)
+    expected = [y.data.tolist() for _, y in straight]  # epoch 1
+    resumed = DataLoader(ds, batch_size=4, shuffle=True, seed=1)
+    resumed.load_state_dict({"epoch": 0, "position": 3, "seed": 1})
+    assert [y.data.tolist() for _, y in resumed] == expected
+
+
+def test_concat_batch_with_negative_and_empty_indices():
+    from nabla.data import ArrayDataset, ConcatDataset, Subset
+
+    c = ConcatDataset(
+        [
+            ArrayDataset(np.zeros((3, 1)), np.arange(3)),
+            ArrayDataset(np.zeros((4, 1)), np.arange(10, 14)),
+        ]
+    )
+    assert c.batch([-1, 0])[1].tolist() == [13, 0]
+    assert c.batch([])[0].shape == (0, 1)
+    with pytest.raises(IndexError, match="out of range"):
+        c.batch([7])
+    with pytest.raises(TypeError, match="flatnonzero"):
+        Subset(c, np.ones(7, dtype=bool))
+
+
+def test_integer_images_are_mixed_and_noised_without_wraparound():
+    from nabla.data import transforms as T
+
+    x = np.stack([np.zeros((1, 2, 2), np.uint8), np.full((1, 2, 2), 200, np.uint8)])
+    mixed, targets = T.Mixup(1.0, num_classes=2)(x, np.array([0, 1]))
+    expected = targets[:, 1] * 200  # image value = weight of the bright image * 200
+    np.testing.assert_allclose(mixed[:, 0, 0, 0], expected, atol=0.51)
+    noisy, _ = T.GaussianNoise(10.0)(np.full((1, 1, 8, 8), 250, np.uint8))
+    assert noisy.dtype == np.uint8 and noisy.min() >= 200  # clipped at 255, never wrapped to ~0
+
+
+def test_two_augmentations_of_one_kind_draw_independent_numbers():
+    from nabla.data import transforms as T
+
+    first, second = T.RandomTranslate(2), T.RandomTranslate(2)
+    T.Compose([first, second])
+    context = T.Context(0, 0, np.arange(64))
+    assert not np.array_equal(first.uniform(context, 2), second.uniform(context, 2))
+
+
+def test_loader_converts_other_integer_dtypes_to_int64_tensors():
+    from nabla.data import ArrayDataset, DataLoader
+
+    ds = ArrayDataset(np.zeros((4, 2), np.float16), np.arange(4, dtype=np.uint8))
+    x, y = next(iter(DataLoader(ds, batch_size=4)))
+    assert isinstance(y, nb.Tensor) and y.dtype == np.int64 and x.dtype == np.float32

@@ -59,7 +59,13 @@ class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
     def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64)
+        indices = np.asarray(indices)
+        if indices.size and indices.dtype.kind not in "iu":
+            raise TypeError(
+                f"Subset: indices must be integers, got dtype {indices.dtype} "
+                "(for a boolean mask pass np.flatnonzero(mask))"
+            )
+        self.dataset, self.indices = dataset, indices.astype(np.int64)
         if self.indices.size and (
             self.indices.min() < -len(dataset) or self.indices.max() >= len(dataset)
         ):
@@ -84,7 +90,7 @@ class Subset(Dataset):
         return _batch(self.dataset, self.indices)[1]
 
     def batch(self, indices):
-        return _batch(self.dataset, self.indices[np.asarray(indices)])
+        return _batch(self.dataset, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 class ConcatDataset(Dataset):
@@ -108,7 +114,13 @@ class ConcatDataset(Dataset):
         return self.datasets[which][index - int(self.offsets[which])]
 
     def batch(self, indices):
-        indices = np.asarray(indices)
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < -len(self) or indices.max() >= len(self)):
+            raise IndexError(f"ConcatDataset: indices out of range for {len(self)} samples")
+        indices = np.where(indices < 0, indices + len(self), indices)
+        if indices.size == 0:
+            x, y = _batch(self.datasets[0], np.zeros(0, dtype=np.int64))
+            return x, y
         which = np.searchsorted(self.offsets, indices, side="right") - 1
         parts = [(w, np.flatnonzero(which == w)) for w in np.unique(which)]
         pieces = [_batch(self.datasets[w], indices[pos] - self.offsets[w]) for w, pos in parts]

@@ -17,6 +17,7 @@ dimension: count). Every check names the file and what is wrong, as a :class:`Da
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def parse_idx(data: bytes, source: str = "<bytes>", magic: int | None = None) ->
         )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_TYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) < expected:
         raise DataFormatError(
             f"{source}: truncated: shape {shape} needs {expected} bytes, file has {len(data)}"

@@ -108,6 +108,8 @@ class DataLoader:
             int(state["position"]),
             int(state["seed"]),
         )
+        if self._skip >= len(self):  # saved after the epoch's last batch: start the next epoch
+            self.epoch, self._skip = self.epoch + 1, 0
 
 
 def _prefetch(make, starts: list, workers: int):
@@ -123,7 +125,10 @@ def _prefetch(make, starts: list, workers: int):
 
 
 def _tensor(a):
+    """A zero-copy tensor; other integer types become int64 and float16 float32 (nabla's dtypes)."""
     if a is None:
         return None
     a = np.asarray(a)
-    return from_numpy(a) if a.dtype in SUPPORTED else a
+    if a.dtype not in SUPPORTED:
+        a = a.astype(np.int64 if a.dtype.kind in "iu" else np.float32)
+    return from_numpy(a)

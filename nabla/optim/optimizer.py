@@ -25,7 +25,18 @@ from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 
 BLOCK = 1 << 17  # elements per block of an update: 512 KiB of float32, a few fit in L2 (2 MiB)
-_threads = max(1, min(4, int(os.environ.get("NABLA_NUM_THREADS", len(os.sched_getaffinity(0))))))
+
+
+def _default_threads() -> int:
+    """$NABLA_NUM_THREADS if set, else the cores this process may use, capped at 4 (more threads
+    than that only contend for memory bandwidth in an update)."""
+    if "NABLA_NUM_THREADS" in os.environ:
+        return max(1, int(os.environ["NABLA_NUM_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
+
+
+_threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -71,7 +82,7 @@ class _Block:
 class _Pack:
     """The flat buffers of one parameter group (internal)."""
 
-    def __init__(self, params: list, names: list):
+    def __init__(self, params: list, names: list, fills: dict | None = None):
         trainable = [(n, p) for n, p in zip(names, params) if p.requires_grad]
         self.names = [n for n, _ in trainable]
         self.params = [p for _, p in trainable]
@@ -99,6 +110,9 @@ class _Pack:
             self.grad_views.append(p.grad)
         self.state: dict[str, np.ndarray] = {}  # flat buffers of the algorithm (momentum, ...)
         self.steps = np.zeros(len(self.params), dtype=np.int64)  # updates made, per parameter
+        self.fills = (
+            {} if fills is None else fills
+        )  # each buffer's initial value (AdaGrad's is not 0)
         self.work: list[dict] = [{} for _ in range(_threads)]  # scratch arrays, one set per thread
         self._lock = threading.Lock()
 
@@ -109,6 +123,7 @@ class _Pack:
             with self._lock:  # update threads may ask for it at once on the first step
                 buf = self.state.get(name)
                 if buf is None:
+                    self.fills[name] = fill
                     buf = self.state[name] = np.full_like(self.theta, fill)
         return buf
 
@@ -146,7 +161,7 @@ class _Pack:
             self.steps[i] = int(per_param.get(name, {}).get("step", 0))
         keys = {k for bufs in per_param.values() for k in bufs if k != "step"}
         for key in keys:
-            buf = self.state.setdefault(key, np.zeros_like(self.theta))
+            buf = self.state.setdefault(key, np.full_like(self.theta, self.fills.get(key, 0.0)))
             for name, s in zip(self.names, self.slices):
                 if key in per_param.get(name, {}):
                     buf[s] = np.asarray(per_param[name][key]).reshape(-1)
@@ -183,6 +198,7 @@ class Optimizer:
         self._names: list[list[str]] = []
         self._packs: list[_Pack] = []
         self._stash: dict[str, dict] = {}  # state of frozen parameters, by name
+        self._fills: dict[str, float] = {}  # initial value of each state buffer
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -227,7 +243,7 @@ class Optimizer:
         self.validate(settings)
         self.param_groups.append({"params": params, **settings})
         self._names.append(names)
-        self._packs.append(_Pack(params, names))
+        self._packs.append(_Pack(params, names, self._fills))
 
     def validate(self, h: dict) -> None:
         """Check a group's hyperparameters; subclasses extend it. Schedules are checked at step 0."""
@@ -247,7 +263,7 @@ class Optimizer:
             # Frozen parameters leave the flat buffer but keep their state (momentum, moments)
             # in a stash, so unfreezing one resumes where it stopped, as in PyTorch.
             self._stash.update(pack.param_state())
-            pack = _Pack(params, self._names[i])
+            pack = _Pack(params, self._names[i], self._fills)
             pack.load_param_state({n: self._stash.pop(n) for n in pack.names if n in self._stash})
             self._packs[i] = pack
         pack.adopt_grads()

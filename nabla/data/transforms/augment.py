@@ -51,8 +51,12 @@ def _probability(name: str, p: float) -> float:
 
 
 def _cast(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Back to the input dtype (rounded for integer images)."""
-    return (np.rint(out) if np.dtype(dtype).kind in "iu" else out).astype(dtype, copy=False)
+    """Back to the input dtype (rounded and clipped to the type's range for integer images)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(dtype, copy=False)
 
 
 def _float(dtype: np.dtype) -> np.dtype:

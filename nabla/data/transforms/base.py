@@ -54,9 +54,9 @@ class Transform:
 
     @property
     def stream(self) -> int:
-        """This transform's random stream: a hash of its class name (so each kind of
-        augmentation draws independent numbers)."""
-        return zlib.crc32(type(self).__name__.encode())
+        """This transform's random stream: a hash of its class name and of its position in a
+        Compose, so two augmentations (even two of one kind) draw independent numbers."""
+        return zlib.crc32(f"{type(self).__name__}/{getattr(self, '_position', 0)}".encode())
 
     def uniform(self, context: Context, draws: int) -> np.ndarray:
         return uniforms(context.seed, context.epoch, context.indices, draws, self.stream)
@@ -74,9 +74,11 @@ class Compose(Transform):
 
     def __init__(self, transforms):
         self.transforms = list(transforms)
-        for t in self.transforms:
+        for position, t in enumerate(self.transforms):
             if not callable(t):
                 raise TypeError(f"Compose: {t!r} is not callable")
+            if isinstance(t, Transform):
+                t._position = position
 
     def apply(self, x, y, context):
         for t in self.transforms:

@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from .augment import _images
+from .augment import _cast, _float, _images
 from .base import Context, Transform
 
 
@@ -98,9 +98,10 @@ class Mixup(_Mix):
 
     def apply(self, x, y, context):
         d = self.draw(context, x.shape)
-        lam = d["lam"].astype(x.dtype).reshape(-1, *[1] * (x.ndim - 1))
-        x = lam * x + (1 - lam) * x[d["partner"]]
-        return x, self._mix_targets(y, d["lam"], d["partner"], len(x))
+        f = _float(x.dtype)  # integer images are mixed in float32, then rounded back
+        lam = d["lam"].astype(f).reshape(-1, *[1] * (x.ndim - 1))
+        mixed = lam * x.astype(f, copy=False) + (1 - lam) * x[d["partner"]].astype(f, copy=False)
+        return _cast(mixed, x.dtype), self._mix_targets(y, d["lam"], d["partner"], len(x))
 
 
 class CutMix(_Mix):
