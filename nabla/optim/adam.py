@@ -69,13 +69,7 @@ class Adam(Optimizer):
         if h["amsgrad"]:
             r_max = self._state(block, "max_exp_avg_sq")
             r = np.maximum(r_max, r, out=r_max)
-        # t is an int, or an array when parameters took different numbers of steps (see Optimizer);
-        # the factors are made Python floats or arrays of theta's dtype, so no ufunc below has to
-        # cast (a float64 scalar would push every float32 pass through a slow casting loop).
-        if isinstance(t, int):
-            root2, correction1 = math.sqrt(1 - beta2**t), 1 - beta1**t
-        else:
-            root2, correction1 = np.sqrt(1 - beta2**t), 1 - beta1**t
+        root2, correction1 = math.sqrt(1 - beta2**t), 1 - beta1**t  # Python floats: no ufunc casts
         if h["bias_correction"] == "explicit":
             # s_hat / (sqrt(r_hat) + eps) = (sqrt(c2) / c1) s / (sqrt(r) + eps sqrt(c2)) with
             # c = 1 - beta^t: the same number, computed with one pass less over the buffers.

@@ -166,15 +166,17 @@ class _Pack:
                 if key in per_param.get(name, {}):
                     buf[s] = np.asarray(per_param[name][key]).reshape(-1)
 
-    def step_counts(self):
-        """Updates made to each element, for bias corrections: one integer while every parameter
-        of the group has taken the same number of steps (the usual case), else a flat array (a
-        parameter that was frozen for a while counts only the steps it took, as in PyTorch)."""
-        if (self.steps == self.steps[0]).all():
-            return int(self.steps[0])
-        return np.repeat(self.steps, [s.stop - s.start for s in self.slices]).astype(
-            self.theta.dtype
-        )
+    def step_runs(self) -> list:
+        """(start, stop, t): stretches of the flat buffer whose parameters took the same number
+        of updates t. One stretch in the usual case; a parameter that was frozen for a while
+        counts only the steps it took (Adam's bias correction, as in PyTorch)."""
+        runs = []
+        for s, t in zip(self.slices, self.steps.tolist()):
+            if runs and runs[-1][2] == t and runs[-1][1] == s.start:
+                runs[-1] = (runs[-1][0], s.stop, t)
+            else:
+                runs.append((s.start, s.stop, t))
+        return runs
 
 
 class Optimizer:
@@ -297,17 +299,18 @@ class Optimizer:
                 continue
             wd = h.get("weight_decay", 0.0) if self.coupled_weight_decay else 0.0
             pack.steps += 1
-            self._update_blocks(pack, h, pack.step_counts(), wd)
+            for start, stop, t_run in pack.step_runs():
+                self._update_blocks(pack, h, t_run, wd, start, stop)
             for p in pack.params:  # written in place: a graph that saved them must not backprop
                 p._version += 1
         self.iterations += 1
         return loss
 
-    def _update_blocks(self, pack: _Pack, h: dict, t, wd: float) -> None:
+    def _update_blocks(self, pack: _Pack, h: dict, t: int, wd: float, lo: int, hi: int) -> None:
         # The update runs block by block: every array of one block fits in the CPU cache, so the
         # dozen passes of an update over it cost one trip to memory instead of a dozen. Threads
         # take contiguous shares of the blocks (NumPy releases the GIL inside ufuncs).
-        starts = range(0, pack.theta.size, BLOCK)
+        starts = range(lo, hi, BLOCK)
         shares = min(_threads, len(starts) // 2) or 1
         if len(pack.work) < shares:
             pack.work = [{} for _ in range(shares)]
@@ -315,13 +318,13 @@ class Optimizer:
         def run(share: int) -> None:
             work = pack.work[share]
             for start in starts[share::shares]:
-                window = slice(start, start + BLOCK)
+                window = slice(start, min(start + BLOCK, hi))
                 block = _Block(pack, window, work)
                 theta, g = pack.theta[window], pack.grad[window]
                 if wd:  # coupled L2: the gradient of loss + wd/2 ||theta||^2 is g + wd theta
                     g = np.multiply(theta, wd, out=block.scratch("decayed", theta.size))
                     g += pack.grad[window]
-                self.update(theta, g, block, h, t if isinstance(t, int) else t[window])
+                self.update(theta, g, block, h, t)
 
         if shares == 1:
             run(0)
@@ -333,7 +336,8 @@ class Optimizer:
 
     def update(self, theta: np.ndarray, g: np.ndarray, block: _Block, h: dict, t: int) -> None:
         """Update one block of theta in place from its gradient g; ``t`` counts this block's updates
-        from 1 (Adam's t): an int, or an array when its parameters took different numbers of steps. Buffers come from ``self._state(block, name)`` and ``self._scratch(block, name)``."""
+        from 1 (Adam's t; every parameter in a block has taken the same number of steps).
+        Buffers come from ``self._state(block, name)`` and ``self._scratch(block, name)``."""
         raise NotImplementedError
 
     @staticmethod
