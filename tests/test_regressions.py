@@ -174,3 +174,45 @@ def test_loader_converts_other_integer_dtypes_to_int64_tensors():
     ds = ArrayDataset(np.zeros((4, 2), np.float16), np.arange(4, dtype=np.uint8))
     x, y = next(iter(DataLoader(ds, batch_size=4)))
     assert isinstance(y, nb.Tensor) and y.dtype == np.int64 and x.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda x: x[:].__setitem__(0, 100.0),  # through a slice
+        lambda x: x.reshape(2, 1).__setitem__((0, 0), 7.0),  # through a reshape
+        lambda x: x.detach().mul_(0.0),  # through a detached copy
+    ],
+)
+def test_writes_through_views_are_seen_by_the_graph(write):
+    w = nb.tensor([1.0, 1.0], requires_grad=True)
+    x = nb.tensor([2.0, 3.0])
+    loss = (w * x).sum()
+    write(x)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_writing_the_base_of_a_view_that_a_graph_saved_is_seen():
+    w = nb.tensor([1.0, 1.0], requires_grad=True)
+    x = nb.tensor([2.0, 3.0])
+    view = x[:]
+    loss = (w * view).sum()
+    x[0] = 100.0
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_overwriting_a_saved_output_is_seen_but_copies_are_independent():
+    x = nb.tensor([0.0, 1.0], requires_grad=True)
+    y = x.exp()
+    y.detach().mul_(0.0)  # exp's backward reads y
+    with pytest.raises(RuntimeError, match="output of Exp"):
+        y.sum().backward()
+    w = nb.tensor([1.0, 1.0], requires_grad=True)
+    x = nb.tensor([2.0, 3.0])
+    copy = x[[0, 1]]  # advanced indexing copies: writing x later is harmless
+    loss = (w * copy).sum()
+    x[0] = 100.0
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 3.0])

@@ -75,7 +75,12 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
 
 
 def _check_versions(node) -> None:
-    now = sum(getattr(t, "_version", 0) for t in node.inputs)
+    now = sum(t._vc[0] for t in node.inputs if hasattr(t, "_vc"))
+    if node.output_vc is not None and node.output_vc[0] != node.output_version:
+        raise RuntimeError(
+            f"the output of {type(node).__name__} was modified in place after the operation "
+            "saved it for backward, so its gradient would be wrong; compute a new tensor instead"
+        )
     if now != node.versions:
         shapes = ", ".join(str(getattr(t, "shape", "constant")) for t in node.inputs)
         raise RuntimeError(

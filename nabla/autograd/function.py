@@ -45,6 +45,9 @@ class Function:
     needs_input_grad: list = []  # set per node by apply, never mutated
     versions: int = 0
     retained = None  # weakref to the output tensor when it called retain_grad()
+    may_view = False  # True for operations whose output can be a view of their first input
+    saves_output = False  # True for operations whose backward reads their own output
+    output_vc = None  # the output's version counter and version, for those that save it
 
     @staticmethod
     def forward(ctx, *arrays, **options):  # pragma: no cover - always overridden
@@ -65,7 +68,7 @@ class Function:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 needs.append(a._requires_grad)
-                versions += a._version
+                versions += a._vc[0]
             else:
                 arrays.append(a)
                 needs.append(False)
@@ -85,7 +88,14 @@ class Function:
         t.grad = None
         t._node = ctx if track else None
         t._requires_grad = track
-        t._version = 0
+        # A view shares its input's memory, so it shares its version counter too: an in-place
+        # write through either one is then seen by every graph node that saved the other.
+        if cls.may_view and np.may_share_memory(out, arrays[0]):
+            t._vc = args[0]._vc
+        else:
+            t._vc = [0]
+        if track and cls.saves_output:  # backward reads the output: it must not change either
+            ctx.output_vc, ctx.output_version = t._vc, t._vc[0]
         return t
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ class Tensor:
     array([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_base", "_node", "_requires_grad", "_version", "data", "grad")
+    __slots__ = ("__weakref__", "_node", "_requires_grad", "_vc", "data", "grad")
 
     # NumPy must not treat a Tensor as an array-like in its own operators: with this,
     # ``ndarray + Tensor`` calls ``Tensor.__radd__`` and stays differentiable.
@@ -44,7 +44,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._requires_grad = False
-        self._version = 0  # bumped by every in-place write; see Function.apply
+        self._vc = [0]  # version counter, shared with views and detached copies; see Function.apply
         if requires_grad:
             self.requires_grad = True
 
@@ -56,7 +56,7 @@ class Tensor:
         t.grad = None
         t._node = node
         t._requires_grad = node is not None
-        t._version = 0
+        t._vc = [0]
         return t
 
     # --- autograd state -------------------------------------------------------------------------
@@ -109,6 +109,11 @@ class Tensor:
         if self._node is not None:  # leaves keep their gradient anyway
             engine.retain(self)
 
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has had (shared with its views)."""
+        return self._vc[0]
+
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph.
 
@@ -116,7 +121,7 @@ class Tensor:
         its version), so they cannot silently corrupt a gradient that needs these values.
         """
         t = Tensor._make(self.data)
-        t._base = self
+        t._vc = self._vc  # one counter for one memory: writes through either are seen by both
         return t
 
     # --- array facts ----------------------------------------------------------------------------
@@ -199,11 +204,7 @@ class Tensor:
                 f"{what}: in-place change of a tensor that requires grad is not differentiable; "
                 "do it under nb.no_grad() on a leaf, or compute a new tensor"
             )
-        self._version += 1
-        base = getattr(self, "_base", None)  # set only by detach(); unset slots read as None here
-        while base is not None:
-            base._version += 1
-            base = getattr(base, "_base", None)
+        self._vc[0] += 1
 
     def __setitem__(self, index, value) -> None:
         if isinstance(value, Tensor) and value._requires_grad and is_grad_enabled():

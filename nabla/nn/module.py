@@ -37,7 +37,7 @@ class Parameter(Tensor):
         self.data = array
         self.grad = None
         self._node = None
-        self._version = 0
+        self._vc = [0]
         self._requires_grad = False
         self.requires_grad = requires_grad
 

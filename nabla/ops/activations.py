@@ -16,6 +16,8 @@ from .promote import floating
 
 
 class Sigmoid(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         # sigma(x) = (1 + tanh(x/2)) / 2 never overflows, unlike 1 / (1 + e^-x).
@@ -32,6 +34,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.out = np.tanh(x)
@@ -43,6 +47,8 @@ class Tanh(Function):
 
 
 class ReLU(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         out = np.maximum(x, 0)
@@ -128,6 +134,8 @@ class Softplus(Function):
 
 
 class Softmax(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, axis):
         e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -143,6 +151,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, axis):
         shifted = x - x.max(axis=axis, keepdims=True)

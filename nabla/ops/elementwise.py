@@ -85,6 +85,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, a, b):
         out = a / b
@@ -99,6 +101,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, a, b):
         out = a**b
@@ -173,6 +177,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, a):
         ctx.out = np.exp(a)
@@ -195,6 +201,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, a):
         ctx.out = np.sqrt(a)
@@ -273,6 +281,8 @@ class Where(Function):
 
 
 class AsType(Function):
+    may_view = False  # astype always copies
+
     @staticmethod
     def forward(ctx, a, dtype):
         return a.astype(dtype)

@@ -39,6 +39,8 @@ def _pad(x: np.ndarray, padding: tuple, value: float) -> np.ndarray:
 
 
 class MaxPool2d(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out):
         # The maximum over kernel offsets, one strided slice of the padded input at a time:

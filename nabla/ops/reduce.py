@@ -65,6 +65,8 @@ class Mean(Function):
 
 
 class _Extremum(Function):
+    saves_output = True
+
     reduce = staticmethod(np.max)
 
     @classmethod
@@ -110,6 +112,8 @@ class Var(Function):
 
 
 class LogSumExp(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, axes, keepdims):
         m = x.max(axis=axes, keepdims=True)

@@ -14,6 +14,8 @@ from ..autograd.tensor import Tensor
 
 
 class Reshape(Function):
+    may_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -30,6 +32,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    may_view = True
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.inverse = None if axes is None else tuple(np.argsort(axes))
@@ -41,6 +45,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    may_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         try:
@@ -54,6 +60,8 @@ class BroadcastTo(Function):
 
 
 class GetItem(Function):
+    may_view = True
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.index = x.shape, index

@@ -302,7 +302,7 @@ class Optimizer:
             for start, stop, t_run in pack.step_runs():
                 self._update_blocks(pack, h, t_run, wd, start, stop)
             for p in pack.params:  # written in place: a graph that saved them must not backprop
-                p._version += 1
+                p._vc[0] += 1
         self.iterations += 1
         return loss
 
