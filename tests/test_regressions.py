@@ -216,3 +216,13 @@ def test_overwriting_a_saved_output_is_seen_but_copies_are_independent():
     x[0] = 100.0
     loss.backward()
     np.testing.assert_array_equal(w.grad, [2.0, 3.0])
+
+
+def test_an_optimizer_refuses_another_optimizers_state_and_bad_norm_types():
+    layer = nn.Linear(2, 2)
+    sgd = optim.SGD(layer.named_parameters(), lr=0.1, momentum=0.9)
+    adam = optim.Adam(layer.named_parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="another optimizer"):
+        adam.load_state_dict(sgd.state_dict())
+    with pytest.raises(ValueError, match="norm_type"):
+        sgd.clip_grad_norm_(1.0, norm_type=0)

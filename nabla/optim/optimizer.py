@@ -354,6 +354,8 @@ class Optimizer:
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> float:
         """Scale all gradients so their joint norm is at most ``max_norm``; returns the norm before."""
+        if not norm_type > 0:
+            raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
         grads = [self._pack(i).grad for i in range(len(self._packs))]
         if norm_type == math.inf:
             total = max((float(np.abs(g).max()) for g in grads if g.size), default=0.0)
@@ -394,6 +396,12 @@ class Optimizer:
                 f"{len(self.param_groups)} here"
             )
         for i, saved in enumerate(groups):
+            unknown = sorted(set(saved) - {"params"} - set(self.defaults))
+            if unknown:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: settings {unknown} are not "
+                    f"{type(self).__name__}'s; this state_dict comes from another optimizer"
+                )
             if list(saved["params"]) != self._names[i]:
                 missing = sorted(set(self._names[i]) - set(saved["params"]))
                 unexpected = sorted(set(saved["params"]) - set(self._names[i]))
