@@ -226,3 +226,17 @@ def test_an_optimizer_refuses_another_optimizers_state_and_bad_norm_types():
         adam.load_state_dict(sgd.state_dict())
     with pytest.raises(ValueError, match="norm_type"):
         sgd.clip_grad_norm_(1.0, norm_type=0)
+
+
+def test_both_erf_paths_of_gelu_agree(monkeypatch):
+    from nabla.ops import activations
+
+    x = np.linspace(-4, 4, 101)
+    monkeypatch.setattr(activations, "_scipy_erf", False)  # the math.erf fallback
+    slow = activations._erf(x)
+    np.testing.assert_allclose(
+        slow, torch.special.erf(torch.tensor(x)).numpy(), rtol=1e-15, atol=1e-16
+    )
+    pytest.importorskip("scipy", reason="the vectorized path needs SciPy")
+    monkeypatch.setattr(activations, "_scipy_erf", None)  # found again on first use
+    np.testing.assert_allclose(activations._erf(x), slow, rtol=1e-14, atol=1e-16)
