@@ -44,5 +44,6 @@ from .creation import (
 from .ops import *
 from .random import manual_seed
 from .serialization import CheckpointError, load, load_metadata, save
+from .state import load_state, save_state
 
 __version__ = "0.1.0"
