@@ -28,10 +28,13 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def uniforms(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.ndarray:
+def uniforms(
+    seed: int, epoch: int, indices, draws: int, stream: int = 0, dtype=np.float64
+) -> np.ndarray:
     """Array (len(indices), draws) of floats in [0, 1): draw k of sample ``indices[i]``.
 
-    ``stream`` separates independent consumers (each augmentation has its own).
+    ``stream`` separates independent consumers (each augmentation has its own); ``dtype`` float32
+    gives 24-bit uniforms, cheaper where that resolution is enough (noise).
 
     >>> a = uniforms(0, 1, [5, 9], 3)
     >>> b = uniforms(0, 1, [9], 3)   # sample 9 alone, in another batch: the same numbers
@@ -47,8 +50,11 @@ def uniforms(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.
         z *= _GOLDEN
         z += key
         z = _mix(z)
-    z >>= np.uint64(11)  # the top 53 bits, as an int64 (converts to float faster than uint64)
-    return z.view(np.int64).astype(np.float64) * (1.0 / (1 << 53))
+    bits = 24 if np.dtype(dtype) == np.float32 else 53  # as many as the float's mantissa holds
+    z >>= np.uint64(64 - bits)  # the top bits, as an int64 (converts to float faster than uint64)
+    out = z.view(np.int64).astype(dtype)
+    out *= 1.0 / (1 << bits)
+    return out
 
 
 def normals(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.ndarray:

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..sampling import uniforms
 from .base import Context, Transform
 
 _ATTEMPTS = 10  # rectangle draws per sample before falling back, as torchvision
@@ -107,11 +108,14 @@ def resample(x: np.ndarray, matrix: np.ndarray, offset: np.ndarray, out_shape, c
     # original image read 0. Shifted by +1 they are >= 0, so truncation is floor.
     r = np.clip(m[:, 0, :1] * i + m[:, 0, 1:] * j + t[:, :1], low[0], high[0]) + f.type(1)
     s = np.clip(m[:, 1, :1] * i + m[:, 1, 1:] * j + t[:, 1:], low[1], high[1]) + f.type(1)
-    r0, s0 = r.astype(np.intp), s.astype(np.intp)
+    index_type = np.int32 if n * c * (h + 3) * (w + 3) < 2**31 else np.intp  # half the traffic
+    r0, s0 = r.astype(index_type), s.astype(index_type)
     fr, fs = (r - r0.astype(f))[:, None], (s - s0.astype(f))[:, None]  # (N, 1, P)
     pw = w + 3
-    flat = np.pad(x, ((0, 0), (0, 0), (1, 2), (1, 2))).reshape(-1)
-    first = (np.arange(n * c) * ((h + 3) * pw)).reshape(n, c, 1)  # where each image starts
+    padded = np.zeros((n, c, h + 3, pw), dtype=x.dtype)  # faster than np.pad for this
+    padded[:, :, 1 : h + 1, 1 : w + 1] = x
+    flat = padded.reshape(-1)
+    first = (np.arange(n * c, dtype=index_type) * ((h + 3) * pw)).reshape(n, c, 1)  # image starts
     index = first + (r0 * pw + s0)[:, None]  # (N, C, P): the top-left neighbour
     # The other three neighbours: the same indices into views shifted by 1, pw and pw + 1.
     v00, v01, v10, v11 = (np.take(flat[k:], index) for k in (0, 1, pw, pw + 1))
@@ -179,9 +183,18 @@ class RandomTranslate(Transform):
         _images(type(self).__name__, x)
         d = self.draw(context, x.shape)
         h, w = x.shape[-2:]
-        rows = np.arange(h) - d["dy"][:, None]  # output row i reads source row i - dy
-        cols = np.arange(w) - d["dx"][:, None]
-        return gather(x, rows, cols), y
+        my, mx = int(np.abs(d["dy"]).max(initial=0)), int(np.abs(d["dx"]).max(initial=0))
+        if my >= h or mx >= w:  # shifted entirely out of the frame somewhere: the general gather
+            rows = np.arange(h) - d["dy"][:, None]  # output row i reads source row i - dy
+            cols = np.arange(w) - d["dx"][:, None]
+            return gather(x, rows, cols), y
+        # Pad by the largest shift, view every h x w window of the padded images, and pick
+        # window (my - dy, mx - dx) of each sample: one gather that copies whole rows.
+        padded = np.zeros((*x.shape[:2], h + 2 * my, w + 2 * mx), dtype=x.dtype)
+        padded[:, :, my : my + h, mx : mx + w] = x
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
+        n = np.arange(len(x))
+        return windows[n, :, my - d["dy"], mx - d["dx"]], y
 
 
 class RandomCrop(Transform):
@@ -333,9 +346,18 @@ class GaussianNoise(Transform):
         """Box-Muller keeping both normals of each pair of uniforms (cos and sin): half the
         hashing of ``Transform.normal``, the bottleneck of this transform."""
         k = (draws + 1) // 2
-        u = self.uniform(context, 2 * k)
-        radius, angle = np.sqrt(-2.0 * np.log1p(-u[:, :k])), 2 * np.pi * u[:, k:]
-        return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)], axis=1)[:, :draws]
+        u = uniforms(context.seed, context.epoch, context.indices, 2 * k, self.stream, np.float32)
+        radius = np.log1p(-u[:, :k])  # float32 throughout: noise needs no more resolution
+        radius *= -2.0
+        np.sqrt(radius, out=radius)
+        angle = u[:, k:]
+        angle *= np.float32(2 * np.pi)
+        out = np.empty((len(u), 2 * k), dtype=np.float32)
+        np.cos(angle, out=out[:, :k])
+        np.sin(angle, out=out[:, k:])
+        out[:, :k] *= radius
+        out[:, k:] *= radius
+        return out[:, :draws]
 
     def apply(self, x, y, context):
         noise = self.normal(context, math.prod(x.shape[1:])).reshape(x.shape)
