@@ -97,20 +97,32 @@ def resample(x: np.ndarray, matrix: np.ndarray, offset: np.ndarray, out_shape, c
     n, c, h, w = x.shape
     out_h, out_w = out_shape
     f = _float(x.dtype)
-    i, j = (g.reshape(1, -1) for g in np.indices((out_h, out_w), dtype=f))  # (1, P)
+    i, j = np.arange(out_h, dtype=f), np.arange(out_w, dtype=f)
     m, t = matrix.astype(f), offset.astype(f)
     low, high = (-1, -1), (h, w)  # beyond these, both neighbours are zero padding anyway
     if clamp is not None:
         clamp = np.asarray(clamp, dtype=f)
         low, high = (clamp[:, 0:1], clamp[:, 2:3]), (clamp[:, 1:2], clamp[:, 3:4])
+
+    def coordinate(k: int) -> np.ndarray:
+        # m[k, 0] i + m[k, 1] j + t[k] is separable: a column (N, H, 1) plus a row (N, 1, W),
+        # so only the final broadcast addition touches all N * P points.
+        rows = m[:, k, 0, None] * i + t[:, k, None]
+        cols = m[:, k, 1, None] * j
+        out = (rows[:, :, None] + cols[:, None, :]).reshape(n, -1)
+        np.clip(out, low[k], high[k], out=out)
+        out += 1
+        return out
+
     # Coordinates in an image padded with one zero border on top and left, two on bottom and
     # right: every neighbour of a clipped point is then inside it, and those outside the
     # original image read 0. Shifted by +1 they are >= 0, so truncation is floor.
-    r = np.clip(m[:, 0, :1] * i + m[:, 0, 1:] * j + t[:, :1], low[0], high[0]) + f.type(1)
-    s = np.clip(m[:, 1, :1] * i + m[:, 1, 1:] * j + t[:, 1:], low[1], high[1]) + f.type(1)
+    r, s = coordinate(0), coordinate(1)
     index_type = np.int32 if n * c * (h + 3) * (w + 3) < 2**31 else np.intp  # half the traffic
     r0, s0 = r.astype(index_type), s.astype(index_type)
-    fr, fs = (r - r0.astype(f))[:, None], (s - s0.astype(f))[:, None]  # (N, 1, P)
+    r -= r0
+    s -= s0
+    fr, fs = r[:, None], s[:, None]  # (N, 1, P): the fractional parts
     pw = w + 3
     padded = np.zeros((n, c, h + 3, pw), dtype=x.dtype)  # faster than np.pad for this
     padded[:, :, 1 : h + 1, 1 : w + 1] = x
