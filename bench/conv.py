@@ -35,7 +35,7 @@ without that cost.
 
 from __future__ import annotations
 
-from threads import pin_threads  # bench/threads.py: must run before NumPy and torch load
+from common import pin_threads, training_steps  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
@@ -112,24 +112,7 @@ def batch(shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def steps(model, twin, x: np.ndarray, y: np.ndarray) -> dict:
     """One training step per framework, each a function of no arguments returning the loss."""
-    xn, yn = nb.tensor(x), nb.tensor(y)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    params = list(twin.parameters())
-
-    def nabla_step():
-        model.zero_grad()
-        loss = nn.functional.cross_entropy(model(xn), yn)
-        loss.backward()
-        return loss
-
-    def torch_step():
-        for p in params:
-            p.grad = None
-        loss = torch.nn.functional.cross_entropy(twin(xt), yt)
-        loss.backward()
-        return loss
-
-    return {"nabla": nabla_step, "torch": torch_step}
+    return training_steps(model, twin, x, y)
 
 
 def check(name: str, model, twin, x: np.ndarray, y: np.ndarray) -> None:

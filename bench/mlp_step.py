@@ -29,7 +29,7 @@ after each call, and alternating libraries would make each pay for the other's i
 
 from __future__ import annotations
 
-from threads import pin_threads  # bench/threads.py: must run before NumPy and torch load
+from common import pin_threads, training_steps  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
@@ -127,24 +127,7 @@ class NumpyMLP:
 def steps(model, twin, x: np.ndarray, y: np.ndarray) -> dict:
     """One training step per implementation, each a function of no arguments."""
     floor = NumpyMLP(model, len(x))
-    xn, yn = nb.tensor(x), nb.tensor(y)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    params = list(twin.parameters())
-
-    def nabla_step():
-        model.zero_grad()
-        loss = nn.functional.cross_entropy(model(xn), yn)
-        loss.backward()
-        return loss
-
-    def torch_step():
-        for p in params:
-            p.grad = None
-        loss = torch.nn.functional.cross_entropy(twin(xt), yt)
-        loss.backward()
-        return loss
-
-    return {"numpy": lambda: floor.step(x, y), "nabla": nabla_step, "torch": torch_step}
+    return {"numpy": lambda: floor.step(x, y), **training_steps(model, twin, x, y)}
 
 
 def check(model, twin, x: np.ndarray, y: np.ndarray) -> None:

@@ -1,0 +1,49 @@
+"""Shared by the benchmarks: the thread count, and one training step per framework.
+
+BLAS and OpenMP read their thread counts when the library loads, so ``pin_threads()`` must run
+before NumPy and torch are imported (this module imports neither at load time): every
+implementation then runs on the same threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def pin_threads(argv: list[str] | None = None) -> int:
+    """Read ``--threads`` (default: the cores this process may use) and export it to BLAS/OpenMP."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    threads = parser.parse_known_args(argv)[0].threads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    return threads
+
+
+def training_steps(model, twin, x, y) -> dict:
+    """One training step (zero grads, forward, cross-entropy, backward) of a nabla ``model`` and
+    of its torch ``twin`` on the batch (x, y), each a function of no arguments returning the loss."""
+    import torch
+
+    import nabla as nb
+    from nabla import nn
+
+    xn, yn = nb.tensor(x), nb.tensor(y)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    params = list(twin.parameters())
+
+    def nabla_step():
+        model.zero_grad()
+        loss = nn.functional.cross_entropy(model(xn), yn)
+        loss.backward()
+        return loss
+
+    def torch_step():
+        for p in params:
+            p.grad = None  # what a torch training loop does
+        loss = torch.nn.functional.cross_entropy(twin(xt), yt)
+        loss.backward()
+        return loss
+
+    return {"nabla": nabla_step, "torch": torch_step}
