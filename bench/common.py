@@ -47,3 +47,35 @@ def training_steps(model, twin, x, y) -> dict:
         return loss
 
     return {"nabla": nabla_step, "torch": torch_step}
+
+
+def warm_up(fn, seconds: float) -> None:
+    """Call ``fn`` for about ``seconds`` (at least 3 times): BLAS threads, allocator pools."""
+    import time
+
+    end = time.perf_counter() + seconds
+    for _ in range(3):
+        fn()
+    while time.perf_counter() < end:
+        fn()
+
+
+def measure(run: dict, number: int, repeat: int, warm: float = 0.3) -> dict:
+    """Median over ``repeat`` rounds of the mean seconds per step over ``number`` steps, for each
+    implementation in ``run``. One implementation at a time: NumPy's OpenBLAS threads and torch's
+    OpenMP threads spin for a while after each call, so alternating them would make each pay for
+    the other's threads."""
+    import statistics
+    import time
+
+    medians = {}
+    for name, fn in run.items():
+        warm_up(fn, warm)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times.append((time.perf_counter() - start) / number)
+        medians[name] = statistics.median(times)
+    return medians

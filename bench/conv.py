@@ -35,12 +35,11 @@ without that cost.
 
 from __future__ import annotations
 
-from common import pin_threads, training_steps  # bench/common.py; pin before NumPy loads
+from common import measure, pin_threads, training_steps  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 
@@ -133,30 +132,6 @@ def check(name: str, model, twin, x: np.ndarray, y: np.ndarray) -> None:
     )
     if ok != "ok":
         raise SystemExit("nabla and torch disagree; timings would compare different computations")
-
-
-def warm_up(fn, seconds: float) -> None:
-    """Call ``fn`` for about ``seconds`` (at least 3 times): BLAS threads, allocator pools."""
-    end = time.perf_counter() + seconds
-    for _ in range(3):
-        fn()
-    while time.perf_counter() < end:
-        fn()
-
-
-def measure(run: dict, number: int, repeat: int, warm: float) -> dict[str, float]:
-    """Median over ``repeat`` rounds of the mean seconds per step over ``number`` steps."""
-    medians = {}
-    for name, fn in run.items():
-        warm_up(fn, warm)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            times.append((time.perf_counter() - start) / number)
-        medians[name] = statistics.median(times)
-    return medians
 
 
 def report(results: dict[str, dict[str, float]]) -> None:

@@ -29,13 +29,11 @@ after each call, and alternating libraries would make each pay for the other's i
 
 from __future__ import annotations
 
-from common import pin_threads, training_steps  # bench/common.py; pin before NumPy loads
+from common import measure, pin_threads, training_steps  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -147,32 +145,6 @@ def check(model, twin, x: np.ndarray, y: np.ndarray) -> None:
     )
     if ok != "ok":
         raise SystemExit("nabla and torch disagree; timings would compare different computations")
-
-
-def warm_up(fn, seconds: float) -> None:
-    """Call ``fn`` for about ``seconds`` (at least 3 times): BLAS threads, allocator pools."""
-    end = time.perf_counter() + seconds
-    for _ in range(3):
-        fn()
-    while time.perf_counter() < end:
-        fn()
-
-
-def measure(run: dict, number: int, repeat: int) -> dict[str, float]:
-    """Median over ``repeat`` rounds of the mean seconds per step over ``number`` steps."""
-    medians = {}
-    # One implementation at a time: NumPy's OpenBLAS threads and torch's OpenMP threads spin for
-    # a while after each call, so alternating them would make each pay for the other's threads.
-    for name, fn in run.items():
-        warm_up(fn, 0.3)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            times.append((time.perf_counter() - start) / number)
-        medians[name] = statistics.median(times)
-    return medians
 
 
 def report(results: dict[int, dict[str, float]]) -> None:

@@ -17,16 +17,6 @@ from nabla import models, optim
 from nabla.nn import functional as F
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """torch's tiny ops on two OpenMP threads slow down 100x when another process holds a core
-    (the threads spin at each barrier); one thread is as fast for these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def quadratic(n: int = 6, condition: float = 10.0, seed: int = 0):
     """A, b of f(x) = 0.5 x^T A x - b^T x, with A SPD of the given condition number."""
     rng = np.random.default_rng(seed)

@@ -16,17 +16,6 @@ from nabla import models, optim
 from nabla.nn import functional as F
 from nabla.optim import schedules
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """torch's tiny ops on two OpenMP threads slow down 100x when another process holds a core
-    (the threads spin at each barrier); one thread is as fast for these sizes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 ALL = [
     (optim.SGD, {"lr": 0.1}),
     (optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2}),
