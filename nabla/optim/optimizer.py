@@ -350,6 +350,20 @@ class Optimizer:
         """A work array the size of this block, reused every step: updates allocate nothing."""
         return block.scratch(name, len(range(*block.window.indices(block.pack.theta.size))))
 
+    # --- statistics --------------------------------------------------------------------------------
+
+    def grad_norm(self) -> float:
+        """The L2 norm of all gradients together: one dot product per flat gradient buffer."""
+        total = 0.0
+        for i in range(len(self._packs)):
+            g = self._pack(i).grad
+            total += float(np.dot(g, g))
+        return math.sqrt(total)
+
+    def parameter_vectors(self) -> list:
+        """The flat parameter buffer of each group (views: ``step`` updates them in place)."""
+        return [self._pack(i).theta for i in range(len(self._packs))]
+
     # --- gradient clipping -------------------------------------------------------------------------
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> float:

@@ -1,0 +1,313 @@
+"""Trainer: the training loop of the lecture, with metrics, callbacks, checkpoints and resume.
+
+One epoch of :meth:`Trainer.fit` is, for every batch ``(x, y)`` of the training loader::
+
+    output = model(x); L = loss(output, y)          # forward
+    optimizer.zero_grad(); L.backward()             # gradients into the flat buffers
+    [clip the gradient norm]; optimizer.step()      # one update
+
+then, with dev data, an evaluation in eval mode without gradients, and the callbacks. ``fit(train,
+epochs)`` trains until ``epochs`` epochs are done *in total*: after ``load_checkpoint`` it
+continues where the checkpoint stopped (as Keras' ``initial_epoch``), so resuming means building
+the same objects, loading the checkpoint and calling ``fit`` again with the same arguments.
+
+What a checkpoint holds (see :mod:`nabla.train.checkpoint`): the model's state_dict, the
+optimizer's state (buffers, step, schedule configs), the training loader's position, every random
+stream (the default generator and any module's own), the callbacks' memory, the history and the
+counters. Training 4 epochs straight or 2, a checkpoint, a new process and 2 more gives the same
+bits.
+
+Losses are assumed to be means over the batch (``reduction="mean"``): the epoch loss is the
+sample-weighted mean of the batch losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..autograd.grad_mode import no_grad
+from . import checkpoint
+from . import metrics as metrics_module
+from .callbacks import Callback, ModelCheckpoint
+from .history import History
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    """Train ``model`` by minimizing ``loss(model(x), y)`` with ``optimizer``.
+
+    - ``metrics``: names (``"accuracy"``, ``"top5_accuracy"``, ``"mse"``, ``"mae"``) or
+      :class:`~nabla.train.metrics.Metric` objects, reported for train and dev data;
+    - ``callbacks``: :class:`~nabla.train.callbacks.Callback` objects (checkpoint writers run
+      after the others at the end of an epoch, so a checkpoint holds every callback's state);
+    - ``clip_grad_norm``: if set, gradients are scaled to at most this joint L2 norm;
+    - ``stats_every``: the update-to-weight ratio ||Δθ|| / ||θ|| costs a copy of the
+      parameters, so it is measured every this many updates (the gradient norm every update).
+    """
+
+    def __init__(self, model, loss, optimizer, metrics=(), callbacks=(),
+                 clip_grad_norm: float | None = None, stats_every: int = 10):  # fmt: skip
+        if not callable(loss):
+            raise TypeError(
+                f"Trainer: loss must be callable (output, target) -> Tensor, got {loss!r}"
+            )
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.metrics = [metrics_module.get(m) for m in metrics]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"Trainer: metric names must be distinct and not 'loss', got {names}")
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"Trainer: callbacks must be Callback objects, got {cb!r}")
+        self.callbacks = list(callbacks)
+        self.clip_grad_norm, self.stats_every = clip_grad_norm, max(int(stats_every), 1)
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.step = 0  # updates made
+        self.elapsed = 0.0  # seconds spent in fit, over all sessions
+        self.stop_training = False
+        self.train_loader = None
+        self.last_checkpoint: str | None = None
+        self._loader_state = None  # from a checkpoint, applied when fit gets its loader
+        self._before = None  # reusable copies of the parameters, for the update ratio
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def fit(self, train, epochs: int, dev=None, verbose: int = 1) -> History:
+        """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
+
+        ``verbose``: 0 silent; 1 a progress bar per epoch on a terminal and one summary line per
+        epoch; 2 the summary lines only.
+        """
+        if int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"Trainer.fit: epochs must be an int >= 0, got {epochs!r}")
+        for name, loader in (("train", train), ("dev", dev)):
+            if loader is not None and not hasattr(loader, "__iter__"):
+                raise TypeError(f"Trainer.fit: {name} must be a DataLoader, got {loader!r}")
+        self.train_loader = train
+        if self._loader_state is not None and hasattr(train, "load_state_dict"):
+            train.load_state_dict(self._loader_state)
+            self._loader_state = None
+        callbacks = self._ordered_callbacks()
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        try:
+            while self.epoch < epochs and not self.stop_training:
+                epoch, start = self.epoch, time.perf_counter()
+                for cb in callbacks:
+                    cb.on_epoch_begin(self, epoch)
+                logs = self._train_epoch(train, epoch, epochs, verbose, callbacks)
+                if dev is not None:
+                    logs.update({f"dev_{k}": v for k, v in self.evaluate(dev).items()})
+                self.elapsed += time.perf_counter() - start
+                logs.update(lr=float(self.optimizer.lr), time=round(self.elapsed, 4))
+                self.epoch += 1
+                self.history.add_epoch({"epoch": epoch, **logs})
+                for cb in callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if verbose:
+                    print(_summary(epoch, epochs, logs), flush=True)
+        finally:
+            for cb in callbacks:
+                cb.on_train_end(self)
+        return self.history
+
+    def _ordered_callbacks(self) -> list:
+        return sorted(self.callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
+
+    def _train_epoch(self, loader, epoch, epochs, verbose, callbacks) -> dict:
+        self.model.train()
+        for m in self.metrics:
+            m.reset()
+        total, count = 0.0, 0
+        bar = _progress_bar(loader, epoch, epochs, verbose)
+        for i, (x, y) in enumerate(loader):
+            output = self.model(x)
+            loss = self.loss(output, y)
+            value = float(loss.data)
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} "
+                    f"of the epoch); training stopped. Last good checkpoint: "
+                    f"{self.last_checkpoint or 'none was written'}"
+                )
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.clip_grad_norm is not None:
+                grad_norm = self.optimizer.clip_grad_norm_(self.clip_grad_norm)
+            else:
+                grad_norm = self.optimizer.grad_norm()
+            measure = self.step % self.stats_every == 0
+            if measure:
+                self._remember_parameters()
+            self.optimizer.step()
+            self.step += 1
+            n = len(x)
+            total += value * n
+            count += n
+            target = y.data if hasattr(y, "data") else y
+            for m in self.metrics:
+                m.update(output.data, target)
+            logs = {"epoch": epoch, "step": self.step, "loss": value,
+                    "lr": float(self.optimizer.lr), "batch_size": n, "grad_norm": grad_norm,
+                    "update_ratio": self._update_ratio() if measure else None}  # fmt: skip
+            self.history.add_step(logs)
+            for cb in callbacks:
+                cb.on_batch_end(self, self.step, logs)
+            if bar is not None:
+                bar.update(1)
+                if measure or i + 1 == bar.total:
+                    bar.set_postfix_str(self._postfix(total / count, logs), refresh=False)
+        if bar is not None:
+            bar.close()
+        return {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
+
+    def _remember_parameters(self) -> None:
+        vectors = self.optimizer.parameter_vectors()
+        if self._before is None or [b.shape for b in self._before] != [v.shape for v in vectors]:
+            self._before = [np.empty_like(v) for v in vectors]
+        for b, v in zip(self._before, vectors):
+            np.copyto(b, v)
+
+    def _update_ratio(self) -> float:
+        """||θ_new - θ_old|| / ||θ_old|| over all parameters (about lr for a healthy Adam run,
+        1e-3 being the usual rule of thumb)."""
+        change = weight = 0.0
+        for b, v in zip(self._before, self.optimizer.parameter_vectors()):
+            weight += float(np.dot(b, b))
+            np.subtract(v, b, out=b)
+            change += float(np.dot(b, b))
+        return math.sqrt(change / weight) if weight > 0 else math.inf
+
+    def _postfix(self, mean_loss: float, logs: dict) -> str:
+        parts = [f"loss {mean_loss:.4f}"]
+        parts += [f"{m.name} {m.result():.4f}" for m in self.metrics]
+        parts += [
+            f"lr {logs['lr']:.2e}",
+            f"bs {logs['batch_size']}",
+            f"|g| {logs['grad_norm']:.3g}",
+        ]
+        if logs["update_ratio"] is not None:
+            parts.append(f"Δθ/θ {logs['update_ratio']:.1e}")
+        return "  ".join(parts)
+
+    # --- evaluation --------------------------------------------------------------------------------
+
+    def evaluate(self, loader) -> dict:
+        """Loss and metrics over ``loader`` in eval mode without gradients, e.g.
+        ``{"loss": 0.08, "accuracy": 0.975}``."""
+        fresh = [copy.deepcopy(m) for m in self.metrics]
+        for m in fresh:
+            m.reset()
+        total, count = 0.0, 0
+        with _eval_mode(self.model), no_grad():
+            for x, y in loader:
+                output = self.model(x)
+                n = len(x)
+                total += float(self.loss(output, y).data) * n
+                count += n
+                target = y.data if hasattr(y, "data") else y
+                for m in fresh:
+                    m.update(output.data, target)
+        if count == 0:
+            raise ValueError("Trainer.evaluate: the loader gave no batches")
+        return {"loss": total / count, **{m.name: m.result() for m in fresh}}
+
+    def predict(self, loader) -> np.ndarray:
+        """The model's outputs for every batch of ``loader``, concatenated (eval mode, no grad)."""
+        outputs = []
+        with _eval_mode(self.model), no_grad():
+            for batch in loader:
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                outputs.append(self.model(x).data)
+        return np.concatenate(outputs)
+
+    # --- checkpoints -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything that resuming needs (see the module docstring)."""
+        return {
+            "model": {k: getattr(v, "data", v) for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "train_loader": self.train_loader.state_dict()
+            if hasattr(self.train_loader, "state_dict")
+            else None,
+            "random": checkpoint.random_state(self.model),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callback_types": [type(cb).__name__ for cb in self.callbacks],
+            "history": self.history.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "stop_training": self.stop_training,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        types = [type(cb).__name__ for cb in self.callbacks]
+        if list(state["callback_types"]) != types:
+            raise ValueError(
+                f"Trainer.load_state_dict: the checkpoint was written with callbacks "
+                f"{list(state['callback_types'])}, this trainer has {types}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+        checkpoint.set_random_state(self.model, state["random"])
+        self.history.load_state_dict(state["history"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.elapsed, self.stop_training = float(state["elapsed"]), bool(state["stop_training"])
+        self._loader_state = state["train_loader"]
+
+    def save_checkpoint(self, path) -> None:
+        """Write a resumable checkpoint to ``path`` (atomically)."""
+        checkpoint.save(self.state_dict(), path)
+        self.last_checkpoint = str(path)
+
+    def load_checkpoint(self, path) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint`; ``fit`` then continues it."""
+        self.load_state_dict(checkpoint.load(path))
+        self.last_checkpoint = str(path)
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """Put a model in eval mode for a block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _progress_bar(loader, epoch: int, epochs: int, verbose: int):
+    if verbose != 1 or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    try:
+        total = len(loader)
+    except TypeError:
+        total = None
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+
+
+def _summary(epoch: int, epochs: int, logs: dict) -> str:
+    width = len(str(epochs))
+    parts = [f"epoch {epoch + 1:>{width}}/{epochs}"]
+    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("lr", "time")]
+    parts += [f"lr {logs['lr']:.2e}", f"{logs['time']:.1f}s"]
+    return "  ".join(parts)
+
+
+__all__ = ["Trainer", "TrainingDivergedError"]
