@@ -1,0 +1,160 @@
+"""From a resolved config (see :mod:`nabla.train.config`) to the objects of a run: data,
+model, optimizer with its schedule, loaders and augmentation.
+
+Data splits never depend on the run's ``seed`` (they use seed 0), so runs that differ only in
+seed see the same train, dev and test samples: the seed moves initialization, dropout, shuffling
+and augmentation only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import models, nn, optim
+from ..data import ArrayDataset, DataLoader, datasets, random_split, train_dev_split, transforms
+from ..data.transforms import augment, mixing
+from ..optim import schedules
+
+SPLIT_SEED = 0
+SYNTHETIC = {  # 2-D classification sets: 60% train, 20% dev, 20% test
+    "spirals": lambda: datasets.spirals(n_per_class=300, classes=3, seed=SPLIT_SEED),
+    "moons": lambda: datasets.moons(n=900, noise=0.2, seed=SPLIT_SEED),
+    "blobs": lambda: datasets.blobs(n=900, centers=3, seed=SPLIT_SEED),
+    "xor": lambda: datasets.xor(n=900, noise=0.3, seed=SPLIT_SEED),
+}
+
+
+@dataclass
+class Data:
+    train: ArrayDataset
+    dev: ArrayDataset
+    test: ArrayDataset
+    classes: int
+
+    @property
+    def images(self) -> bool:
+        return self.train.x.ndim == 4
+
+
+def _materialize(subset, name: str) -> ArrayDataset:
+    base, idx = subset.dataset, subset.indices
+    return ArrayDataset(base.x[idx], base.y[idx], name=name)
+
+
+def load_data(cfg: dict) -> Data:
+    name = cfg["dataset"]
+    if name == "mnist10k":
+        train, dev, test = datasets.mnist10k(seed=SPLIT_SEED)
+    elif name in SYNTHETIC:
+        full = SYNTHETIC[name]()
+        parts = random_split(full, [0.6, 0.2, 0.2], seed=SPLIT_SEED)
+        train, dev, test = (
+            _materialize(p, f"{name}-{s}") for p, s in zip(parts, ("train", "dev", "test"))
+        )
+    else:
+        if name == "digits":
+            full, test = datasets.digits()
+        else:
+            loader = {
+                "mnist": datasets.mnist,
+                "fashion_mnist": datasets.fashion_mnist,
+                "cifar10": datasets.cifar10,
+            }[name]
+            full, test = loader("train"), loader("test")
+        train, dev = train_dev_split(full, cfg["dev_fraction"], seed=SPLIT_SEED)
+        train, dev = _materialize(train, f"{name}-train"), _materialize(dev, f"{name}-dev")
+    classes = int(max(train.y.max(), test.y.max())) + 1
+    return Data(train, dev, test, classes)
+
+
+def build_model(cfg: dict, data: Data) -> nn.Module:
+    shape = data.train.x.shape[1:]
+    if cfg["model"] == "mlp":
+        body = models.mlp([math.prod(shape), *cfg["hidden"], data.classes], cfg["activation"],
+                          cfg["dropout"], cfg["batch_norm"])  # fmt: skip
+        return nn.Sequential(nn.Flatten(), *body) if len(shape) > 1 else body
+    if cfg["model"] == "lenet":
+        return models.lenet(data.classes, in_channels=shape[0], activation=cfg["activation"])
+    return models.resnet(cfg["depth"], num_classes=data.classes, in_channels=shape[0])
+
+
+def build_schedule(cfg: dict, steps_per_epoch: int):
+    """The learning rate as a function of the step, over ``epochs * steps_per_epoch`` updates."""
+    lr, kind = cfg["lr"], cfg["schedule"]
+    total = cfg["epochs"] * steps_per_epoch
+    warmup = round(cfg["warmup_epochs"] * steps_per_epoch)
+    rest = max(total - warmup, 1)
+    if kind == "constant":
+        sched = schedules.Constant(lr)
+    elif kind == "cosine":
+        sched = schedules.CosineDecay(lr, rest)
+    elif kind == "cosine-restarts":
+        sched = schedules.CosineDecayRestarts(lr, max(rest // 7, 1))  # cycles of 1, 2, 4 units
+    elif kind == "exponential":
+        sched = schedules.ExponentialDecay(lr, rest, cfg["decay_rate"])
+    elif kind == "inverse-time":
+        sched = schedules.InverseTimeDecay(lr, rest, 1.0 / cfg["decay_rate"] - 1.0)
+    elif kind == "inverse-sqrt":
+        sched = schedules.InverseSqrtDecay(lr, max(warmup, steps_per_epoch))
+    elif kind == "polynomial":
+        sched = schedules.PolynomialDecay(lr, rest, end=lr * cfg["decay_rate"])
+    elif kind == "step":  # x0.1 at 50% and 75% of training, as in the ResNet papers
+        sched = schedules.PiecewiseConstant([rest // 2, 3 * rest // 4], [lr, lr / 10, lr / 100])
+    else:  # onecycle
+        return schedules.OneCycle(lr, total)
+    return schedules.LinearWarmup(sched, warmup) if warmup else sched
+
+
+def build_optimizer(cfg: dict, model: nn.Module, steps_per_epoch: int) -> optim.Optimizer:
+    lr, params = build_schedule(cfg, steps_per_epoch), model.named_parameters()
+    name, wd = cfg["optimizer"], cfg["weight_decay"]
+    if name == "sgd":
+        return optim.SGD(
+            params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=wd
+        )
+    if name == "adagrad":
+        return optim.AdaGrad(params, lr=lr, weight_decay=wd)
+    if name == "rmsprop":
+        return optim.RMSProp(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
+    kind = optim.Adam if name == "adam" else optim.AdamW
+    return kind(params, lr=lr, beta1=cfg["beta1"], beta2=cfg["beta2"], weight_decay=wd)
+
+
+def build_augmentation(cfg: dict, data: Data) -> list:
+    size = data.train.x.shape[-1]
+    make = {
+        "translate": lambda: augment.RandomTranslate(max(1, round(size / 10))),
+        "rotate": lambda: augment.RandomRotation(15),
+        "scale": lambda: augment.RandomScale((0.9, 1.1)),
+        "flip": lambda: augment.RandomHorizontalFlip(),
+        "crop": lambda: augment.RandomCrop(size, padding=max(1, size // 8)),
+        "noise": lambda: augment.GaussianNoise(0.05),
+        "erase": lambda: augment.RandomErasing(p=0.5),
+        "mixup": lambda: mixing.Mixup(0.2, num_classes=data.classes),
+        "cutmix": lambda: mixing.CutMix(1.0, num_classes=data.classes),
+    }
+    return [make[name]() for name in cfg["augment"]]
+
+
+def build_loaders(cfg: dict, data: Data) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Training loader (shuffled, augmented, then standardized) and dev/test loaders."""
+    per = "channel" if data.images else "feature"
+    standardize = [transforms.Standardize(per=per).fit(data.train.x)] if cfg["standardize"] else []
+    train_tf = build_augmentation(cfg, data) + standardize
+    train = DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, seed=cfg["seed"],
+                       transform=transforms.Compose(train_tf) if train_tf else None,
+                       workers=cfg["loader_threads"])  # fmt: skip
+    plain = transforms.Compose(standardize) if standardize else None
+    batch = max(cfg["batch_size"], 256)  # evaluation holds no graph: bigger batches are faster
+    dev, test = (DataLoader(d, batch_size=batch, transform=plain) for d in (data.dev, data.test))
+    return train, dev, test
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """``m[i, j]`` = number of samples of class i predicted as j."""
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(
+        classes, classes
+    )

@@ -1,0 +1,246 @@
+"""Run configuration: one flat table of named settings, from defaults, a TOML file and flags.
+
+Every setting of ``nabla train`` is a key of :data:`SCHEMA` with its type, default, allowed
+values and help. A run resolves its config as defaults <- ``CONFIG.toml`` <- command-line flags,
+validates it (unknown keys, bad values and impossible combinations get an error listing the valid
+choices) and writes the result to the run folder as ``config.toml``.
+
+>>> cfg = resolve({"lr": 0.05}, {"optimizer": "sgd", "momentum": 0.9})
+>>> cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["dataset"]
+('sgd', 0.05, 0.9, 'digits')
+>>> resolve({"optimiser": "sgd"})
+Traceback (most recent call last):
+...
+nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); valid settings: ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, has a bad value, or contradicts another."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    type: type  # bool, int, float, str, or list (of item_type)
+    default: Any
+    help: str
+    choices: tuple = ()
+    item_type: type = str
+    minimum: float = -math.inf
+    maximum: float = math.inf
+
+
+DATASETS = (
+    "digits",
+    "mnist10k",
+    "mnist",
+    "fashion_mnist",
+    "cifar10",
+    "spirals",
+    "moons",
+    "blobs",
+    "xor",
+)
+AUGMENTATIONS = (
+    "translate",
+    "rotate",
+    "scale",
+    "flip",
+    "crop",
+    "noise",
+    "erase",
+    "mixup",
+    "cutmix",
+)
+SCHEDULES = ("constant", "cosine", "cosine-restarts", "exponential", "step", "inverse-time",
+             "inverse-sqrt", "polynomial", "onecycle")  # fmt: skip
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
+
+SCHEMA: dict[str, Setting] = {
+    # data
+    "dataset": Setting(str, "digits", "the dataset (digits is embedded; the others download or read $NABLA_DATA)", DATASETS),
+    "dev_fraction": Setting(float, 0.1, "share of the training split held out as dev data (datasets without a dev split)", minimum=0.01, maximum=0.5),
+    "standardize": Setting(bool, False, "standardize inputs per channel with training-set statistics"),
+    "augment": Setting(list, [], "augmentations of training batches, in order", AUGMENTATIONS),
+    "batch_size": Setting(int, 32, "minibatch size", minimum=1),
+    "loader_threads": Setting(int, 0, "loader threads preparing batches ahead", minimum=0),
+    # model
+    "model": Setting(str, "mlp", "the architecture", ("mlp", "lenet", "resnet")),
+    "hidden": Setting(list, [256], "hidden layer widths of the mlp ([] for softmax regression)", item_type=int),
+    "activation": Setting(str, "relu", "hidden-layer activation", ACTIVATIONS),
+    "dropout": Setting(float, 0.3, "dropout probability after each hidden layer of the mlp", minimum=0.0, maximum=0.95),
+    "batch_norm": Setting(bool, False, "batch normalization after each hidden linear layer of the mlp"),
+    "depth": Setting(int, 20, "resnet depth (6n + 2: 20, 32, 44, 56, 110)", minimum=8),
+    # optimization
+    "optimizer": Setting(str, "adam", "the optimizer", OPTIMIZERS),
+    "lr": Setting(float, 0.01, "peak learning rate", minimum=0.0),
+    "momentum": Setting(float, 0.0, "momentum (sgd, rmsprop)", minimum=0.0, maximum=0.9999),
+    "nesterov": Setting(bool, False, "Nesterov momentum (sgd)"),
+    "beta1": Setting(float, 0.9, "Adam's first-moment decay", minimum=0.0, maximum=0.9999),
+    "beta2": Setting(float, 0.999, "Adam's second-moment decay", minimum=0.0, maximum=0.99999),
+    "weight_decay": Setting(float, 0.0, "L2 weight decay (decoupled for adamw)", minimum=0.0),
+    "label_smoothing": Setting(float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99),
+    "clip_grad_norm": Setting(float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0),
+    "schedule": Setting(str, "cosine", "learning-rate schedule over the whole run", SCHEDULES),
+    "warmup_epochs": Setting(float, 0.0, "linear warmup from 0 over this many epochs", minimum=0.0),
+    "decay_rate": Setting(float, 0.01, "final lr / peak lr for exponential and inverse-time decay", minimum=1e-8, maximum=1.0),
+    # training
+    "epochs": Setting(int, 40, "epochs to train", minimum=1),
+    "early_stopping": Setting(int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0),
+    "seed": Setting(int, 0, "seed for initialization, dropout, shuffling and augmentation", minimum=0),
+}  # fmt: skip
+
+
+def defaults() -> dict:
+    return {key: (list(s.default) if s.type is list else s.default) for key, s in SCHEMA.items()}
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, SCHEMA, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown setting {key!r}{hint}; valid settings: {', '.join(SCHEMA)}")
+
+
+def parse_value(key: str, text: str):
+    """A setting's value from command-line text: ``"0.1"``, ``"true"``, ``"128,64"``."""
+    if key not in SCHEMA:
+        raise _unknown(key)
+    setting, text = SCHEMA[key], str(text).strip()
+    try:
+        if setting.type is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if setting.type is list:
+            return [setting.item_type(t.strip()) for t in text.split(",") if t.strip()]
+        return (
+            setting.type(float(text)) if setting.type is int and "e" in text else setting.type(text)
+        )
+    except ValueError:
+        kind = (
+            f"a list of {setting.item_type.__name__}"
+            if setting.type is list
+            else setting.type.__name__
+        )
+        raise ConfigError(f"{key}: expected {kind}, got {text!r}") from None
+
+
+def check(key: str, value):
+    """``value`` converted to the setting's type, or a ConfigError naming the valid choices."""
+    if key not in SCHEMA:
+        raise _unknown(key)
+    setting = SCHEMA[key]
+    if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if setting.type is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        items = value
+    else:
+        if not isinstance(value, setting.type) or (setting.type is int and isinstance(value, bool)):
+            raise ConfigError(f"{key}: expected {setting.type.__name__}, got {value!r}")
+        items = [value]
+    for item in items:
+        if setting.type is list and not isinstance(item, setting.item_type):
+            raise ConfigError(f"{key}: items must be {setting.item_type.__name__}, got {item!r}")
+        if setting.choices and item not in setting.choices:
+            raise ConfigError(f"{key}: {item!r} is not one of {', '.join(setting.choices)}")
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            low, high = (
+                (setting.minimum, setting.maximum) if setting.type is not list else (1, math.inf)
+            )
+            if not low <= item <= high:
+                raise ConfigError(f"{key}: {item!r} is outside [{low}, {high}]")
+    return list(value) if setting.type is list else value
+
+
+def read_toml(path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {err}") from None
+
+
+def resolve(*layers: dict) -> dict:
+    """Defaults overridden by each layer in turn, every value checked, then the combinations."""
+    cfg = defaults()
+    for layer in layers:
+        for key, value in layer.items():
+            cfg[key] = check(key, value)
+    combinations(cfg)
+    return cfg
+
+
+def combinations(cfg: dict) -> None:
+    """Reject settings that contradict each other."""
+    if cfg["nesterov"] and not (cfg["optimizer"] == "sgd" and cfg["momentum"] > 0):
+        raise ConfigError("nesterov needs optimizer = 'sgd' with momentum > 0")
+    if cfg["momentum"] > 0 and cfg["optimizer"] not in ("sgd", "rmsprop"):
+        raise ConfigError(
+            f"momentum applies to sgd and rmsprop, not {cfg['optimizer']} (Adam's is beta1)"
+        )
+    for beta in ("beta1", "beta2"):
+        if cfg["optimizer"] not in ("adam", "adamw") and cfg[beta] != SCHEMA[beta].default:
+            raise ConfigError(f"{beta} applies to adam and adamw, not {cfg['optimizer']}")
+    if len(set(cfg["augment"])) != len(cfg["augment"]):
+        raise ConfigError(f"augment lists an augmentation twice: {cfg['augment']}")
+    if "mixup" in cfg["augment"] and "cutmix" in cfg["augment"]:
+        raise ConfigError("augment: choose mixup or cutmix, not both")
+    image = cfg["dataset"] not in ("spirals", "moons", "blobs", "xor")
+    if not image and (cfg["augment"] and set(cfg["augment"]) - {"noise", "mixup"}):
+        raise ConfigError(
+            f"dataset {cfg['dataset']} has 2-D points, not images: only noise and mixup apply, "
+            f"got augment = {cfg['augment']}"
+        )
+    if cfg["model"] != "mlp" and not image:
+        raise ConfigError(
+            f"model {cfg['model']} needs images; dataset {cfg['dataset']} has 2-D points"
+        )
+    if cfg["model"] == "lenet" and cfg["dataset"] not in ("mnist10k", "mnist", "fashion_mnist"):
+        raise ConfigError(
+            f"model lenet is LeNet-5 for 28x28 images (mnist10k, mnist, fashion_mnist), "
+            f"not {cfg['dataset']}"
+        )
+    if cfg["model"] == "resnet" and (cfg["depth"] - 2) % 6:
+        raise ConfigError(
+            f"depth: a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110), got {cfg['depth']}"
+        )
+    if cfg["warmup_epochs"] >= cfg["epochs"]:
+        raise ConfigError(
+            f"warmup_epochs ({cfg['warmup_epochs']}) must be less than epochs ({cfg['epochs']})"
+        )
+
+
+def to_toml(cfg: dict) -> str:
+    """The config as TOML, one ``key = value`` line per setting with its help as a comment."""
+    lines = ["# nabla run configuration: `nabla train CONFIG.toml` reproduces this run", ""]
+    for key, value in cfg.items():
+        lines.append(f"{key} = {_toml_value(value)}  # {SCHEMA[key].help}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
