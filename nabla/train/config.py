@@ -8,7 +8,7 @@ choices) and writes the result to the run folder as ``config.toml``.
 >>> cfg = resolve({"lr": 0.05}, {"optimizer": "sgd", "momentum": 0.9})
 >>> cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["dataset"]
 ('sgd', 0.05, 0.9, 'digits')
->>> resolve({"optimiser": "sgd"})
+>>> resolve({"optimiser": "sgd"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); valid settings: ...
