@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .html import write_report
-from .plots import make_plots, plot_sweep, read_metrics
+from .plots import make_plots, read_metrics
+from .sweep import plot_sweep
 
 __all__ = ["build", "make_plots", "plot_sweep", "read_metrics", "write_report"]
 
