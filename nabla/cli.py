@@ -147,14 +147,8 @@ def _train(args) -> int:
             raise config.ConfigError(
                 "--resume continues a run folder: give no CONFIG or --out with it"
             )
-        saved = (
-            config.read_toml(Path(args.resume) / "config.toml")
-            if (Path(args.resume) / "config.toml").exists()
-            else None
-        )
-        if saved is None:
-            raise FileNotFoundError(f"{args.resume} is not a run folder: it has no config.toml")
-        changed = sorted(k for k in overrides if overrides[k] != saved.get(k))
+        saved = run.load_config(args.resume)  # resolved: every setting is present
+        changed = sorted(k for k in overrides if overrides[k] != saved[k])
         if changed:  # the schedule and the data order depend on them: the run would not be the same
             raise config.ConfigError(
                 f"a resumed run keeps its config.toml; drop the flags {changed}"

@@ -166,21 +166,21 @@ class ModelCheckpoint(Callback):
             self.tracker.best, self.best_epoch = float(state["best"]), state["best_epoch"]
 
 
-def _set_lr(trainer, owner: str, lr: float) -> None:
+def _constant_lr(trainer, owner: str) -> float:
+    """The optimizer's learning rate, which must be a number for ``owner`` to set it."""
     for group in trainer.optimizer.param_groups:
         if callable(group["lr"]):
             raise ValueError(
                 f"{owner}: the optimizer's learning rate is a schedule ({group['lr']!r}); "
                 f"{owner} sets a constant learning rate, so use one or the other"
             )
+    return float(trainer.optimizer.param_groups[0]["lr"])
+
+
+def _set_lr(trainer, owner: str, lr: float) -> None:
+    _constant_lr(trainer, owner)
+    for group in trainer.optimizer.param_groups:
         group["lr"] = float(lr)
-
-
-def _constant_lr(trainer, owner: str) -> float:
-    lr = trainer.optimizer.param_groups[0]["lr"]
-    if callable(lr):
-        _set_lr(trainer, owner, 0.0)  # raises the error that explains the conflict
-    return float(lr)
 
 
 class ReduceLROnPlateau(Callback):

@@ -129,9 +129,6 @@ class MAE(_Elementwise):
         return np.abs(d).sum()
 
 
-NAMES = ("accuracy", "top_k_accuracy", "topK_accuracy", "mse", "mae")
-
-
 def get(metric) -> Metric:
     """A fresh metric from a name (``"accuracy"``, ``"top5_accuracy"``, ``"mse"``, ``"mae"``) or a
     Metric instance (returned as is)."""

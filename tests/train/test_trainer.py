@@ -58,6 +58,7 @@ def test_clip_grad_norm_reports_the_norm_before_clipping():
     trainer, train, _ = digits_trainer(clip_grad_norm=1e-3)
     trainer.fit(DataLoader(train.dataset, batch_size=2000), epochs=1, verbose=0)
     assert trainer.history.steps["grad_norm"][0] > 1e-3
+    assert trainer.optimizer.grad_norm() == pytest.approx(1e-3, rel=1e-3)  # the step saw these
 
 
 def test_a_nan_loss_stops_with_epoch_step_and_checkpoint(tmp_path):
