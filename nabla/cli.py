@@ -1,5 +1,4 @@
-"""The ``nabla`` command: train, evaluate, report and sweep (the lab and the experiments arrive
-with their issue and say so until then)."""
+"""The ``nabla`` command: train, evaluate, report, sweep, the lab and the experiments."""
 
 from __future__ import annotations
 
@@ -23,11 +22,6 @@ SWEEP_EXAMPLES = """examples:
   nabla sweep base.toml --grid hidden=64,256+128 --grid dropout=0,0.3     # '+' joins list items
   nabla sweep --grid lr=0.001..0.1 --grid weight_decay=0,0.0001 --random 8  # ranges: log-uniform
 """
-
-PLANNED = {
-    "lab": "optimizer trajectories, loss landscapes, LR range tests",
-    "experiment": "reproduce a published claim and report PASS/FAIL",
-}
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -112,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true")
     _add_settings(sweep)
 
-    for name, summary in PLANNED.items():
-        commands.add_parser(name, help=f"{summary} (not available yet)", description=summary)
+    from .lab import cli as lab_cli
+
+    lab_cli.add_parsers(commands, raw)
     return parser
 
 
@@ -122,11 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 0
-    if args.command in PLANNED:
-        print(
-            f"nabla {args.command}: not available yet in nabla {nabla.__version__}; see README.md"
-        )
         return 0
     from .serialization import CheckpointError
     from .train.config import ConfigError
@@ -189,7 +179,26 @@ def _sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "report": _report, "sweep": _sweep}
+def _lab(args) -> int:
+    from .lab import cli as lab_cli
+
+    return lab_cli.lab_main(args)
+
+
+def _experiment(args) -> int:
+    from .lab import cli as lab_cli
+
+    return lab_cli.experiment_main(args)
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "report": _report,
+    "sweep": _sweep,
+    "lab": _lab,
+    "experiment": _experiment,
+}
 
 
 if __name__ == "__main__":

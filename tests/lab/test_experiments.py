@@ -1,0 +1,63 @@
+"""Every experiment runs at its tiny size, writes its report and says PASS or FAIL in one line.
+
+The tiny size checks that the code runs end to end; whether the claim holds is only decided at
+full size (docs/experiments.md), so the verdict itself is not asserted here.
+"""
+
+import json
+import re
+
+import pytest
+
+from nabla.cli import main
+from nabla.lab import experiments
+
+LINE = re.compile(r"^claim: .+ \| ours: .+ \| (PASS|FAIL)$")
+
+
+@pytest.mark.parametrize("name", experiments.names())
+def test_experiment_runs_tiny_and_writes_its_report(name, tmp_path, capsys):
+    assert main(["experiment", name, "--size", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert LINE.match(printed[-1]), printed[-1]
+    record = json.loads((tmp_path / "outcome.json").read_text())
+    assert record["name"] == name and record["size"] == "tiny"
+    assert record["line"] == printed[-1]
+    page = (tmp_path / "report.html").read_text()
+    assert record["line"].split(" | ")[0][len("claim: ") :] in page.replace("&#x27;", "'")
+    assert list(tmp_path.glob("*.png")), "an experiment shows at least one figure"
+    assert "data:image/png;base64," in page
+
+
+def test_every_experiment_has_a_name_title_reference_and_summary():
+    for name in experiments.names():
+        module = experiments.get(name)
+        assert module.NAME == name
+        for field in ("TITLE", "REFERENCE", "SUMMARY"):
+            assert isinstance(getattr(module, field), str) and getattr(module, field)
+
+
+def test_the_list_names_every_experiment(capsys):
+    assert main(["experiment", "--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == experiments.names()
+
+
+def test_an_unknown_experiment_is_refused_with_the_names(capsys):
+    assert main(["experiment", "no-such-thing"]) == 2
+    assert "no experiment 'no-such-thing'" in capsys.readouterr().err
+
+
+def test_a_lab_report_is_self_contained(tmp_path):
+    from nabla.lab.report import LabReport, new_figure
+
+    page = LabReport(tmp_path, "T <&>", subtitle="s")
+    figure = new_figure()
+    figure.add_subplot().plot([0, 1], [1, 0])
+    page.figure(figure, "line", "a line")
+    page.table(["a", "b"], [[1, 0.123456]])
+    page.outcome("claim: x | ours: y | PASS", True)
+    text = page.write().read_text()
+    assert "T &lt;&amp;&gt;" in text and "0.1235" in text and "outcome pass" in text
+    assert 'src="http' not in text and "<script" not in text
+    assert (tmp_path / "line.png").exists()
