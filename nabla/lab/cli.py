@@ -86,7 +86,11 @@ def experiment_main(args) -> int:
         print(f"nabla experiment: error: {err.args[0]}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("experiments") / args.name
-    outcome = experiments.run(args.name, out, size=args.size, seed=args.seed, verbose=True)
-    if not args.quiet:
+    outcome = experiments.run(
+        args.name, out, size=args.size, seed=args.seed, verbose=not args.quiet
+    )
+    if args.quiet:
+        print(outcome.line())
+    else:
         print(f"report: {out / 'report.html'}")
-    return 0 if outcome is not None else 1
+    return 0

@@ -19,7 +19,7 @@ LINE = re.compile(r"^claim: .+ \| ours: .+ \| (PASS|FAIL)$")
 def test_experiment_runs_tiny_and_writes_its_report(name, tmp_path, capsys):
     assert main(["experiment", name, "--size", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    assert LINE.match(printed[-1]), printed[-1]
+    assert len(printed) == 1 and LINE.match(printed[-1]), printed  # --quiet: the verdict only
     record = json.loads((tmp_path / "outcome.json").read_text())
     assert record["name"] == name and record["size"] == "tiny"
     assert record["line"] == printed[-1]
