@@ -32,8 +32,15 @@ EXPERIMENT_EXAMPLES = """examples:
 
 
 def _module(name: str):
+    """The lab tool's module; ``None`` if it is absent; the import error itself if it is broken
+    (so that one broken tool cannot take ``nabla train`` down with it)."""
     path = Path(__file__).parent / f"{name}.py"
-    return importlib.import_module(f"nabla.lab.{name}") if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return importlib.import_module(f"nabla.lab.{name}")
+    except Exception as err:  # reported when the tool is used
+        return err
 
 
 def add_parsers(commands, formatter_class=argparse.RawDescriptionHelpFormatter) -> None:
@@ -44,7 +51,7 @@ def add_parsers(commands, formatter_class=argparse.RawDescriptionHelpFormatter) 
         module = _module(module_name)
         parser = tools.add_parser(command, help=summary, description=summary,
                                   epilog=getattr(module, "EXAMPLES", None), formatter_class=formatter_class)  # fmt: skip
-        if module is not None:
+        if module is not None and not isinstance(module, Exception):
             module.add_arguments(parser)
 
     experiment = commands.add_parser("experiment", help="reproduce a published claim: PASS or FAIL",
@@ -66,8 +73,9 @@ def lab_main(args) -> int:
         print("nabla lab: choose a tool: " + ", ".join(LAB_COMMANDS), file=sys.stderr)
         return 2
     module = _module(LAB_COMMANDS[args.lab_command][0])
-    if module is None:
-        print(f"nabla lab {args.lab_command}: not available yet", file=sys.stderr)
+    if module is None or isinstance(module, Exception):
+        why = f"it failed to import: {module!r}" if module else "not available yet"
+        print(f"nabla lab {args.lab_command}: {why}", file=sys.stderr)
         return 2
     return module.main(args)
 

@@ -4,6 +4,7 @@ The tiny size checks that the code runs end to end; whether the claim holds is o
 full size (docs/experiments.md), so the verdict itself is not asserted here.
 """
 
+import importlib
 import json
 import re
 
@@ -11,6 +12,7 @@ import pytest
 
 from nabla.cli import main
 from nabla.lab import experiments
+from nabla.lab.cli import LAB_COMMANDS
 
 LINE = re.compile(r"^claim: .+ \| ours: .+ \| (PASS|FAIL)$")
 
@@ -61,3 +63,11 @@ def test_a_lab_report_is_self_contained(tmp_path):
     assert "T &lt;&amp;&gt;" in text and "0.1235" in text and "outcome pass" in text
     assert 'src="http' not in text and "<script" not in text
     assert (tmp_path / "line.png").exists()
+
+
+@pytest.mark.parametrize("command", sorted(LAB_COMMANDS))
+def test_every_lab_tool_imports_and_has_its_parts(command):
+    # the parser tolerates a broken tool (so `nabla train` survives it): this test does not
+    module = importlib.import_module(f"nabla.lab.{LAB_COMMANDS[command][0]}")
+    assert callable(module.add_arguments) and callable(module.main)
+    assert "nabla lab " + command in module.EXAMPLES
