@@ -182,11 +182,14 @@ class Trainer:
         """||θ_new - θ_old|| / ||θ_old|| over all parameters (about lr for a healthy Adam run,
         1e-3 being the usual rule of thumb)."""
         change = weight = 0.0
-        for b, v in zip(self._before, self.optimizer.parameter_vectors()):
-            weight += float(np.dot(b, b))
-            np.subtract(v, b, out=b)
-            change += float(np.dot(b, b))
-        return math.sqrt(change / weight) if weight > 0 else math.inf
+        # weights blowing up overflow here before the loss check names the divergence: let the
+        # ratio be inf or nan and TrainingDivergedError say what happened
+        with np.errstate(over="ignore", invalid="ignore"):
+            for b, v in zip(self._before, self.optimizer.parameter_vectors()):
+                weight += float(np.dot(b, b))
+                np.subtract(v, b, out=b)
+                change += float(np.dot(b, b))
+            return math.sqrt(change / weight) if weight > 0 else math.inf
 
     def _postfix(self, mean_loss: float, logs: dict) -> str:
         parts = [f"loss {mean_loss:.4f}"]

@@ -4,6 +4,7 @@ The tiny size checks that the code runs end to end; whether the claim holds is o
 full size (docs/experiments.md), so the verdict itself is not asserted here.
 """
 
+import html
 import importlib
 import json
 import re
@@ -26,7 +27,7 @@ def test_experiment_runs_tiny_and_writes_its_report(name, tmp_path, capsys):
     assert record["name"] == name and record["size"] == "tiny"
     assert record["line"] == printed[-1]
     page = (tmp_path / "report.html").read_text()
-    assert record["line"].split(" | ")[0][len("claim: ") :] in page.replace("&#x27;", "'")
+    assert record["line"].split(" | ")[0][len("claim: ") :] in html.unescape(page)
     assert list(tmp_path.glob("*.png")), "an experiment shows at least one figure"
     assert "data:image/png;base64," in page
 

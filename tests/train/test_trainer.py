@@ -77,6 +77,19 @@ def test_a_nan_loss_stops_with_epoch_step_and_checkpoint(tmp_path):
         trainer2.fit(bad, epochs=2, verbose=0)
 
 
+def test_weights_too_large_for_the_update_ratio_do_not_raise_numpy_warnings():
+    # Adam's first step moves each of the 650 weights of a linear model by ~lr = 1e18: the loss
+    # stays finite (log-sum-exp), but sum(w^2) ~ 6e38 overflows float32 in the update ratio's dot
+    # product; that diagnostic must turn inf/nan, not raise (warnings are errors under pytest)
+    nb.manual_seed(0)
+    train, _ = datasets.digits(flatten=True)
+    model = models.mlp([64, 10])
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e18))
+    trainer.fit(DataLoader(train, batch_size=500), epochs=1, verbose=0)
+    ratios = np.array(trainer.history.steps["update_ratio"], dtype=float)
+    assert not np.isfinite(ratios).all()
+
+
 def test_bad_arguments_are_explained():
     model = nn.Linear(2, 2)
     opt = optim.SGD(model.parameters(), lr=0.1)
