@@ -29,7 +29,12 @@ class CrossEntropy(Function):
             q = target if smoothing == 0 else (1 - smoothing) * target + smoothing / classes
             loss = -(q * log_p).sum(axis=1)
             ctx.q = q
-        else:  # a class index per sample
+        elif logits.ndim == 2:  # a class index per sample: pick log p[i, target_i]
+            loss = -log_p[np.arange(len(target)), target]
+            if smoothing:
+                loss = (1 - smoothing) * loss - smoothing * log_p.mean(axis=1)
+            ctx.q = None
+        else:  # a class index per sample and position
             picked = np.take_along_axis(log_p, np.expand_dims(target, 1), axis=1)
             loss = -np.squeeze(picked, axis=1)
             if smoothing:
@@ -37,7 +42,7 @@ class CrossEntropy(Function):
             ctx.q = None
         ctx.log_p, ctx.target, ctx.reduction, ctx.smoothing = log_p, target, reduction, smoothing
         if reduction == "mean":
-            return loss.mean()
+            return loss.sum() / loss.size  # np.mean's Python wrapper costs more than the sum here
         return loss.sum() if reduction == "sum" else loss
 
     @staticmethod
@@ -45,6 +50,11 @@ class CrossEntropy(Function):
         p = np.exp(ctx.log_p)
         if ctx.q is not None:
             grad = p * ctx.q.sum(axis=1, keepdims=True) - ctx.q
+        elif p.ndim == 2:  # p - onehot(target), the onehot written in place (no (N, C) mask)
+            grad = p
+            grad[np.arange(len(ctx.target)), ctx.target] -= 1 - ctx.smoothing
+            if ctx.smoothing:
+                grad -= ctx.smoothing / p.shape[1]
         else:
             grad = p
             target = np.expand_dims(ctx.target, 1)
