@@ -4,6 +4,12 @@ Max pooling passes each window's gradient to the position of its maximum (the fi
 as PyTorch); average pooling spreads it evenly over the window. Both loop over the kh*kw kernel
 offsets, each a strided slice of the padded input covering that offset of every window
 (:func:`nabla.ops.conv.offsets`): a few cheap vectorized passes instead of copying all windows.
+
+Every array here is allocated in the memory layout of the input (see
+:func:`nabla.ops.conv_buffers.scratch_like`): a convolution's output is an (N, C, H, W) view of a
+(C, H, W, N) array, and the pooled output, its gradient and the masks keep that layout, so the
+element-wise passes never mix layouts (which makes NumPy's loops several times slower) and the
+next convolution reads the pooled output without a copy.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .conv import offsets, output_size, pair
+from .conv_buffers import scratch_like
 
 
 def _geometry(x, kernel_size, stride, padding, name: str):
@@ -30,42 +37,80 @@ def _geometry(x, kernel_size, stride, padding, name: str):
 
 
 def _pad(x: np.ndarray, padding: tuple, value: float) -> np.ndarray:
+    """x padded by ``value``, in x's memory layout (a (C, H, W, N) conv output stays one)."""
     ph, pw = padding
     if not (ph or pw):
         return x
     if value == -np.inf and x.dtype.kind != "f":  # integer images: pad with the smallest value
         value = np.iinfo(x.dtype).min
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    n, c, h, w = x.shape
+    xp = scratch_like(x, (n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+    xp.fill(value)
+    xp[:, :, ph : ph + h, pw : pw + w] = x
+    return xp
 
 
 class MaxPool2d(Function):
-    saves_output = True
+    """The maximum of each window, and its gradient routed to the window's first maximum.
+
+    Forward keeps a running maximum over the kernel offsets (k = 0, 1, ... in row-major order),
+    one strided slice of the padded input at a time, and records for each k > 0 where the offset
+    was *strictly* larger than every earlier one: ``won[k] = slice_k > running_max``. The maximum
+    of a window then sits at the last offset that won it (offset 0 if none did), which is the
+    first maximum in row-major order when values tie: PyTorch's rule. (A window holding NaN
+    outputs NaN, as in PyTorch; its gradient goes to the last offset that won before the NaN.)
+
+    Backward walks the offsets in reverse with ``rest``, the gradient not yet routed:
+    offset k takes ``rest * won[k]`` and removes it from ``rest``; offset 0 takes what is left.
+    When windows do not overlap (stride >= kernel) each offset *writes* its own slice of the
+    input gradient; overlapping windows *add*. No argmax indices, no scatter (``np.add.at``).
+    """
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out):
-        # The maximum over kernel offsets, one strided slice of the padded input at a time:
-        # kh*kw cheap passes instead of copying every window.
         xp = _pad(x, padding, -np.inf)
         slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
-        result = xp[:, :, slices[0][0], slices[0][1]].copy()
+        shape = (*x.shape[:2], *out)
+        result = scratch_like(xp, shape, x.dtype)  # x's layout (as every array here)
+        np.copyto(result, xp[:, :, slices[0][0], slices[0][1]])
+        recording = bool(ctx.needs_input_grad)  # empty when no graph is recorded
+        won = []
         for rows, cols in slices[1:]:
-            np.maximum(result, xp[:, :, rows, cols], out=result)
-        ctx.xp, ctx.out, ctx.slices, ctx.padding, ctx.x_shape = xp, result, slices, padding, x.shape
+            candidate = xp[:, :, rows, cols]
+            if recording:
+                won.append(np.greater(candidate, result, out=scratch_like(xp, shape, bool)))
+            np.maximum(result, candidate, out=result)
+        ctx.won, ctx.slices, ctx.xp = won, slices, xp
+        ctx.padding, ctx.kernel, ctx.stride, ctx.x_shape = padding, kernel, stride, x.shape
         return result
 
     @staticmethod
     def backward(ctx, g):
-        # Each window's gradient goes to its first maximum in offset order (PyTorch's rule):
-        # ``taken`` marks windows whose maximum was already found at an earlier offset.
-        xp, out = ctx.xp, ctx.out
-        gxp = np.zeros(xp.shape, dtype=g.dtype)
-        taken = np.zeros(out.shape, dtype=bool)
-        for rows, cols in ctx.slices:
-            hit = xp[:, :, rows, cols] == out
-            hit &= ~taken
-            taken |= hit
-            gxp[:, :, rows, cols] += g * hit
+        xp, slices, (kh, kw), (sh, sw) = ctx.xp, ctx.slices, ctx.kernel, ctx.stride
         (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
+        overlapping = sh < kh or sw < kw
+        tiled = (sh, sw) == (kh, kw) and (ph, pw) == (0, 0)  # windows side by side, no gaps
+        covered = tiled and (g.shape[2] * sh, g.shape[3] * sw) == (h, w)  # ... to the last row
+        gxp = scratch_like(xp, xp.shape, g.dtype)
+        if not covered:  # a covered input gets every element written below
+            gxp.fill(0)
+        # ``rest`` in the masks' layout: mixing layouts makes NumPy's loops several times slower.
+        rest = scratch_like(xp, g.shape, g.dtype)
+        np.copyto(rest, g)
+        part = scratch_like(xp, g.shape, g.dtype) if overlapping else None
+        for (rows, cols), won in zip(reversed(slices[1:]), reversed(ctx.won)):
+            share = gxp[:, :, rows, cols]  # offset k's element of every window
+            if overlapping:
+                share += np.multiply(rest, won, out=part)
+                rest -= part
+            else:  # this slice belongs to offset k alone: write it directly
+                np.multiply(rest, won, out=share)
+                rest -= share
+        rows, cols = slices[0]
+        if overlapping:
+            gxp[:, :, rows, cols] += rest
+        else:
+            gxp[:, :, rows, cols] = rest
         return gxp[:, :, ph : ph + h, pw : pw + w], None, None, None, None
 
 
@@ -74,7 +119,7 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding, out, count_include_pad):
         xp = _pad(x, padding, 0.0)
         slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
-        total = xp[:, :, slices[0][0], slices[0][1]].copy()
+        total = np.copy(xp[:, :, slices[0][0], slices[0][1]], order="K")  # keeps x's layout
         for rows, cols in slices[1:]:
             total += xp[:, :, rows, cols]
         if count_include_pad:
@@ -82,7 +127,7 @@ class AvgPool2d(Function):
         else:  # count only the real (unpadded) elements of each window
             ones = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), padding, 0.0)
             divisor = sum(ones[:, :, rows, cols] for rows, cols in slices)
-        ctx.divisor, ctx.slices, ctx.xp_shape = divisor, slices, xp.shape
+        ctx.divisor, ctx.slices, ctx.xp = divisor, slices, xp  # xp: for its shape and layout
         ctx.padding, ctx.x_shape = padding, x.shape
         total /= divisor
         return total
@@ -90,7 +135,7 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         share = g / ctx.divisor  # every element of a window gets this much
-        gxp = np.zeros(ctx.xp_shape, dtype=share.dtype)
+        gxp = np.zeros_like(ctx.xp, dtype=share.dtype)  # x's layout
         for rows, cols in ctx.slices:
             gxp[:, :, rows, cols] += share
         (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
