@@ -79,3 +79,24 @@ def measure(run: dict, number: int, repeat: int, warm: float = 0.3) -> dict:
             times.append((time.perf_counter() - start) / number)
         medians[name] = statistics.median(times)
     return medians
+
+
+def print_step_table(results: dict, title: str, batch, references: list[str]) -> None:
+    """Print ms/step, samples/s and "vs REF" columns for ``results`` = {row key: {implementation:
+    seconds per step}}; ``batch`` is the batch size, or a function of the row key giving it."""
+    width = max(len(title), *(len(str(key)) for key in results)) + 2
+    impl_width = max(6, *(len(name) for t in results.values() for name in t)) + 2
+    header = f"{title:<{width}}{'impl':<{impl_width}}{'ms/step':>10}{'samples/s':>12}" + "".join(
+        f"{'vs ' + ref:>12}" for ref in references
+    )
+    print(header)
+    print("-" * len(header))
+    for key, t in results.items():
+        size = batch(key) if callable(batch) else batch
+        for name, seconds in t.items():
+            print(
+                f"{key!s:<{width}}{name:<{impl_width}}{seconds * 1e3:>10.3f}{size / seconds:>12,.0f}"
+                + "".join(f"{t[ref] / seconds:>12.2f}" for ref in references)
+            )
+    names = ", ".join(references)
+    print(f"(vs X = samples/s relative to X ({names}); > 1 means faster than X)")

@@ -35,7 +35,12 @@ without that cost.
 
 from __future__ import annotations
 
-from common import measure, pin_threads, training_steps  # bench/common.py; pin before NumPy loads
+from common import (  # bench/common.py; pin before NumPy loads
+    measure,
+    pin_threads,
+    print_step_table,
+    training_steps,
+)
 
 THREADS = pin_threads()
 
@@ -135,16 +140,7 @@ def check(name: str, model, twin, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def report(results: dict[str, dict[str, float]]) -> None:
-    header = f"{'model (batch 64)':<18}{'impl':>7}{'ms/step':>10}{'samples/s':>12}{'vs torch':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, t in results.items():
-        for impl, seconds in t.items():
-            print(
-                f"{name:<18}{impl:>7}{seconds * 1e3:>10.3f}{BATCH / seconds:>12,.0f}"
-                f"{t['torch'] / seconds:>10.2f}"
-            )
-    print("(vs torch = samples/s relative to torch; > 1 means faster than torch)")
+    print_step_table(results, f"model (batch {BATCH})", BATCH, ["torch"])
     for name, t in results.items():
         print(f"{name}: nabla/torch samples/s = {t['torch'] / t['nabla']:.2f} (>1: nabla faster)")
 

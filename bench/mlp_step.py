@@ -29,7 +29,12 @@ after each call, and alternating libraries would make each pay for the other's i
 
 from __future__ import annotations
 
-from common import measure, pin_threads, training_steps  # bench/common.py; pin before NumPy loads
+from common import (  # bench/common.py; pin before NumPy loads
+    measure,
+    pin_threads,
+    print_step_table,
+    training_steps,
+)
 
 THREADS = pin_threads()
 
@@ -148,18 +153,7 @@ def check(model, twin, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def report(results: dict[int, dict[str, float]]) -> None:
-    header = (
-        f"{'batch':>6}{'impl':>7}{'ms/step':>10}{'samples/s':>12}{'vs torch':>10}{'vs numpy':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for size, t in results.items():
-        for name, seconds in t.items():
-            print(
-                f"{size:>6}{name:>7}{seconds * 1e3:>10.3f}{size / seconds:>12,.0f}"
-                f"{t['torch'] / seconds:>10.2f}{t['numpy'] / seconds:>10.2f}"
-            )
-    print("(vs X = samples/s relative to X; > 1 means faster than X)")
+    print_step_table(results, "batch", lambda size: size, ["torch", "numpy"])
     for size, t in results.items():
         print(
             f"batch {size}: nabla/torch samples/s = {t['torch'] / t['nabla']:.2f} "

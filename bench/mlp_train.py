@@ -53,7 +53,7 @@ The last lines, ``RESULT name=value``, are for ``bench/all.py``.
 
 from __future__ import annotations
 
-from common import measure, pin_threads  # bench/common.py; pin before NumPy loads
+from common import measure, pin_threads, print_step_table  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
@@ -276,16 +276,8 @@ def report(rounds: dict[int, list[dict[str, float]]]) -> list[str]:
         size: {name: min(r[name] for r in times) for name in times[0]}
         for size, times in rounds.items()
     }
-    header = f"{'batch':>6}  {'implementation':<16}{'ms/step':>10}{'samples/s':>12}{'vs nabla':>10}"
-    print(header)
-    print("-" * len(header))
-    for size, t in results.items():
-        for name, seconds in t.items():
-            print(
-                f"{size:>6}  {name:<16}{seconds * 1e3:>10.3f}{size / seconds:>12,.0f}"
-                f"{t['nabla'] / seconds:>10.2f}"
-            )
-    print("(vs nabla: samples/s relative to nabla's; > 1 means faster than nabla)\n")
+    print_step_table(results, "batch", lambda size: size, ["nabla"])
+    print()
     lines = []
     for size, t in results.items():
         ref = min(("torch", "torch fused"), key=t.get)  # the faster torch is the reference

@@ -84,9 +84,10 @@ def experiment_main(args) -> int:
     from . import experiments
 
     if args.list or args.name is None:
+        if not args.list:
+            print("nabla experiment: give an experiment's name; they are:", file=sys.stderr)
         for name in experiments.names():
-            module = experiments.get(name)
-            print(f"{name:26s} {module.SUMMARY}")
+            print(f"{name:26s} {experiments.get(name).SUMMARY}")
         return 0 if args.list else 2
     try:
         experiments.get(args.name)
