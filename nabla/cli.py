@@ -15,6 +15,8 @@ TRAIN_EXAMPLES = """examples:
   nabla train --dataset mnist10k --model lenet --augment translate,rotate --epochs 30
   nabla train my.toml --seed 3 --out runs/seed3  # flags override the config file
   nabla train --resume runs/20261124-101500-digits-mlp-adam
+  mpirun -np 4 nabla train --distributed --batch-size 256 --lr 0.01 --lr-batch-size 64
+                                                # data-parallel on 4 ranks (docs/distributed.md)
 """
 
 SWEEP_EXAMPLES = """examples:
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
     )
     train.add_argument("--quiet", action="store_true", help="print nothing")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training on the ranks of `mpirun -np N` (batch_size is "
+                       "the global batch; needs mpi4py)")  # fmt: skip
     _add_settings(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a finished run on a split",
@@ -118,19 +123,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from .distributed import DistributedError, abort
     from .serialization import CheckpointError
     from .train.config import ConfigError
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, CheckpointError, FileNotFoundError, DistributedError) as err:
         print(f"nabla {args.command}: error: {err}", file=sys.stderr)
+        abort("stopped by the error above; aborting all ranks", 2)  # the others would wait forever
         return 2
 
 
 def _train(args) -> int:
+    from . import distributed as dist
     from .train import config, run
 
+    if args.distributed:
+        dist.init()
+    elif dist.under_mpirun():
+        raise config.ConfigError(
+            f"started by an MPI launcher as one of {dist.launched_size()} processes: add "
+            "--distributed for data-parallel training (or start a single process)"
+        )
     overrides = _overrides(args)
     if args.resume:
         if args.config or args.out:
@@ -148,7 +163,9 @@ def _train(args) -> int:
     else:
         cfg = config.resolve(config.read_toml(args.config) if args.config else {}, overrides)
         directory = Path(args.out) if args.out else run.new_run_directory(cfg)
-    run.train(cfg, directory, resume=bool(args.resume), verbose=0 if args.quiet else 1)
+    directory = Path(dist.broadcast_text(str(directory)))  # rank 0's clock names the folder
+    run.train(cfg, directory, resume=bool(args.resume), verbose=0 if args.quiet else 1,
+              distributed=args.distributed)  # fmt: skip
     return 0
 
 

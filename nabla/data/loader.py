@@ -27,9 +27,19 @@ class DataLoader:
     - ``workers``: threads that prepare upcoming batches (indexing and transforms) while the
       current one is used; NumPy releases the GIL in its loops, so augmentation runs in parallel.
       Batches are the same with or without workers (each depends only on its indices and epoch).
+    - ``shard=(rank, world_size)``: data-parallel training (see :mod:`nabla.distributed`). Every
+      rank draws the same seeded permutation of the epoch and keeps every ``world_size``-th
+      sample starting at ``rank`` (``order[rank::world_size]``), so the shards are disjoint and
+      batch i of all ranks together is batch i of one process with ``world_size`` times the batch
+      size: the union over ranks is exactly the epoch. When ``world_size`` does not divide the
+      dataset, ``pad=True`` (the default, needed for training: every rank must take the same
+      number of steps) wraps the permutation around, so its first ``-N % world_size`` samples
+      are seen twice; ``pad=False`` leaves the shards one sample apart in size (for evaluation,
+      where the metrics are weighted by each rank's count).
 
-    Every sample appears exactly once per epoch; ``len(loader)`` is the number of batches of the
-    next epoch. The loader counts epochs itself: iterating again starts the next one.
+    Every sample appears exactly once per epoch (per shard: see ``shard``); ``len(loader)`` is the
+    number of batches of the next epoch. The loader counts epochs itself: iterating again starts
+    the next one.
 
     >>> from nabla.data import ArrayDataset
     >>> loader = DataLoader(ArrayDataset(np.arange(10.0)[:, None], np.arange(10)), batch_size=4)
@@ -38,7 +48,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle: bool = False, seed: int | None = None,
-                 drop_last: bool = False, transform=None, workers: int = 0):  # fmt: skip
+                 drop_last: bool = False, transform=None, workers: int = 0, shard=None,
+                 pad: bool = True):  # fmt: skip
         if not callable(batch_size) and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(
                 f"DataLoader: batch_size must be a positive int or a schedule, got {batch_size!r}"
@@ -51,6 +62,17 @@ class DataLoader:
         if int(workers) != workers or workers < 0:
             raise ValueError(f"DataLoader: workers must be an int >= 0, got {workers!r}")
         self.workers = int(workers)
+        if shard is not None:
+            valid = isinstance(shard, (tuple, list)) and len(shard) == 2
+            valid = valid and all(isinstance(v, (int, np.integer)) for v in shard)
+            rank, world = (int(v) for v in shard) if valid else (-1, 0)
+            if not 0 <= rank < world:
+                raise ValueError(
+                    f"DataLoader: shard must be (rank, world_size) with 0 <= rank < world_size, "
+                    f"got {shard!r}"
+                )
+            shard = (rank, world)
+        self.shard, self.pad = shard, bool(pad)
         self.epoch = 0  # the epoch the next iteration runs
         self._skip = 0  # batches to skip in the next iteration (resuming mid-epoch)
         self.position = 0  # batches delivered in the current epoch
@@ -62,15 +84,32 @@ class DataLoader:
         return int(size)
 
     def __len__(self) -> int:
-        n, size = len(self.dataset), self.batch_size_at(self.epoch)
+        n, size = self.samples_per_epoch(), self.batch_size_at(self.epoch)
         return n // size if self.drop_last else math.ceil(n / size)
 
-    def order(self, epoch: int) -> np.ndarray:
-        """The sample order of ``epoch``: a permutation seeded by (seed, epoch), or 0..N-1."""
+    def samples_per_epoch(self) -> int:
+        """Samples this loader delivers per epoch: the dataset, or this rank's shard of it."""
         n = len(self.dataset)
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, epoch]).permutation(n)
+        if self.shard is None:
+            return n
+        rank, world = self.shard
+        return math.ceil(n / world) if self.pad else len(range(rank, n, world))
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of ``epoch``: a permutation seeded by (seed, epoch), or 0..N-1;
+        with ``shard``, this rank's part of it."""
+        n = len(self.dataset)
+        order = (
+            np.random.default_rng([self.seed, epoch]).permutation(n)
+            if self.shuffle
+            else np.arange(n)
+        )
+        if self.shard is None:
+            return order
+        rank, world = self.shard
+        if self.pad:  # wrap around to a multiple of world_size (np.resize repeats the array)
+            order = np.resize(order, math.ceil(n / world) * world)
+        return order[rank::world]
 
     def __iter__(self):
         epoch, skip = self.epoch, self._skip

@@ -18,11 +18,12 @@ from .loss import (
 from .module import IncompatibleKeys, Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .regularization import Ensemble, l2_penalty
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "GaussianNLLLoss", "HuberLoss", "L1Loss",
     "MSELoss", "NLLLoss", "Ensemble", "l2_penalty",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "SyncBatchNorm",
     "AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "MaxPool2d",
     "ELU", "GELU", "Dropout", "Flatten", "Identity", "IncompatibleKeys", "LeakyReLU", "Linear",
     "LogSoftmax", "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "Sequential",

@@ -80,12 +80,16 @@ class Module:
                 f"not a {type(value).__name__} (a computed tensor would silently stop training)"
             )
         else:
+            # replacing an entry of the same kind keeps its place (a Sequential's order)
+            target = (
+                self._parameters if isinstance(value, Parameter)
+                else self._modules if isinstance(value, Module) else None
+            )  # fmt: skip
             for registry in (self._parameters, self._buffers, self._modules):
-                registry.pop(name, None)
-            if isinstance(value, Parameter):
-                self._parameters[name] = value
-            elif isinstance(value, Module):
-                self._modules[name] = value
+                if registry is not target:
+                    registry.pop(name, None)
+            if target is not None:
+                target[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:

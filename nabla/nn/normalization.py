@@ -28,10 +28,15 @@ from ..autograd.tensor import Tensor
 from .module import Module, Parameter
 
 
-def _normalize_backward(dxhat, xhat, inv_std, axes):
-    """The input gradient of x̂ = (x - μ) inv_std, μ and σ² taken over ``axes`` (see module doc)."""
-    mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
-    mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+def _local_means(dxhat, xhat, axes):
+    """mean(dx̂) and mean(dx̂ x̂) over ``axes`` of this process's batch."""
+    return dxhat.mean(axis=axes, keepdims=True), (dxhat * xhat).mean(axis=axes, keepdims=True)
+
+
+def _normalize_backward(dxhat, xhat, inv_std, axes, means=_local_means):
+    """The input gradient of x̂ = (x - μ) inv_std, μ and σ² taken over ``axes`` (see module doc);
+    ``means`` computes the two batch means (SyncBatchNorm's span all ranks)."""
+    mean_dxhat, mean_dxhat_xhat = means(dxhat, xhat, axes)
     return inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
 
 
@@ -46,6 +51,7 @@ class _BatchNormTrain(Function):
         inv_std = 1.0 / np.sqrt(var.reshape(shape) + eps)
         xhat = (x - mean.reshape(shape)) * inv_std
         ctx.xhat, ctx.inv_std, ctx.weight, ctx.shape = xhat, inv_std, weight, shape
+        ctx.means = _local_means
         y = xhat if weight is None else xhat * weight.reshape(shape)
         return y if bias is None else y + bias.reshape(shape)
 
@@ -56,12 +62,12 @@ class _BatchNormTrain(Function):
         dx = dweight = dbias = None
         if ctx.needs_input_grad[0]:
             dxhat = g if weight is None else g * weight.reshape(shape)
-            dx = _normalize_backward(dxhat, xhat, ctx.inv_std, axes)
+            dx = _normalize_backward(dxhat, xhat, ctx.inv_std, axes, ctx.means)
         if ctx.needs_input_grad[1]:
             dweight = (g * xhat).sum(axis=axes)
         if ctx.needs_input_grad[2]:
             dbias = g.sum(axis=axes)
-        return dx, dweight, dbias, None, None, None
+        return dx, dweight, dbias, *(None,) * (len(ctx.needs_input_grad) - 3)
 
 
 class _BatchNormEval(Function):

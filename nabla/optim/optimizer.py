@@ -364,6 +364,11 @@ class Optimizer:
         """The flat parameter buffer of each group (views: ``step`` updates them in place)."""
         return [self._pack(i).theta for i in range(len(self._packs))]
 
+    def gradient_vectors(self) -> list:
+        """The flat gradient buffer of each group (views: every parameter's ``.grad`` lives in
+        one of them, so one collective per group reaches every gradient)."""
+        return [self._pack(i).grad for i in range(len(self._packs))]
+
     # --- gradient clipping -------------------------------------------------------------------------
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> float:

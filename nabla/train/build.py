@@ -17,6 +17,7 @@ from .. import models, nn, optim
 from ..data import ArrayDataset, DataLoader, datasets, random_split, train_dev_split, transforms
 from ..data.transforms import augment, mixing
 from ..optim import schedules
+from . import config
 
 SPLIT_SEED = 0
 SYNTHETIC = {  # 2-D classification sets: 60% train, 20% dev, 20% test
@@ -81,9 +82,17 @@ def build_model(cfg: dict, data: Data) -> nn.Module:
     return models.resnet(cfg["depth"], num_classes=data.classes, in_channels=shape[0])
 
 
+def peak_lr(cfg: dict) -> float:
+    """The peak learning rate: ``lr``, or with ``lr_batch_size`` set, the linear scaling rule
+    lr x batch_size / lr_batch_size (batch_size is the global batch in distributed training)."""
+    if not cfg["lr_batch_size"]:
+        return cfg["lr"]
+    return optim.scaling.linear_scaling_rule(cfg["lr"], cfg["batch_size"], cfg["lr_batch_size"])
+
+
 def build_schedule(cfg: dict, steps_per_epoch: int):
     """The learning rate as a function of the step, over ``epochs * steps_per_epoch`` updates."""
-    lr, kind = cfg["lr"], cfg["schedule"]
+    lr, kind = peak_lr(cfg), cfg["schedule"]
     total = cfg["epochs"] * steps_per_epoch
     warmup = round(cfg["warmup_epochs"] * steps_per_epoch)
     rest = max(total - warmup, 1)
@@ -139,14 +148,24 @@ def build_augmentation(cfg: dict, data: Data) -> list:
     return [make[name]() for name in cfg["augment"]]
 
 
-def build_loaders(cfg: dict, data: Data) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Training loader (shuffled, augmented, then standardized) and dev/test loaders."""
+def build_loaders(cfg: dict, data: Data, shard: tuple[int, int] | None = None
+                  ) -> tuple[DataLoader, DataLoader, DataLoader]:  # fmt: skip
+    """Training loader (shuffled, augmented, then standardized) and dev/test loaders.
+
+    ``shard=(rank, world_size)``: the training loader gives this rank's share of every global
+    batch of ``batch_size`` (world_size must divide it); dev and test stay whole on every rank."""
     per = "channel" if data.images else "feature"
     standardize = [transforms.Standardize(per=per).fit(data.train.x)] if cfg["standardize"] else []
     train_tf = build_augmentation(cfg, data) + standardize
-    train = DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, seed=cfg["seed"],
-                       transform=transforms.Compose(train_tf) if train_tf else None,
-                       workers=cfg["loader_threads"])  # fmt: skip
+    world = 1 if shard is None else shard[1]
+    if cfg["batch_size"] % world:
+        raise config.ConfigError(
+            f"batch_size {cfg['batch_size']} is the global batch of all ranks: it must be a "
+            f"multiple of the {world} ranks"
+        )
+    train = DataLoader(data.train, batch_size=cfg["batch_size"] // world, shuffle=True,
+                       seed=cfg["seed"], transform=transforms.Compose(train_tf) if train_tf else None,
+                       workers=cfg["loader_threads"], shard=shard)  # fmt: skip
     plain = transforms.Compose(standardize) if standardize else None
     batch = max(cfg["batch_size"], 256)  # evaluation holds no graph: bigger batches are faster
     dev, test = (DataLoader(d, batch_size=batch, transform=plain) for d in (data.dev, data.test))

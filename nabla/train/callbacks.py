@@ -15,6 +15,10 @@ Epochs count from 0 in code and from 1 on screen. A callback stops training by s
 counter, a best value) returns it from ``state_dict()`` and takes it back in
 ``load_state_dict(state)``; checkpoints store it.
 
+In data-parallel training every rank runs the callbacks, except those with
+``main_process_only = True`` (the ones that write files: checkpoints and logs), which run on
+rank 0 alone.
+
 >>> class PrintLoss(Callback):
 ...     def on_epoch_end(self, trainer, epoch, logs):
 ...         print(f"epoch {epoch + 1}: loss {logs['loss']:.3f}")
@@ -32,6 +36,9 @@ import numpy as np
 
 class Callback:
     """Base class: every hook does nothing."""
+
+    #: run on rank 0 only in distributed training (callbacks that write files)
+    main_process_only = False
 
     def on_train_begin(self, trainer) -> None: ...
     def on_train_end(self, trainer) -> None: ...
@@ -129,6 +136,8 @@ class ModelCheckpoint(Callback):
     Each file is written to a temporary name and renamed, so a crash while writing leaves the
     previous checkpoint intact.
     """
+
+    main_process_only = True
 
     def __init__(self, directory, last: bool = True, best: bool = False, every: int | None = None,
                  monitor: str = "dev_loss", mode: str = "auto"):  # fmt: skip
@@ -246,6 +255,8 @@ class JSONLLogger(Callback):
     ``metrics.jsonl``. On resume the lines after the checkpoint's step are dropped and a
     ``{"event": "resume"}`` line marks the seam, so the file reads as one uninterrupted run."""
 
+    main_process_only = True
+
     def __init__(self, path, steps: bool = True):
         self.path, self.steps, self.file = os.fspath(path), steps, None
 
@@ -299,6 +310,8 @@ def _plain(value):
 class CSVLogger(Callback):
     """One CSV row per epoch with the epoch logs (Keras' CSVLogger). On resume, rows of epochs
     after the checkpoint are dropped and new rows are appended."""
+
+    main_process_only = True
 
     def __init__(self, path):
         self.path, self.columns = os.fspath(path), None

@@ -88,6 +88,7 @@ SCHEMA: dict[str, Setting] = {
     # optimization
     "optimizer": Setting(str, "adam", "the optimizer", OPTIMIZERS),
     "lr": Setting(float, 0.01, "peak learning rate", minimum=0.0),
+    "lr_batch_size": Setting(int, 0, "linear scaling rule: the batch size lr is meant for; training uses lr x batch_size / lr_batch_size (Goyal et al. 2017; 0: lr as given)", minimum=0),
     "momentum": Setting(float, 0.0, "momentum (sgd, rmsprop)", minimum=0.0, maximum=0.9999),
     "nesterov": Setting(bool, False, "Nesterov momentum (sgd)"),
     "beta1": Setting(float, 0.9, "Adam's first-moment decay", minimum=0.0, maximum=0.9999),

@@ -11,6 +11,10 @@ A run folder holds::
 
 The test split is evaluated once, at the end, with the final weights (with early stopping: the
 best epoch's weights); selection between runs uses dev metrics (see ``nabla sweep``).
+
+``distributed=True`` (``mpirun -np W nabla train --distributed``): every rank builds the same run,
+trains on its shard of each global batch of ``batch_size`` (see :mod:`nabla.distributed`), and
+rank 0 alone writes the folder.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 import nabla
 
+from .. import distributed as dist
 from .. import random
 from ..serialization import save
 from . import build, config
@@ -37,11 +42,14 @@ MISCLASSIFIED = 36
 class Run:
     """The objects of one run, built from its config."""
 
-    def __init__(self, cfg: dict, directory: Path):
+    def __init__(self, cfg: dict, directory: Path, distributed: bool = False):
         self.cfg, self.directory = cfg, Path(directory)
         random.manual_seed(cfg["seed"])
         self.data = build.load_data(cfg)
-        self.train_loader, self.dev_loader, self.test_loader = build.build_loaders(cfg, self.data)
+        shard = (dist.rank(), dist.init()) if distributed else None
+        self.train_loader, self.dev_loader, self.test_loader = build.build_loaders(
+            cfg, self.data, shard
+        )
         self.model = build.build_model(cfg, self.data)
         optimizer = build.build_optimizer(cfg, self.model, len(self.train_loader))
         self.checkpoints = self.directory / "checkpoints"
@@ -52,7 +60,8 @@ class Run:
         callbacks.append(self.saver)
         loss = nabla.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.trainer = Trainer(self.model, loss, optimizer, metrics=["accuracy"], callbacks=callbacks,
-                               clip_grad_norm=cfg["clip_grad_norm"] or None)  # fmt: skip
+                               clip_grad_norm=cfg["clip_grad_norm"] or None,
+                               distributed=distributed)  # fmt: skip
 
 
 def new_run_directory(cfg: dict, root="runs") -> Path:
@@ -66,14 +75,20 @@ def new_run_directory(cfg: dict, root="runs") -> Path:
 
 
 def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: bool = True,
-          test: bool = True) -> dict:  # fmt: skip
+          test: bool = True, distributed: bool = False) -> dict:  # fmt: skip
     """Train the run ``cfg`` in ``directory`` (continuing its last checkpoint with ``resume``);
     returns the results written to ``results.json``. ``test=False`` leaves the test split
-    untouched (sweeps evaluate only the configuration they select)."""
+    untouched (sweeps evaluate only the configuration they select). ``distributed``: this process
+    is one rank of a data-parallel job (the same call on every rank, the same ``directory``)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_text(directory / "config.toml", config.to_toml(cfg))
-    run = Run(cfg, directory)
+    if distributed:
+        dist.init()
+    main = dist.is_main()  # rank 0 writes the folder
+    if main:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_text(directory / "config.toml", config.to_toml(cfg))
+    verbose, report = (verbose, report) if main else (0, False)
+    run = Run(cfg, directory, distributed)
     if resume:
         last = run.checkpoints / "last.safetensors"
         if not last.exists():
@@ -84,7 +99,7 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
     if verbose:
         print(f"nabla {nabla.__version__}: training {describe(cfg)} -> {directory}", flush=True)
     run.trainer.fit(run.train_loader, cfg["epochs"], dev=run.dev_loader, verbose=verbose)
-    results = finish(run, test)
+    results = finish(run, test, write=main)
     if verbose:
         scores = "  ".join(
             f"{split} accuracy {m['accuracy']:.4f}" for split, m in results["evaluations"].items()
@@ -101,13 +116,21 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
 
 def describe(cfg: dict) -> str:
     model = f"mlp {cfg['hidden']}" if cfg["model"] == "mlp" else cfg["model"]
-    return (f"{model} on {cfg['dataset']}, {cfg['optimizer']} lr {cfg['lr']:g} {cfg['schedule']}, "
-            f"{cfg['epochs']} epochs of batch {cfg['batch_size']}")  # fmt: skip
+    lr = f"lr {cfg['lr']:g}"
+    if cfg["lr_batch_size"]:
+        lr += f" x {cfg['batch_size']}/{cfg['lr_batch_size']} = {build.peak_lr(cfg):g}"
+    ranks = (
+        f" ({dist.world_size()} ranks of {cfg['batch_size'] // dist.world_size()})"
+        if dist.active()
+        else ""
+    )
+    return (f"{model} on {cfg['dataset']}, {cfg['optimizer']} {lr} {cfg['schedule']}, "
+            f"{cfg['epochs']} epochs of batch {cfg['batch_size']}{ranks}")  # fmt: skip
 
 
-def finish(run: Run, test: bool = True) -> dict:
+def finish(run: Run, test: bool = True, write: bool = True) -> dict:
     """Evaluate on dev and (once) on test; write results.json and the misclassified examples
-    (of the test split, or of the dev split when ``test`` is False)."""
+    (of the test split, or of the dev split when ``test`` is False) unless ``write`` is False."""
     trainer, data = run.trainer, run.data
     split, loader, dataset = (
         ("test", run.test_loader, data.test) if test else ("dev", run.dev_loader, data.dev)
@@ -130,6 +153,10 @@ def finish(run: Run, test: bool = True) -> dict:
     if run.saver.best_epoch is not None:
         results["best"] = {"epoch": int(run.saver.best_epoch), "monitor": "dev_loss",
                            "value": float(run.saver.tracker.best)}  # fmt: skip
+    if dist.active():
+        results["ranks"] = dist.world_size()
+    if not write:
+        return results
     _write_text(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
     wrong = np.flatnonzero(predictions != labels)[:MISCLASSIFIED]
     if data.images and wrong.size:

@@ -19,6 +19,17 @@ bits.
 
 Losses are assumed to be means over the batch (``reduction="mean"``): the epoch loss is the
 sample-weighted mean of the batch losses.
+
+Data-parallel training (``distributed=True``, automatic under ``mpirun`` with several processes;
+see :mod:`nabla.distributed`): every rank runs this same loop on its shard of the data
+(``DataLoader(shard=(rank, world_size))``). ``fit`` first copies rank 0's parameters to all
+ranks and gives each rank its own dropout stream; every step averages the gradients over the
+ranks (one allreduce per parameter group) before clipping and the update, and averages the loss
+that is logged and checked for divergence. At the end of an epoch the training metrics are
+averaged (weighted by samples), BatchNorm running statistics are averaged over ranks, and
+evaluation on a sharded loader combines the ranks' results. Only rank 0 shows the progress bar,
+prints, and runs callbacks that write files (``main_process_only``); the others run the rest, so
+early stopping and schedules decide the same on every rank.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import time
 
 import numpy as np
 
+from .. import distributed as dist
 from ..autograd.grad_mode import no_grad
 from . import checkpoint
 from . import metrics as metrics_module
@@ -51,11 +63,14 @@ class Trainer:
       after the others at the end of an epoch, so a checkpoint holds every callback's state);
     - ``clip_grad_norm``: if set, gradients are scaled to at most this joint L2 norm;
     - ``stats_every``: the update-to-weight ratio ||Δθ|| / ||θ|| costs a copy of the
-      parameters, so it is measured every this many updates (the gradient norm every update).
+      parameters, so it is measured every this many updates (the gradient norm every update);
+    - ``distributed``: data-parallel training on MPI (see the module docstring); None (default)
+      turns it on when the process was started by an MPI launcher with more than one process.
     """
 
     def __init__(self, model, loss, optimizer, metrics=(), callbacks=(),
-                 clip_grad_norm: float | None = None, stats_every: int = 10):  # fmt: skip
+                 clip_grad_norm: float | None = None, stats_every: int = 10,
+                 distributed: bool | None = None):  # fmt: skip
         if not callable(loss):
             raise TypeError(
                 f"Trainer: loss must be callable (output, target) -> Tensor, got {loss!r}"
@@ -79,6 +94,9 @@ class Trainer:
         self.last_checkpoint: str | None = None
         self._loader_state = None  # from a checkpoint, applied when fit gets its loader
         self._before = None  # reusable copies of the parameters, for the update ratio
+        self.distributed = dist.under_mpirun() if distributed is None else bool(distributed)
+        self._synchronized = False  # parameters broadcast and random streams split (distributed)
+        self.communicated_bytes = 0  # gradient bytes each rank sent in the last step
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -97,6 +115,9 @@ class Trainer:
         if self._loader_state is not None and hasattr(train, "load_state_dict"):
             train.load_state_dict(self._loader_state)
             self._loader_state = None
+        if self.distributed:
+            self._start_distributed(train)
+            verbose = verbose if dist.is_main() else 0
         callbacks = self._ordered_callbacks()
         for cb in callbacks:
             cb.on_train_begin(self)
@@ -122,7 +143,29 @@ class Trainer:
         return self.history
 
     def _ordered_callbacks(self) -> list:
-        return sorted(self.callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
+        callbacks = self.callbacks
+        if self.distributed and not dist.is_main():
+            callbacks = [cb for cb in callbacks if not getattr(cb, "main_process_only", False)]
+        return sorted(callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
+
+    def _start_distributed(self, train) -> None:
+        world = dist.init()
+        shard = getattr(train, "shard", False)
+        if world > 1 and shard is None:
+            raise dist.DistributedError(
+                f"Trainer: distributed training on {world} ranks, but the training loader is not "
+                f"sharded: every rank would train on the same batches. Build it with "
+                f"DataLoader(..., shard=(nabla.distributed.rank(), nabla.distributed.world_size()))"
+            )
+        if shard and shard != (dist.rank(), world):
+            raise dist.DistributedError(
+                f"Trainer: the training loader's shard is {shard}, but this is rank {dist.rank()} "
+                f"of {world}"
+            )
+        if not self._synchronized:
+            dist.broadcast_parameters(self.model)
+            dist.split_random_streams(self.model)
+            self._synchronized = True
 
     def _train_epoch(self, loader, epoch, epochs, verbose, callbacks) -> dict:
         self.model.train()
@@ -131,9 +174,14 @@ class Trainer:
         total, count = 0.0, 0
         bar = _progress_bar(loader, epoch, epochs, verbose)
         for i, (x, y) in enumerate(loader):
-            output = self.model(x)
-            loss = self.loss(output, y)
+            # a diverging run makes inf and nan here; the check below names it (NumPy's warnings
+            # would depend on the BLAS thread count: flags raised in its threads are not seen)
+            with np.errstate(over="ignore", invalid="ignore"):
+                output = self.model(x)
+                loss = self.loss(output, y)
             value = float(loss.data)
+            if self.distributed:  # the global batch's loss: every rank logs and checks the same
+                value = dist.allreduce_metrics({"loss": value})["loss"]
             if not math.isfinite(value):
                 raise TrainingDivergedError(
                     f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} "
@@ -142,6 +190,8 @@ class Trainer:
                 )
             self.optimizer.zero_grad()
             loss.backward()
+            if self.distributed:
+                self.communicated_bytes = dist.allreduce_gradients(self.optimizer)
             if self.clip_grad_norm is not None:
                 grad_norm = self.optimizer.clip_grad_norm_(self.clip_grad_norm)
             else:
@@ -169,7 +219,12 @@ class Trainer:
                     bar.set_postfix_str(self._postfix(total / count, logs), refresh=False)
         if bar is not None:
             bar.close()
-        return {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
+        logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
+        if self.distributed:
+            # the step losses were already global; the metrics are this rank's: weight by samples
+            logs = dist.allreduce_metrics(logs, weight=count)
+            dist.average_buffers(self.model)
+        return logs
 
     def _remember_parameters(self) -> None:
         vectors = self.optimizer.parameter_vectors()
@@ -223,7 +278,10 @@ class Trainer:
                     m.update(output.data, target)
         if count == 0:
             raise ValueError("Trainer.evaluate: the loader gave no batches")
-        return {"loss": total / count, **{m.name: m.result() for m in fresh}}
+        results = {"loss": total / count, **{m.name: m.result() for m in fresh}}
+        if self.distributed and getattr(loader, "shard", None) is not None:
+            results = dist.allreduce_metrics(results, weight=count)  # each rank saw its shard
+        return results
 
     def predict(self, loader) -> np.ndarray:
         """The model's outputs for every batch of ``loader``, concatenated (eval mode, no grad)."""
@@ -270,6 +328,7 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.elapsed, self.stop_training = float(state["elapsed"]), bool(state["stop_training"])
         self._loader_state = state["train_loader"]
+        self._synchronized = False  # the random streams are rank 0's again: split them anew
 
     def save_checkpoint(self, path) -> None:
         """Write a resumable checkpoint to ``path`` (atomically)."""

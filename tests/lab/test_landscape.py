@@ -138,8 +138,8 @@ def trained_run(tmp_path_factory):
     created = {}
 
     class Recording(runs.Run):
-        def __init__(self, cfg, directory):
-            super().__init__(cfg, directory)
+        def __init__(self, cfg, directory, *args):
+            super().__init__(cfg, directory, *args)
             created.setdefault("init", {k: p.data.copy() for k, p in self.model.named_parameters()})  # fmt: skip
             created["model"] = self.model
 

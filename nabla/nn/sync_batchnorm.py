@@ -1,0 +1,121 @@
+"""SyncBatchNorm: batch normalization whose statistics span the global batch of all ranks.
+
+In data-parallel training a plain BatchNorm normalizes each rank's share of the batch with that
+share's own mean and variance (per-rank statistics, the default: cheap, and with shares of 32 or
+more samples as good). SyncBatchNorm makes the result exactly that of one process seeing the
+whole global batch of N = sum_r n_r values per channel:
+
+    forward:   μ = (1/N) sum_r sum_i x_ri            (Allreduce of C sums and the count)
+               σ² = (1/N) sum_r sum_i (x_ri - μ)²     (Allreduce of C sums: two passes, exact)
+               x̂ = (x - μ) / sqrt(σ² + ε),  y = w x̂ + b
+    backward:  dx = (1/sqrt(σ² + ε)) (dx̂ - mean_N(dx̂) - x̂ mean_N(dx̂ x̂)),  dx̂ = g w
+               with both means over the global batch (Allreduce of 2C sums)
+
+so three small allreduces per layer and step. The running variance takes the unbiased global
+variance σ² N / (N - 1). The weight and bias gradients stay local sums: the trainer's gradient
+allreduce averages them with every other gradient. Outside distributed training (one rank, or
+eval mode) it is exactly :class:`~nabla.nn.BatchNorm1d` / ``BatchNorm2d``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import distributed
+from ..autograd.tensor import Tensor
+from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d, _BatchNorm, _BatchNormTrain
+
+
+def _global_means(dxhat, xhat, axes, count):
+    """mean(dx̂) and mean(dx̂ x̂) over the global batch of ``count`` values per channel."""
+    shape = (1, -1) + (1,) * (dxhat.ndim - 2)
+    sums = np.concatenate([dxhat.sum(axis=axes), (dxhat * xhat).sum(axis=axes)])
+    sums = distributed.allreduce_sum_(sums.astype(np.float64)) / count
+    channels = sums.size // 2
+    return (sums[:channels].astype(dxhat.dtype).reshape(shape),
+            sums[channels:].astype(dxhat.dtype).reshape(shape))  # fmt: skip
+
+
+class _SyncBatchNormTrain(_BatchNormTrain):
+    """The training-mode Function: _BatchNormTrain's, with backward's means over all ranks."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps, count):
+        y = _BatchNormTrain.forward(ctx, x, weight, bias, mean, var, eps)
+        ctx.means = functools.partial(_global_means, count=count)
+        return y
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalization over the global batch of all ranks, for (N, C, ...) input.
+
+    Same arguments, parameters and state_dict as ``BatchNorm1d``/``BatchNorm2d`` (and
+    ``torch.nn.SyncBatchNorm``); the statistics of a training batch are allreduced over the ranks
+    of :mod:`nabla.distributed` (see the module docstring). ``SyncBatchNorm.convert(model)``
+    swaps every BatchNorm of a model for one, keeping its parameters and running statistics.
+    """
+
+    _ndims = (2, 3, 4, 5)
+    _expected = "(N, C, ...)"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and distributed.active()):
+            return super().forward(x)
+        name = f"{type(self).__name__}({self.num_features})"
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{name}: expected input (N, {self.num_features}, ...), got shape {x.shape}"
+            )
+        data = x.data
+        axes = (0, *range(2, data.ndim))
+        shape = (1, -1) + (1,) * (data.ndim - 2)
+        local = np.append(data.sum(axis=axes, dtype=np.float64), data.size // data.shape[1])
+        totals = distributed.allreduce_sum_(local)
+        count = int(totals[-1])
+        if count <= 1:
+            raise ValueError(
+                f"{name}: expected more than 1 value per channel over all ranks, got {count}"
+            )
+        mean = totals[:-1] / count
+        squares = ((data - mean.astype(data.dtype).reshape(shape)) ** 2).sum(
+            axis=axes, dtype=np.float64
+        )
+        var = distributed.allreduce_sum_(squares) / count
+        mean, var = mean.astype(data.dtype), var.astype(data.dtype)
+        if self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            t = int(self.num_batches_tracked.data)
+            momentum = 1.0 / t if self.momentum is None else self.momentum
+            self.running_mean.data *= 1.0 - momentum
+            self.running_mean.data += momentum * mean
+            self.running_var.data *= 1.0 - momentum
+            self.running_var.data += (momentum * count / (count - 1)) * var
+        return _SyncBatchNormTrain.apply(x, self.weight, self.bias, mean, var, self.eps, count)
+
+    @classmethod
+    def convert(cls, module: Module) -> Module:
+        """Replace every BatchNorm1d/BatchNorm2d inside ``module`` (or ``module`` itself) by a
+        SyncBatchNorm sharing its parameters and buffers; returns the converted module."""
+        if isinstance(module, (BatchNorm1d, BatchNorm2d)):
+            owned = (module.weight, module.running_mean)
+            dtype = next((t.data.dtype for t in owned if t is not None), None)
+            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
+                       module.track_running_stats, dtype, bias=module.bias is not None)  # fmt: skip
+            for name in ("weight", "bias"):
+                if getattr(module, name) is not None:
+                    sync.register_parameter(name, getattr(module, name))
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                sync.register_buffer(name, getattr(module, name))
+            sync.train(module.training)
+            return sync
+        for name, child in list(module.named_children()):
+            converted = cls.convert(child)
+            if converted is not child:
+                setattr(module, name, converted)
+        return module
+
+
+__all__ = ["SyncBatchNorm"]
