@@ -23,6 +23,8 @@ SWEEP_EXAMPLES = """examples:
   nabla sweep --grid optimizer=sgd,adam --grid lr=0.1,0.01 --seeds 2 --workers 2
   nabla sweep base.toml --grid hidden=64,256+128 --grid dropout=0,0.3     # '+' joins list items
   nabla sweep --grid lr=0.001..0.1 --grid weight_decay=0,0.0001 --random 8  # ranges: log-uniform
+  mpirun -np 9 python -m mpi4py.futures -m nabla sweep --grid lr=0.1,0.01 --seeds 4 \\
+      --executor mpi                 # 8 runs at once on the 8 other ranks (docs/distributed.md)
 """
 
 
@@ -104,9 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--random", type=int, metavar="N", help="N random configurations instead of the grid"
     )
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default 1)")
-    sweep.add_argument(
-        "--workers", type=int, default=1, help="parallel worker processes (default 1)"
-    )
+    sweep.add_argument("--workers", type=int, metavar="W",
+                       help="runs at once: with --executor process, W local processes (default 1); "
+                       "with --executor mpi started as one process, W MPI processes to spawn "
+                       "(default: mpi4py's); under `mpirun -np N python -m mpi4py.futures` the "
+                       "pool is the N-1 other ranks (leave W unset)")  # fmt: skip
+    sweep.add_argument("--executor", choices=("process", "mpi"), default="process",
+                       help="where the runs go: a local process pool (default) or an mpi4py.futures "
+                       "pool of MPI processes (needs mpi4py; see the last example)")  # fmt: skip
     sweep.add_argument("--out", help="the sweep folder (default: sweeps/<time>)")
     sweep.add_argument("--quiet", action="store_true")
     _add_settings(sweep)
@@ -192,7 +199,8 @@ def _sweep(args) -> int:
     base = config.read_toml(args.config) if args.config else {}
     base.update(_overrides(args))
     sweep.run_sweep(base, [sweep.parse_grid(g) for g in args.grid], random_count=args.random,
-                    seeds=args.seeds, workers=args.workers, out=args.out, verbose=not args.quiet)  # fmt: skip
+                    seeds=args.seeds, workers=args.workers, out=args.out, verbose=not args.quiet,
+                    executor=args.executor)  # fmt: skip
     return 0
 
 

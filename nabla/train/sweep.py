@@ -8,6 +8,20 @@ the configuration with the best mean dev accuracy (ties: lower dev loss) is chos
 runs are evaluated on test. Written to ``<out>``: ``summary.md``, ``summary.json`` and
 ``curves.png`` (dev learning curves of every configuration, mean over seeds with a min-max band).
 
+Executors (where the runs go; the results are the same, the runs being deterministic):
+
+- ``"process"`` (default): ``workers`` processes on this machine (a ``ProcessPoolExecutor``),
+  each with an equal share of the cores for BLAS; ``workers=1`` trains in this process.
+- ``"mpi"``: an ``mpi4py.futures.MPIPoolExecutor``, for sweeps wider than one machine. Started as
+  ``mpirun -np N python -m mpi4py.futures -m nabla sweep ... --executor mpi``, rank 0 runs the
+  sweep and the other N - 1 ranks are the workers (the launcher sets the pool's size: ``workers``
+  must then be None or N - 1). Started as one process (``nabla sweep ... --executor mpi``), it
+  spawns ``workers`` MPI processes (``MPI_Comm_spawn``; None: mpi4py's default,
+  ``$MPI4PY_FUTURES_MAX_WORKERS`` or the MPI universe size - 1, else 1). Every worker trains
+  one run at a time with one BLAS thread (the variables are set in the worker before it imports
+  NumPy), in this process's working directory, and with ``distributed=False``: a process started
+  by ``mpirun`` is a sweep worker here, not a rank of a data-parallel run.
+
 Grid values: ``key=v1,v2,...``; for list settings ``+`` joins the items of one value
 (``hidden=64,256+128`` is [64] or [256, 128]; ``augment=none,translate+rotate``). With
 ``--random N``, a numeric ``key=low..high`` is drawn log-uniformly (uniformly if ``low`` is 0),
@@ -16,19 +30,27 @@ integers rounded; plain value lists are drawn from uniformly.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import os
 import statistics
+import sys
+import threading
 import time
+from concurrent import futures
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from .. import distributed as dist
 from . import config
+
+EXECUTORS = ("process", "mpi")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class Range:
@@ -105,7 +127,9 @@ def _train_one(job: tuple[dict, str]) -> dict:
     from . import run
 
     cfg, directory = job
-    results = run.train(cfg, directory, verbose=0, report=True, test=False)
+    # distributed=False: under mpirun, Trainer would otherwise take this worker for a rank of a
+    # data-parallel job
+    results = run.train(cfg, directory, verbose=0, report=True, test=False, distributed=False)
     return {
         "directory": directory,
         "dev": results["evaluations"]["dev"],
@@ -119,10 +143,24 @@ def _test_one(directory: str) -> dict:
     return run.evaluate(directory, "test")
 
 
-def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: int = 1, workers: int = 1,
-              out=None, verbose: bool = True) -> dict:  # fmt: skip
-    if seeds < 1 or workers < 1:
+def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: int = 1,
+              workers: int | None = None, out=None, verbose: bool = True,
+              executor: str = "process") -> dict:  # fmt: skip
+    """Train every configuration for ``seeds`` seeds, choose on dev, test the choice; returns the
+    summary written to ``<out>/summary.json``. ``executor``: "process" (``workers`` local
+    processes, default 1) or "mpi" (see the module docstring for what ``workers`` means there)."""
+    if executor not in EXECUTORS:
+        raise config.ConfigError(
+            f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        )
+    if seeds < 1 or (workers is not None and workers < 1):
         raise config.ConfigError(f"--seeds and --workers must be >= 1, got {seeds} and {workers}")
+    if dist.under_mpirun() and not _under_mpi4py_futures():
+        raise config.ConfigError(
+            f"started by an MPI launcher as one of {dist.launched_size()} processes: each would "
+            "run the whole sweep. Start it as `mpirun -np N python -m mpi4py.futures -m nabla "
+            "sweep ... --executor mpi` (rank 0 runs the sweep, the other ranks are its workers)"
+        )
     out = Path(out or f"sweeps/{time.strftime('%Y%m%d-%H%M%S')}")
     settings = configurations(grid, random_count)
     jobs, groups = [], {}
@@ -135,19 +173,20 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
             jobs.append(({**cfg0, "seed": seed}, directory))
             groups[name]["runs"].append(directory)
     out.mkdir(parents=True, exist_ok=True)
-    if verbose:
-        print(f"sweep: {len(settings)} configurations x {seeds} seeds = {len(jobs)} runs, "
-              f"{workers} worker(s) -> {out}", flush=True)  # fmt: skip
-    results = _map(_train_one, jobs, workers, verbose)
-    by_dir = {r["directory"]: r for r in results}
-    rows = []
-    for name, g in groups.items():
-        devs = [by_dir[d]["dev"] for d in g["runs"]]
-        rows.append({"label": name, "settings": g["settings"], "runs": g["runs"],
-                     "dev_accuracy": _mean_std([d["accuracy"] for d in devs]),
-                     "dev_loss": _mean_std([d["loss"] for d in devs])})  # fmt: skip
-    chosen = max(rows, key=lambda r: (r["dev_accuracy"][0], -r["dev_loss"][0]))
-    tests = _map(_test_one, chosen["runs"], min(workers, len(chosen["runs"])), False)
+    with _executor(executor, workers) as (run_all, described):
+        if verbose:
+            print(f"sweep: {len(settings)} configurations x {seeds} seeds = {len(jobs)} runs, "
+                  f"{described} -> {out}", flush=True)  # fmt: skip
+        results = run_all(_train_one, jobs, verbose)
+        by_dir = {r["directory"]: r for r in results}
+        rows = []
+        for name, g in groups.items():
+            devs = [by_dir[d]["dev"] for d in g["runs"]]
+            rows.append({"label": name, "settings": g["settings"], "runs": g["runs"],
+                         "dev_accuracy": _mean_std([d["accuracy"] for d in devs]),
+                         "dev_loss": _mean_std([d["loss"] for d in devs])})  # fmt: skip
+        chosen = max(rows, key=lambda r: (r["dev_accuracy"][0], -r["dev_loss"][0]))
+        tests = run_all(_test_one, chosen["runs"], False)
     chosen["test_accuracy"] = _mean_std([t["accuracy"] for t in tests])
     chosen["test_loss"] = _mean_std([t["loss"] for t in tests])
     summary = {"base": base, "seeds": seeds, "configurations": rows, "chosen": chosen["label"]}
@@ -163,14 +202,107 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
     return summary
 
 
+@contextlib.contextmanager
+def _executor(kind: str, workers: int | None):
+    """Yields ``(run_all, description)``: ``run_all(fn, items, verbose)`` is the list of
+    ``fn(item)`` in the order of ``items``, computed by the chosen executor."""
+    if kind == "process":
+        workers = workers or 1
+
+        def run_all(fn, items, verbose):
+            return _map(fn, items, min(workers, len(items)), verbose)
+
+        yield run_all, f"{workers} worker(s)"
+        return
+    with _mpi_pool(workers) as (pool, described):
+
+        def run_all(fn, items, verbose):
+            return [_announce(r, i, len(items), verbose) for i, r in enumerate(pool.map(fn, items))]
+
+        yield run_all, described
+
+
+@contextlib.contextmanager
+def _mpi_pool(workers: int | None):
+    """An ``MPIPoolExecutor`` and a description of its workers (see the module docstring)."""
+    try:
+        from mpi4py import MPI
+        from mpi4py.futures import MPIPoolExecutor
+    except ImportError as err:  # no mpi4py, or mpi4py without a working MPI library
+        raise dist.DistributedError(
+            "--executor mpi needs mpi4py and an MPI library: `apt-get install openmpi-bin "
+            "libopenmpi-dev` (or your cluster's MPI module), then `pip install "
+            f"'nabla[distributed]'`; or use --executor process ({type(err).__name__}: {err})"
+        ) from err
+    options = {
+        # applied in every worker before it imports anything of ours, so before NumPy loads BLAS
+        "env": {**dict.fromkeys(_THREAD_VARIABLES, "1"), "NABLA_NUM_THREADS": "1"},
+        "wdir": os.getcwd(),  # the run folders are relative to it
+        "path": [str(Path(__file__).resolve().parents[2])],  # this nabla, also from a checkout
+        "main": False,  # the tasks live in this module: no need to re-run the command's __main__
+    }
+    if _under_mpi4py_futures():
+        size = MPI.COMM_WORLD.Get_size()
+        if workers is not None and workers != max(size - 1, 1):
+            raise config.ConfigError(
+                f"--workers {workers}: under `mpirun -np {size} python -m mpi4py.futures` the "
+                f"pool is the other {size - 1} rank(s); drop --workers or set it to {size - 1}"
+            )
+        described = (
+            f"MPI: {size - 1} worker rank(s)" if size > 1
+            else "MPI: 1 worker thread in this process (the launcher started no other rank)"
+        )  # fmt: skip
+        with MPIPoolExecutor(**options) as pool:
+            yield pool, described
+        return
+    with MPIPoolExecutor(max_workers=workers, **options) as pool:
+        yield pool, f"MPI: {_spawn(pool)} spawned worker process(es)"
+
+
+def _spawn(pool) -> int:
+    """Start the pool's spawned workers and return how many there are.
+
+    mpi4py spawns them in a thread of its own: when ``MPI_Comm_spawn`` fails (most often: not
+    enough free slots), the exception ends that thread and every task would wait forever. So a
+    first task is watched, and an exception escaping a thread meanwhile is raised here."""
+    failures = []
+    previous, threading.excepthook = threading.excepthook, failures.append
+    try:
+        first = pool.submit(os.getpid)
+        while True:
+            try:
+                first.result(timeout=0.1)
+                return pool.num_workers
+            except futures.TimeoutError:
+                if failures:
+                    raise dist.DistributedError(
+                        f"--executor mpi could not spawn its workers ({failures[0].exc_value}). "
+                        "Started as one process, the workers need free MPI slots: on one machine "
+                        "there are (cores - 1); allow more with "
+                        "OMPI_MCA_rmaps_base_oversubscribe=1 "
+                        "(Open MPI), or start the sweep under `mpirun -np N python -m "
+                        "mpi4py.futures -m nabla sweep ...`"
+                    ) from failures[0].exc_value
+    finally:
+        threading.excepthook = previous
+
+
+def _under_mpi4py_futures() -> bool:
+    """True in the process that ``python -m mpi4py.futures`` runs the command in: its pool is
+    then the launcher's other ranks. mpi4py records this only in a private module attribute
+    (``_core`` in mpi4py 4, ``_lib`` in 3)."""
+    for name in ("mpi4py.futures._core", "mpi4py.futures._lib"):
+        if getattr(sys.modules.get(name), "SharedPool", None) is not None:
+            return True
+    return False
+
+
 def _map(fn, items: list, workers: int, verbose: bool) -> list:
     if workers == 1 or len(items) == 1:
         return [_announce(fn(item), i, len(items), verbose) for i, item in enumerate(items)]
     # Each worker gets an equal share of the cores for BLAS (set before the child imports NumPy).
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    saved = {
-        v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    }
+    saved = {v: os.environ.get(v) for v in _THREAD_VARIABLES}
     os.environ.update(dict.fromkeys(saved, threads))
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
