@@ -55,6 +55,7 @@ SCRIPTS = [
     ("data", True),
     ("startup", True),
     ("time_to_accuracy", True),
+    ("distributed", False),  # its own threads: 1 per MPI rank, 2 for the comparison
 ]
 
 
@@ -152,6 +153,41 @@ CONTEXT = [
         "time to 97% on MNIST-10k as measured (not load-corrected): nabla/torch",
         "time_to_accuracy.measured_ratio",
         "",
+    ),
+    Target(
+        "data parallel, global batch 128: 2-rank scaling efficiency (strong)",
+        "distributed.strong_efficiency_b128",
+        "",
+        unit="",
+    ),
+    Target(
+        "data parallel, global batch 512: 2-rank scaling efficiency (strong)",
+        "distributed.strong_efficiency_b512",
+        "",
+        unit="",
+    ),
+    Target(
+        "data parallel, per-rank batch 512: 2-rank scaling efficiency (weak)",
+        "distributed.weak_efficiency_b512",
+        "",
+        unit="",
+    ),
+    Target(
+        "global batch 512: 2 ranks x 1 thread / 1 process x 2 threads samples/s",
+        "distributed.vs_threads_b512",
+        "",
+    ),
+    Target(
+        "Allreduce of the 1.08 MB gradient buffer, 2 ranks",
+        "distributed.allreduce_us",
+        "",
+        unit=" us",
+    ),
+    Target(
+        "share of the 2-rank step in the Allreduce, global batch 128",
+        "distributed.comm_share_b128",
+        "",
+        unit="",
     ),
 ]
 
