@@ -113,6 +113,8 @@ def _metric(name: str, value, column: bool = False) -> str:
 def _duration(seconds) -> str:
     if seconds is None:
         return MISSING
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
@@ -201,6 +203,10 @@ def _summary(config: dict, results: dict, epochs: list[dict]) -> str:
         ("wall time", _e(_duration(results.get("wall_time")))),
         ("best epoch", best_text),
     ]
+    if results.get("ranks"):  # data-parallel on MPI: batch_size was the global batch
+        batch = config.get("batch_size")
+        per_rank = f" of {batch // results['ranks']}" if isinstance(batch, int) else ""
+        facts.append(("MPI ranks", _e(f"{results['ranks']}{per_rank}")))
     items = "\n".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     if not results:
         note = '<p class="note">No results.json yet: the run has not finished.</p>\n'

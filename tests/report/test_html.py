@@ -146,3 +146,15 @@ def test_a_run_without_figures_or_results(tmp_path):
     page = Page(write_report(run).read_text())
     assert page.problems == [] and page.find("img") == []
     assert "not finished" in page.text
+
+
+def test_a_distributed_run_shows_its_ranks_and_short_wall_times(classification_run):
+    results_path = classification_run / "results.json"
+    results = json.loads(results_path.read_text())
+    before = Page(write_report(classification_run).read_text())
+    assert "mpi ranks" not in before.text.lower()
+    results.update(ranks=4, wall_time=0.042)
+    results_path.write_text(json.dumps(results))
+    page = Page(write_report(classification_run).read_text())
+    assert "MPI ranks 4 of 8" in page.text  # the fixture's global batch 32 on 4 ranks
+    assert "wall time 42 ms" in page.text.lower()
