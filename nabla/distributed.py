@@ -240,15 +240,6 @@ def barrier() -> None:
         _comm.Barrier()
 
 
-def all_equal(value: float) -> bool:
-    """Whether every rank holds the same number (one small Allreduce of min and max)."""
-    if not active():
-        return True
-    pair = np.array([value, -value], dtype=np.float64)
-    _comm.Allreduce(_MPI.IN_PLACE, pair, op=_MPI.MIN)
-    return bool(pair[0] == -pair[1])
-
-
 # --- random streams -----------------------------------------------------------------------------
 
 
@@ -280,7 +271,7 @@ def split_random_streams(model=None) -> None:
 
 
 __all__ = [
-    "DistributedError", "abort", "active", "all_equal", "allreduce_gradients", "allreduce_metrics",
+    "DistributedError", "abort", "active", "allreduce_gradients", "allreduce_metrics",
     "allreduce_sum_", "average_buffers", "barrier", "broadcast_parameters", "broadcast_text",
     "init", "is_initialized", "is_main", "launched_size", "rank", "split_random_streams",
     "under_mpirun", "world_size",

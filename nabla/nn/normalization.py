@@ -44,14 +44,15 @@ class _BatchNormTrain(Function):
     """Batch normalization with the batch's own statistics; every axis but 1 is reduced."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps):
+    def forward(ctx, x, weight, bias, mean, var, eps, means):
         # mean and var (biased) arrive precomputed so the caller can also update the running
         # statistics; backward differentiates through them, so they take no gradient of their own.
+        # ``means`` computes backward's two batch means (over all ranks for SyncBatchNorm).
         shape = (1, -1) + (1,) * (x.ndim - 2)
         inv_std = 1.0 / np.sqrt(var.reshape(shape) + eps)
         xhat = (x - mean.reshape(shape)) * inv_std
         ctx.xhat, ctx.inv_std, ctx.weight, ctx.shape = xhat, inv_std, weight, shape
-        ctx.means = _local_means
+        ctx.means = means
         y = xhat if weight is None else xhat * weight.reshape(shape)
         return y if bias is None else y + bias.reshape(shape)
 
@@ -67,7 +68,7 @@ class _BatchNormTrain(Function):
             dweight = (g * xhat).sum(axis=axes)
         if ctx.needs_input_grad[2]:
             dbias = g.sum(axis=axes)
-        return dx, dweight, dbias, *(None,) * (len(ctx.needs_input_grad) - 3)
+        return dx, dweight, dbias, None, None, None, None
 
 
 class _BatchNormEval(Function):
@@ -123,18 +124,30 @@ def batch_norm(
     if not training:
         return _BatchNormEval.apply(input, weight, bias, running_mean.data, running_var.data, eps)
     _check_batch_size(input, "batch_norm")
-    x = input.data
+    return _batch_norm_train(
+        input, running_mean, running_var, weight, bias, momentum, eps, _local_statistics
+    )
+
+
+def _local_statistics(x: np.ndarray) -> tuple:
+    """(mean, biased variance, values per channel, backward's means) of this process's batch."""
     axes = (0, *range(2, x.ndim))
     mean = x.mean(axis=axes)
     var = ((x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).mean(axis=axes)
-    n = x.size // x.shape[1]
+    return mean, var, x.size // x.shape[1], _local_means
+
+
+def _batch_norm_train(input, running_mean, running_var, weight, bias, momentum, eps, statistics):
+    """Training-mode batch norm with the batch statistics ``statistics(x)`` gives (local, or
+    over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says."""
+    mean, var, n, means = statistics(input.data)
     if running_mean is not None:
         running_mean.data *= 1.0 - momentum
         running_mean.data += momentum * mean
     if running_var is not None:
         running_var.data *= 1.0 - momentum
         running_var.data += (momentum * n / (n - 1)) * var
-    return _BatchNormTrain.apply(input, weight, bias, mean, var, eps)
+    return _BatchNormTrain.apply(input, weight, bias, mean, var, eps, means)
 
 
 class _BatchNorm(Module):
@@ -195,7 +208,7 @@ class _BatchNorm(Module):
         # As torch: batch statistics in training, and also in eval when none are tracked.
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
-            _check_batch_size(x, name)
+            self._check_batch_size(x, name)
         momentum = 0.0
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
@@ -203,6 +216,12 @@ class _BatchNorm(Module):
             t = int(self.num_batches_tracked.data)
             momentum = 1.0 / t if self.momentum is None else self.momentum
         # the buffers are None when untracked; batch_norm updates them only in training
+        return self._normalize(x, use_batch_stats, momentum)
+
+    def _check_batch_size(self, x: Tensor, name: str) -> None:
+        _check_batch_size(x, name)
+
+    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float) -> Tensor:
         return batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             use_batch_stats, momentum, self.eps,

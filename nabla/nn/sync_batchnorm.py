@@ -26,7 +26,7 @@ import numpy as np
 from .. import distributed
 from ..autograd.tensor import Tensor
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d, _BatchNorm, _BatchNormTrain
+from .normalization import BatchNorm1d, BatchNorm2d, _batch_norm_train, _BatchNorm
 
 
 def _global_means(dxhat, xhat, axes, count):
@@ -39,14 +39,23 @@ def _global_means(dxhat, xhat, axes, count):
             sums[channels:].astype(dxhat.dtype).reshape(shape))  # fmt: skip
 
 
-class _SyncBatchNormTrain(_BatchNormTrain):
-    """The training-mode Function: _BatchNormTrain's, with backward's means over all ranks."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps, count):
-        y = _BatchNormTrain.forward(ctx, x, weight, bias, mean, var, eps)
-        ctx.means = functools.partial(_global_means, count=count)
-        return y
+def _global_statistics(x: np.ndarray) -> tuple:
+    """(mean, biased variance, values per channel, backward's means) over all ranks' batches."""
+    axes = (0, *range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    totals = distributed.allreduce_sum_(
+        np.append(x.sum(axis=axes, dtype=np.float64), x.size // x.shape[1])
+    )
+    count = int(totals[-1])
+    if count <= 1:
+        raise ValueError(
+            f"SyncBatchNorm: expected more than 1 value per channel over all ranks, got {count}"
+        )
+    mean = totals[:-1] / count
+    squares = ((x - mean.astype(x.dtype).reshape(shape)) ** 2).sum(axis=axes, dtype=np.float64)
+    var = distributed.allreduce_sum_(squares) / count
+    means = functools.partial(_global_means, count=count)
+    return mean.astype(x.dtype), var.astype(x.dtype), count, means
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -61,39 +70,15 @@ class SyncBatchNorm(_BatchNorm):
     _ndims = (2, 3, 4, 5)
     _expected = "(N, C, ...)"
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _check_batch_size(self, x: Tensor, name: str) -> None:
+        if not (self.training and distributed.active()):  # else: checked over all ranks
+            super()._check_batch_size(x, name)
+
+    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float) -> Tensor:
         if not (self.training and distributed.active()):
-            return super().forward(x)
-        name = f"{type(self).__name__}({self.num_features})"
-        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{name}: expected input (N, {self.num_features}, ...), got shape {x.shape}"
-            )
-        data = x.data
-        axes = (0, *range(2, data.ndim))
-        shape = (1, -1) + (1,) * (data.ndim - 2)
-        local = np.append(data.sum(axis=axes, dtype=np.float64), data.size // data.shape[1])
-        totals = distributed.allreduce_sum_(local)
-        count = int(totals[-1])
-        if count <= 1:
-            raise ValueError(
-                f"{name}: expected more than 1 value per channel over all ranks, got {count}"
-            )
-        mean = totals[:-1] / count
-        squares = ((data - mean.astype(data.dtype).reshape(shape)) ** 2).sum(
-            axis=axes, dtype=np.float64
-        )
-        var = distributed.allreduce_sum_(squares) / count
-        mean, var = mean.astype(data.dtype), var.astype(data.dtype)
-        if self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            t = int(self.num_batches_tracked.data)
-            momentum = 1.0 / t if self.momentum is None else self.momentum
-            self.running_mean.data *= 1.0 - momentum
-            self.running_mean.data += momentum * mean
-            self.running_var.data *= 1.0 - momentum
-            self.running_var.data += (momentum * count / (count - 1)) * var
-        return _SyncBatchNormTrain.apply(x, self.weight, self.bias, mean, var, self.eps, count)
+            return super()._normalize(x, use_batch_stats, momentum)
+        return _batch_norm_train(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                 momentum, self.eps, _global_statistics)  # fmt: skip
 
     @classmethod
     def convert(cls, module: Module) -> Module:

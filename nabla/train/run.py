@@ -46,7 +46,9 @@ class Run:
         self.cfg, self.directory = cfg, Path(directory)
         random.manual_seed(cfg["seed"])
         self.data = build.load_data(cfg)
-        shard = (dist.rank(), dist.init()) if distributed else None
+        if distributed:
+            dist.init()
+        shard = (dist.rank(), dist.world_size()) if distributed else None
         self.train_loader, self.dev_loader, self.test_loader = build.build_loaders(
             cfg, self.data, shard
         )

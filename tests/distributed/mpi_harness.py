@@ -6,6 +6,7 @@ the pytest process) and W ranks (under mpirun) start from the same weights and d
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -56,6 +57,7 @@ def run_mpi(args: list, ranks: int = 2, timeout: float = 120.0, cwd=None) -> tup
     return done, time.perf_counter() - start
 
 
+@functools.cache
 def _is_open_mpi() -> bool:
     version = subprocess.run([launcher(), "--version"], capture_output=True, text=True)
     return "Open MPI" in version.stdout + version.stderr
