@@ -193,9 +193,7 @@ def allreduce_metrics(metrics: dict, weight: float = 1.0) -> dict:
     """
     if not active():
         return dict(metrics)
-    keys = [
-        k for k, v in metrics.items() if isinstance(v, (int, float, np.number)) and v is not None
-    ]
+    keys = [k for k, v in metrics.items() if isinstance(v, (int, float, np.number))]
     values = np.array(
         [float(metrics[k]) * weight for k in keys] + [float(weight)], dtype=np.float64
     )
