@@ -212,13 +212,27 @@ def keras_schedules():
     return keras.optimizers.schedules
 
 
+# Steps where Keras (3.15) finds the restart cycle as floor(log(1 + f (t_mul - 1)) / log t_mul) in
+# float32: at the first step of a cycle the quotient can round just below the integer, so Keras
+# reports the end of the previous cycle (its rate: alpha times that cycle's peak, here 0). Ours
+# follows the exact formula (test_matches_reference_formula checks the same steps).
+KERAS_FLOAT32_CYCLE_START = {"restarts_t_mul_1_5": {20}}
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_matches_keras_live(name, keras_schedules):
     schedule, (keras_name, kwargs), _, steps = CASES[name]
     theirs = getattr(keras_schedules, keras_name)(**kwargs)
     expected = [float(theirs(s)) for s in steps]
+    ours = [schedule(s) for s in steps]
+    for i, step in enumerate(steps):
+        if step in KERAS_FLOAT32_CYCLE_START.get(name, ()) and expected[i] != pytest.approx(
+            ours[i]
+        ):
+            assert expected[i] == pytest.approx(schedule(step - 1e-9), abs=1e-6)
+            expected[i] = ours[i]
     # Keras computes in float32.
-    np.testing.assert_allclose([schedule(s) for s in steps], expected, rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(ours, expected, rtol=2e-6, atol=1e-9)
 
 
 # torch.optim.lr_scheduler, where its definition coincides with ours.
