@@ -22,7 +22,7 @@ Three setups, each in its own processes, each timed at the global batches ``BATC
   per-rank batch b (2 ranks at global 2b against 1 rank at b) gives *weak* scaling;
 * 1 process x 2 threads (plain ``python``, 2 BLAS and optimizer threads) at B.
 
-Every rank runs with one BLAS thread and one optimizer thread (``NABLA_NUM_THREADS``). Timing:
+Every rank runs with one BLAS thread and one kernel thread (``NUMBA_NUM_THREADS``). Timing:
 a few untimed warm-up steps (a fixed count: every rank must make the same collective calls),
 then rounds of ``number`` steps, each round starting after a barrier; a round's time is the
 slowest rank's (a synchronous step ends when the last rank's does), and a launch's figure is its
@@ -54,7 +54,7 @@ THREADS = pin_threads()
 
 import os  # noqa: E402
 
-os.environ["NABLA_NUM_THREADS"] = str(THREADS)  # the optimizer's update threads, as BLAS's
+os.environ["NUMBA_NUM_THREADS"] = str(THREADS)  # the kernels' threads, as BLAS's
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402

@@ -41,6 +41,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .kernels import get_num_threads, set_num_threads
 from .ops import *
 from .random import manual_seed
 from .serialization import CheckpointError, load, load_metadata, save

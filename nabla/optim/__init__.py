@@ -1,10 +1,11 @@
 """Optimizers (one file per algorithm, over flat parameter buffers) and learning-rate schedules."""
 
+from ..kernels import get_num_threads, set_num_threads
 from . import scaling, schedules
 from .adagrad import AdaGrad
 from .adam import Adam, AdamW
 from .lbfgs import LBFGS
-from .optimizer import Optimizer, get_num_threads, set_num_threads
+from .optimizer import Optimizer
 from .rmsprop import RMSProp
 from .scaling import BatchSizeSchedule
 from .sgd import SGD

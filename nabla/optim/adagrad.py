@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+from .flat import flush_subnormals
 from .optimizer import Optimizer
 
 
@@ -14,6 +16,7 @@ class AdaGrad(Optimizer):
 
         r <- r + g * g                              (r starts at initial_accumulator_value)
         theta <- theta - alpha * g / (sqrt(r) + eps)
+        eps_inside_sqrt=True:  theta <- theta - alpha * g / sqrt(r + eps)     (Keras, Optax, d2l)
 
     Coordinates with large past gradients take small steps. Under a constant gradient
     r = t g^2, so the effective step alpha / sqrt(r) decays like 1 / sqrt(t).
@@ -21,7 +24,14 @@ class AdaGrad(Optimizer):
     eps = 1e-7 and starts the accumulator at 0.1 (see docs/optimizers.md).
     """
 
-    defaults = {"lr": 0.01, "eps": 1e-10, "initial_accumulator_value": 0.0, "weight_decay": 0.0}
+    defaults = {
+        "lr": 0.01,
+        "eps": 1e-10,
+        "initial_accumulator_value": 0.0,
+        "eps_inside_sqrt": False,
+        "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
+    }
 
     def validate(self, h: dict) -> None:
         super().validate(h)
@@ -31,12 +41,17 @@ class AdaGrad(Optimizer):
                 f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}"
             )
 
-    def update(self, theta, g, block, h, t):
-        r = self._state(block, "sum_squares", h["initial_accumulator_value"])
-        tmp = np.multiply(g, g, out=self._scratch(block, "tmp"))
-        r += tmp  # r <- r + g^2
-        np.sqrt(r, out=tmp)
-        tmp += h["eps"]
-        np.divide(g, tmp, out=tmp)
-        tmp *= h["lr"]
-        theta -= tmp  # theta <- theta - alpha g / (sqrt(r) + eps)
+    def reference(self, theta, g, state, h, t):
+        r = state.get("sum_squares", h["initial_accumulator_value"])
+        r += g * g  # r <- r + g^2
+        flush_subnormals(r)
+        d = np.sqrt(r + h["eps"]) if h["eps_inside_sqrt"] else np.sqrt(r) + h["eps"]
+        theta -= (g / d) * h["lr"]  # theta <- theta - alpha g / d
+
+    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+        f = theta.dtype.type
+        r = state.get("sum_squares", h["initial_accumulator_value"])
+        kernels.kernel("updates.adagrad", theta.size)(
+            theta, g, r, f(h["lr"]), f(h["eps"]), f(weight_decay), f(decay),
+            bool(h["eps_inside_sqrt"]), np.finfo(theta.dtype).tiny,
+        )  # fmt: skip

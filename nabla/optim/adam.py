@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 
+from .. import kernels
+from .flat import flush_subnormals
 from .optimizer import Optimizer
+from .saving import value_at
 
 BIAS_CORRECTIONS = ("explicit", "folded", "none")
 
@@ -40,6 +43,7 @@ class Adam(Optimizer):
         "beta2": 0.999,
         "eps": 1e-8,
         "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
         "amsgrad": False,
         "bias_correction": "explicit",
     }
@@ -47,7 +51,7 @@ class Adam(Optimizer):
     def validate(self, h: dict) -> None:
         super().validate(h)
         for key in ("beta1", "beta2"):
-            value = self._value(h[key], 0)
+            value = value_at(h[key], 0)
             if not 0 <= value < 1:
                 raise ValueError(f"{type(self).__name__}: {key} must be in [0, 1), got {value}")
         if h["bias_correction"] not in BIAS_CORRECTIONS:
@@ -56,34 +60,43 @@ class Adam(Optimizer):
                 f"got {h['bias_correction']!r}"
             )
 
-    def update(self, theta, g, block, h, t):
-        beta1, beta2, eps, alpha = h["beta1"], h["beta2"], h["eps"], h["lr"]
-        s, r = self._state(block, "exp_avg"), self._state(block, "exp_avg_sq")
-        tmp = self._scratch(block, "tmp")
-        s *= beta1
-        s += np.multiply(g, 1 - beta1, out=tmp)  # s <- beta1 s + (1 - beta1) g
-        r *= beta2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - beta2
-        r += tmp  # r <- beta2 r + (1 - beta2) g^2
-        if h["amsgrad"]:
-            r_max = self._state(block, "max_exp_avg_sq")
-            r = np.maximum(r_max, r, out=r_max)
-        root2, correction1 = math.sqrt(1 - beta2**t), 1 - beta1**t  # Python floats: no ufunc casts
+    @staticmethod
+    def _step_size_and_eps(h: dict, t: int) -> tuple[float, float]:
+        """alpha_t and eps such that the update is theta <- theta - alpha_t s / (sqrt(r) + eps)."""
+        alpha, eps = h["lr"], h["eps"]
+        root2, correction1 = math.sqrt(1 - h["beta2"] ** t), 1 - h["beta1"] ** t
         if h["bias_correction"] == "explicit":
             # s_hat / (sqrt(r_hat) + eps) = (sqrt(c2) / c1) s / (sqrt(r) + eps sqrt(c2)) with
             # c = 1 - beta^t: the same number, computed with one pass less over the buffers.
-            step_size = alpha * root2 / correction1
-            eps = eps * root2
-        elif h["bias_correction"] == "folded":
-            step_size = alpha * root2 / correction1  # alpha_t
-        else:
-            step_size = alpha
-        denominator = np.sqrt(r, out=tmp)
-        denominator += eps
-        step = np.divide(s, denominator, out=tmp)
-        step *= step_size
-        theta -= step
+            return alpha * root2 / correction1, eps * root2
+        if h["bias_correction"] == "folded":
+            return alpha * root2 / correction1, eps  # alpha_t, and eps is the paper's eps_hat
+        return alpha, eps
+
+    def reference(self, theta, g, state, h, t):
+        beta1, beta2 = h["beta1"], h["beta2"]
+        s, r = state.get("exp_avg"), state.get("exp_avg_sq")
+        s *= beta1
+        s += g * (1 - beta1)  # s <- beta1 s + (1 - beta1) g
+        r *= beta2
+        r += (g * g) * (1 - beta2)  # r <- beta2 r + (1 - beta2) g^2
+        flush_subnormals(s, r)
+        if h["amsgrad"]:
+            r_max = state.get("max_exp_avg_sq")
+            r = np.maximum(r_max, r, out=r_max)
+        step_size, eps = self._step_size_and_eps(h, t)
+        theta -= (s / (np.sqrt(r) + eps)) * step_size
+
+    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+        f, beta1, beta2 = theta.dtype.type, h["beta1"], h["beta2"]
+        amsgrad = bool(h["amsgrad"])
+        r_max = state.get("max_exp_avg_sq") if amsgrad else np.empty(0, theta.dtype)
+        step_size, eps = self._step_size_and_eps(h, t)
+        kernels.kernel("updates.adam", theta.size)(
+            theta, g, state.get("exp_avg"), state.get("exp_avg_sq"), r_max, f(step_size),
+            f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps), f(weight_decay), f(decay),
+            amsgrad, np.finfo(theta.dtype).tiny,
+        )  # fmt: skip
 
 
 class AdamW(Adam):
@@ -99,10 +112,11 @@ class AdamW(Adam):
     Default weight_decay 0.01, as in PyTorch.
     """
 
-    defaults = {**Adam.defaults, "weight_decay": 1e-2}
-    coupled_weight_decay = False
+    defaults = {**Adam.defaults, "weight_decay": 1e-2, "decoupled_weight_decay": True}
 
-    def update(self, theta, g, block, h, t):
-        if h["weight_decay"]:
-            theta *= 1 - h["lr"] * h["weight_decay"]
-        super().update(theta, g, block, h, t)
+    def validate(self, h: dict) -> None:
+        super().validate(h)
+        if not h["decoupled_weight_decay"]:
+            raise ValueError(
+                "AdamW: decoupled_weight_decay=False is Adam with L2; use Adam(weight_decay=...)"
+            )

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from .optimizer import Optimizer
+from .saving import value_at
 
 LINE_SEARCHES = (None, "strong_wolfe")
 CURVATURE_EPS = 1e-10  # a pair (s, y) enters the history only if y^T s exceeds this
@@ -148,8 +149,10 @@ class LBFGS(Optimizer):
                 f"LBFGS: line_search must be one of {LINE_SEARCHES}, got {h['line_search']!r}"
             )
 
-    def update(self, theta, g, pack, h, t):
+    def reference(self, theta, g, state, h, t):
         raise TypeError("LBFGS updates only through step(closure)")
+
+    kernel = reference
 
     # --- the step ----------------------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class LBFGS(Optimizer):
                 "backward and returns the loss: opt.step(closure)"
             )
         group = self.param_groups[0]
-        h = {k: self._value(v, self.iterations) for k, v in group.items() if k != "params"}
+        h = {k: value_at(v, self.iterations) for k, v in group.items() if k != "params"}
         self.lr = lr = h["lr"]
         max_iter, tol_grad, tol_change = h["max_iter"], h["tolerance_grad"], h["tolerance_change"]
         max_eval = h["max_eval"] if h["max_eval"] is not None else max_iter * 5 // 4

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+from .flat import flush_subnormals
 from .optimizer import Optimizer
+from .saving import value_at
 
 
 class RMSProp(Optimizer):
@@ -19,7 +22,8 @@ class RMSProp(Optimizer):
         else:      theta <- theta - alpha g / d
 
     ``beta`` is PyTorch's ``alpha`` and Keras' ``rho`` (default 0.9 as in Keras and the lecture;
-    PyTorch's default is 0.99). eps sits outside the root, as in PyTorch.
+    PyTorch's default is 0.99). eps sits outside the root, as in PyTorch; ``eps_inside_sqrt=True``
+    puts it inside, d = sqrt(r + eps) (centered: sqrt(r - gbar^2 + eps)), as Keras and Optax do.
     """
 
     defaults = {
@@ -28,40 +32,54 @@ class RMSProp(Optimizer):
         "eps": 1e-8,
         "momentum": 0.0,
         "centered": False,
+        "eps_inside_sqrt": False,
         "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
     }
 
     def validate(self, h: dict) -> None:
         super().validate(h)
         for key in ("beta", "momentum"):
-            value = self._value(h[key], 0)
+            value = value_at(h[key], 0)
             if not 0 <= value < 1:
                 raise ValueError(f"RMSProp: {key} must be in [0, 1), got {value}")
 
-    def update(self, theta, g, block, h, t):
-        beta = h["beta"]
-        r = self._state(block, "square_avg")
-        d = np.multiply(g, g, out=self._scratch(block, "denominator"))
-        d *= 1 - beta
+    def reference(self, theta, g, state, h, t):
+        beta, eps = h["beta"], h["eps"]
+        r = state.get("square_avg")
         r *= beta
-        r += d  # r <- beta r + (1 - beta) g^2
+        r += (g * g) * (1 - beta)  # r <- beta r + (1 - beta) g^2
+        flush_subnormals(r)
         if h["centered"]:
-            gbar = self._state(block, "grad_avg")
+            gbar = state.get("grad_avg")
             gbar *= beta
-            gbar += np.multiply(g, 1 - beta, out=d)  # gbar <- beta gbar + (1 - beta) g
-            np.multiply(gbar, gbar, out=d)
-            np.subtract(r, d, out=d)
-            np.maximum(d, 0, out=d)  # r - gbar^2 >= 0 in exact arithmetic; rounding can dip below
-            np.sqrt(d, out=d)
+            gbar += g * (1 - beta)  # gbar <- beta gbar + (1 - beta) g
+            flush_subnormals(gbar)
+            # r - gbar^2 >= 0 in exact arithmetic; rounding can dip below
+            variance = np.maximum(r - gbar * gbar, 0)
         else:
-            np.sqrt(r, out=d)
-        d += h["eps"]
-        step = np.divide(g, d, out=d)  # g / d
-        if h["momentum"]:
-            v = self._state(block, "momentum_buffer")
+            variance = r
+        d = np.sqrt(variance + eps) if h["eps_inside_sqrt"] else np.sqrt(variance) + eps
+        step = g / d
+        if self._momentum(h, state):
+            v = state.get("momentum_buffer")
             v *= h["momentum"]
-            v += step
-            step = np.multiply(v, h["lr"], out=d)
-        else:
-            step *= h["lr"]
-        theta -= step
+            v += step  # v <- momentum v + g / d
+            flush_subnormals(v)
+            step = v
+        theta -= step * h["lr"]
+
+    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+        f, beta, empty = theta.dtype.type, h["beta"], np.empty(0, theta.dtype)
+        gbar = state.get("grad_avg") if h["centered"] else empty
+        momentum = self._momentum(h, state)
+        v = state.get("momentum_buffer") if momentum else empty
+        kernels.kernel("updates.rmsprop", theta.size)(
+            theta, g, state.get("square_avg"), gbar, v, f(h["lr"]), f(beta), f(1 - beta),
+            f(h["eps"]), f(h["momentum"]), f(weight_decay), f(decay), bool(h["centered"]),
+            momentum, bool(h["eps_inside_sqrt"]), np.finfo(theta.dtype).tiny,
+        )  # fmt: skip
+
+    @staticmethod
+    def _momentum(h: dict, state) -> bool:
+        return bool(h["momentum"]) or "momentum_buffer" in state

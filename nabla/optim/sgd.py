@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
+from .flat import flush_subnormals
 from .optimizer import Optimizer
+from .saving import value_at
 
 
 class SGD(Optimizer):
@@ -17,6 +20,9 @@ class SGD(Optimizer):
         plain:     theta <- theta - alpha g
         momentum:  v <- beta v - alpha g;      theta <- theta + v
         Nesterov:  v <- beta v - alpha g;      theta <- theta + beta v - alpha g
+
+    ``dampening`` d scales the gradient entering the velocity, v <- beta v - (1 - d) alpha g, from
+    the second step on (the first takes the whole gradient), as in PyTorch.
 
     The Nesterov line is the look-ahead method (Nesterov 1983; Sutskever et al. 2013),
     v <- beta v - alpha grad f(theta + beta v), theta <- theta + v, rewritten in terms of the
@@ -35,28 +41,56 @@ class SGD(Optimizer):
     array([ 0.8, -1.6], dtype=float32)
     """
 
-    defaults = {"lr": 0.01, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    defaults = {
+        "lr": 0.01,
+        "momentum": 0.0,
+        "nesterov": False,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
+    }
 
     def validate(self, h: dict) -> None:
         super().validate(h)
-        beta = self._value(h["momentum"], 0)
+        beta = value_at(h["momentum"], 0)
         if not 0 <= beta < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {beta}")
         if h["nesterov"] and not callable(h["momentum"]) and beta == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
+        dampening = value_at(h["dampening"], 0)
+        if not 0 <= dampening <= 1:
+            raise ValueError(f"SGD: dampening must be in [0, 1], got {dampening}")
+        if h["nesterov"] and (callable(h["dampening"]) or dampening != 0):
+            raise ValueError("SGD: nesterov=True needs dampening = 0 (as in PyTorch)")
 
-    def update(self, theta, g, block, h, t):
+    @staticmethod
+    def _plain(h: dict, state) -> bool:
+        # A momentum schedule that reaches 0 keeps following the momentum formula.
+        return h["momentum"] == 0 and "velocity" not in state
+
+    @staticmethod
+    def _dampened(h: dict, t: int) -> float:
+        return h["lr"] * (1 - h["dampening"]) if t > 1 else h["lr"]
+
+    def reference(self, theta, g, state, h, t):
         alpha, beta = h["lr"], h["momentum"]
-        step = np.multiply(g, alpha, out=self._scratch(block, "step"))  # alpha g
-        if beta == 0 and "velocity" not in block.pack.state:  # plain SGD (a momentum schedule
-            theta -= step  # that reaches 0 keeps following the momentum formula below)
+        step = g * alpha  # alpha g
+        if self._plain(h, state):
+            theta -= step
             return
-        v = self._state(block, "velocity")
+        v = state.get("velocity")
         v *= beta
-        v -= step  # v <- beta v - alpha g
+        v -= g * self._dampened(h, t)  # v <- beta v - alpha g (with dampening: (1 - d) alpha g)
+        flush_subnormals(v)
         if h["nesterov"]:
-            look_ahead = np.multiply(v, beta, out=self._scratch(block, "look_ahead"))
-            look_ahead -= step
-            theta += look_ahead  # theta <- theta + beta v - alpha g
+            theta += v * beta - step  # theta <- theta + beta v - alpha g
         else:
             theta += v
+
+    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+        f, plain = theta.dtype.type, self._plain(h, state)
+        v = np.empty(0, theta.dtype) if plain else state.get("velocity")
+        kernels.kernel("updates.sgd", theta.size)(
+            theta, g, v, f(h["lr"]), f(h["momentum"]), f(self._dampened(h, t)), f(weight_decay),
+            f(decay), bool(h["nesterov"]), not plain, np.finfo(theta.dtype).tiny,
+        )  # fmt: skip

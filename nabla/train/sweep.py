@@ -50,7 +50,12 @@ from .. import distributed as dist
 from . import config
 
 EXECUTORS = ("process", "mpi")
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 
 class Range:
@@ -236,7 +241,7 @@ def _mpi_pool(workers: int | None):
         ) from err
     options = {
         # applied in every worker before it imports anything of ours, so before NumPy loads BLAS
-        "env": {**dict.fromkeys(_THREAD_VARIABLES, "1"), "NABLA_NUM_THREADS": "1"},
+        "env": dict.fromkeys(_THREAD_VARIABLES, "1"),
         "wdir": os.getcwd(),  # the run folders are relative to it
         "path": [str(Path(__file__).resolve().parents[2])],  # this nabla, also from a checkout
         "main": False,  # the tasks live in this module: no need to re-run the command's __main__

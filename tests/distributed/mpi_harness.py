@@ -46,7 +46,7 @@ def run_mpi(args: list, ranks: int = 2, timeout: float = 120.0, cwd=None) -> tup
     env = dict(os.environ)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               NABLA_NUM_THREADS="1", PYTHONUNBUFFERED="1")  # fmt: skip
+               NUMBA_NUM_THREADS="1", PYTHONUNBUFFERED="1")  # fmt: skip
     command = [launcher(), "-np", str(ranks)]
     if _is_open_mpi():
         command += ["--oversubscribe", "--bind-to", "none"]

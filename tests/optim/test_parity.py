@@ -51,6 +51,13 @@ CASES = [
         torch.optim.SGD,
         {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-2},
     ),
+    (
+        "sgd-dampening",
+        optim.SGD,
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.3},
+        torch.optim.SGD,
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.3},
+    ),
     ("adagrad", optim.AdaGrad, {"lr": 0.1}, torch.optim.Adagrad, {"lr": 0.1}),
     (
         "adagrad-init-acc",
@@ -115,6 +122,13 @@ CASES = [
         {"lr": 1e-2, "weight_decay": 0.1},
         torch.optim.AdamW,
         {"lr": 1e-2, "weight_decay": 0.1},
+    ),
+    (
+        "adam-decoupled",
+        optim.Adam,
+        {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        torch.optim.Adam,
+        {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True},
     ),
     (
         "adamw-amsgrad",

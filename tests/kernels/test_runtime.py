@@ -1,0 +1,82 @@
+"""Loading the kernels: lazily, with the thread policy of nabla/kernels/runtime.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import nabla as nb
+from nabla import kernels, optim
+from nabla.kernels import runtime
+
+
+def python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def test_import_nabla_does_not_import_numba():
+    code = (
+        "import sys, nabla as nb\n"
+        "from nabla import models, optim\n"
+        "opt = optim.Adam(models.mlp([4, 3]).parameters())\n"
+        "print('numba' in sys.modules)\n"
+        "opt.step()\n"
+        "print('numba' in sys.modules)\n"
+    )
+    result = python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]  # loaded by the first step, not before
+
+
+def test_reference_from_the_environment():
+    code = (
+        "from nabla import kernels; import sys; print(kernels.compiled(), 'numba' in sys.modules)"
+    )
+    result = python(code, NABLA_KERNELS="reference")
+    assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_openmp_waits_passively_unless_the_user_chose():
+    code = "import os; from nabla import kernels; kernels.compiled(); print(os.environ['OMP_WAIT_POLICY'])"
+    assert python(code).stdout.strip() == "PASSIVE"
+    assert python(code, OMP_WAIT_POLICY="ACTIVE").stdout.strip() == "ACTIVE"
+
+
+def test_large_updates_run_in_parallel_small_ones_on_one_thread():
+    if kernels.threading_layer() != "omp":
+        pytest.skip("numba's OpenMP layer is not available here: every kernel runs on one thread")
+    pair = runtime._compile_pair("updates.adam")
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(2)
+        assert runtime.kernel("updates.adam", runtime.PARALLEL_MIN) is pair[1]
+        assert runtime.kernel("updates.adam", runtime.PARALLEL_MIN - 1) is pair[0]
+        kernels.set_num_threads(1)
+        assert runtime.kernel("updates.adam", 10 * runtime.PARALLEL_MIN) is pair[0]
+    finally:
+        kernels.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_a_forked_child_can_still_update():
+    """GNU OpenMP does not survive fork(): the child switches to one-thread kernels."""
+    w = nb.zeros(4 * runtime.PARALLEL_MIN, requires_grad=True)
+    opt = optim.Adam([w], lr=0.1)
+    w.grad = np.ones(w.shape, np.float32)
+    opt.step()  # the parent has used its OpenMP threads
+    pid = os.fork()
+    if pid == 0:  # the child: one more step, then report through the exit status
+        try:
+            opt.step()
+            os._exit(0 if np.allclose(w.data, -0.2) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
