@@ -1,0 +1,39 @@
+"""The ReLU backward kernel against its NumPy reference, g * (out > 0), bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nabla as nb
+from nabla import kernels
+from nabla.kernels import runtime
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [1, 1001, runtime.PARALLEL_MIN + 7])
+def test_relu_backward_kernel_equals_reference(size, dtype):
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(size).astype(dtype)
+    out = np.maximum(rng.standard_normal(size), 0).astype(dtype)
+    g[::17] = np.nan
+    out[::13] = np.nan
+    result = np.empty_like(g)
+    kernels.kernel("activations.relu_backward", size)(g, out, result)
+    reference = g * (out > 0)
+    np.testing.assert_array_equal(result, reference)
+    np.testing.assert_array_equal(np.signbit(result), np.signbit(reference))  # -0 where g < 0
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_relu_gradient_same_on_both_paths(contiguous):
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((6, 8)).astype(np.float32)
+    grads, inputs = [], data if contiguous else data.T
+    for compiled in (True, False):
+        with kernels.reference(not compiled):
+            x = nb.tensor(inputs, requires_grad=True)
+            (x.relu() * nb.tensor(np.arange(48.0).reshape(x.shape))).sum().backward()
+            grads.append(x.grad)
+    np.testing.assert_array_equal(grads[0], grads[1])
+    np.testing.assert_array_equal(grads[0], np.arange(48.0).reshape(inputs.shape) * (inputs > 0))
