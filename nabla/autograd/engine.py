@@ -108,10 +108,28 @@ def _initial_grad(root, grad) -> np.ndarray:
 
 def _accumulate_leaf(tensor, g: np.ndarray) -> None:
     if tensor.grad is None:
-        # Copy: an op may hand the same array to several inputs, and .grad is updated in place.
-        tensor.grad = np.array(g, dtype=tensor.data.dtype, copy=True)
+        slot = getattr(tensor, "_grad_slot", None)
+        data = tensor.data
+        if slot is not None and slot.shape == data.shape and slot.dtype == data.dtype:
+            # the first gradient goes straight into the optimizer's flat buffer
+            if g is not slot:  # (an op may have written it there already: see grad_slot)
+                np.copyto(slot, g)
+            tensor.grad = slot
+        else:
+            # Copy: an op may hand the same array to several inputs, and .grad is updated in place.
+            tensor.grad = np.array(g, dtype=tensor.data.dtype, copy=True)
     else:
         tensor.grad += g  # in place, so a .grad that views an optimizer's flat buffer stays one
+
+
+def grad_slot(tensor, shape: tuple, dtype) -> np.ndarray | None:
+    """Where an op may write ``tensor``'s gradient directly (``np.matmul(..., out=slot)``) and
+    return the slot itself: the optimizer's flat-buffer view, when ``tensor`` is a leaf whose
+    ``.grad`` was set to None by ``zero_grad``, so that this gradient is its first. Else None."""
+    slot = getattr(tensor, "_grad_slot", None)
+    if slot is None or tensor.grad is not None or tensor._node is not None:
+        return None
+    return slot if slot.shape == shape and slot.dtype == dtype else None
 
 
 def _topological_order(root) -> list:

@@ -29,7 +29,9 @@ class Tensor:
     array([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_node", "_requires_grad", "_vc", "data", "grad")
+    # _grad_slot (optional): where an optimizer wants this leaf's gradient, a view into its flat
+    # gradient buffer; backward writes the first gradient there when .grad is None.
+    __slots__ = ("__weakref__", "_grad_slot", "_node", "_requires_grad", "_vc", "data", "grad")
 
     # NumPy must not treat a Tensor as an array-like in its own operators: with this,
     # ``ndarray + Tensor`` calls ``Tensor.__radd__`` and stays differentiable.

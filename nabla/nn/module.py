@@ -213,7 +213,7 @@ class Module:
         for t in [*self.parameters(), *self.buffers()]:
             if t.data.dtype.kind == "f":
                 t.data = t.data.astype(dtype)
-                t.grad = None
+                t.grad = t._grad_slot = None  # the optimizer's old buffers no longer fit
         return self
 
     def double(self) -> Module:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.engine import grad_slot
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .promote import promote
@@ -85,7 +86,10 @@ class Linear(Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         g2 = g.reshape(-1, g.shape[-1])  # batch axes flattened: (M, out)
         g_x = np.matmul(g, weight) if need_x else None  # dL/dx = G W
-        g_w = np.matmul(g2.T, x.reshape(-1, x.shape[-1])) if need_w else None  # dL/dW = G^T x
+        g_w = None
+        if need_w:  # dL/dW = G^T x, written into the optimizer's gradient buffer when it can be
+            out = grad_slot(ctx.inputs[1], weight.shape, np.result_type(g2, x))
+            g_w = np.matmul(g2.T, x.reshape(-1, x.shape[-1]), out=out)
         g_b = g2.sum(axis=0) if need_b else None  # dL/db = sum over the batch of G
         return g_x, g_w, g_b
 

@@ -38,7 +38,7 @@ class FlatGroup:
             if p.grad is not None:
                 self.grad[s] = np.asarray(p.grad).reshape(-1)
             p.data = self.theta[s].reshape(p.data.shape)
-            p.grad = self.grad[s].reshape(p.data.shape)
+            p.grad = p._grad_slot = self.grad[s].reshape(p.data.shape)
             self.data_views.append(p.data)
             self.grad_views.append(p.grad)
         self.state: dict[str, np.ndarray] = {}  # flat buffers of the algorithm (momentum, ...)
@@ -65,6 +65,13 @@ class FlatGroup:
         if tuple(p.requires_grad for p in params) != self.flags:
             return False
         return all(p.data is data for p, data in zip(self.params, self.data_views))
+
+    def clear_grads(self) -> None:
+        """``zero_grad``: every .grad to None, the flat buffer untouched. Backward then writes
+        each parameter's first gradient into its slot (engine.grad_slot), with no fill and no
+        ``+=`` pass; :meth:`adopt_grads` zeroes the slots that received none."""
+        for p, view in zip(self.params, self.grad_views):
+            p.grad, p._grad_slot = None, view
 
     def adopt_grads(self) -> None:
         """Bring back gradients that were replaced (e.g. set to None) into the flat buffer."""

@@ -124,11 +124,15 @@ class Optimizer:
 
     # --- the update --------------------------------------------------------------------------------
 
-    def zero_grad(self, set_to_none: bool = False) -> None:
-        """Zero every gradient: one fill per group (``set_to_none`` is accepted for PyTorch
-        compatibility and ignored: the gradient buffer is kept)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every gradient. As in PyTorch, ``.grad`` becomes None; the next backward writes
+        each first gradient straight into the flat gradient buffer (no fill, no ``+=`` pass).
+        ``set_to_none=False`` fills the buffer with zeros instead (``.grad`` stays a view)."""
         for i in range(len(self._packs)):
-            self._pack(i).grad.fill(0)
+            if set_to_none:
+                self._pack(i).clear_grads()
+            else:
+                self._pack(i).grad.fill(0)
 
     def step(self, closure=None):
         """Apply one update to every group and advance the step counter.

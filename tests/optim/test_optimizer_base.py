@@ -85,12 +85,46 @@ def test_zero_grad_fills_in_place_and_keeps_the_arrays():
     train(model, opt, batches(2))
     before = [p.grad for p in model.parameters()]
     assert any(np.any(g != 0) for g in before)
-    opt.zero_grad()
+    opt.zero_grad(set_to_none=False)
     after = [p.grad for p in model.parameters()]
     assert all(a is b for a, b in zip(before, after))
     assert all(np.all(g == 0) for g in after)
-    opt.zero_grad(set_to_none=True)  # accepted for PyTorch code; the buffer is kept
-    assert all(p.grad is g for p, g in zip(model.parameters(), before))
+
+
+def test_zero_grad_sets_none_and_backward_writes_into_the_flat_buffer():
+    model = make_model()
+    opt = optim.Adam(model.named_parameters(), lr=1e-2)
+    train(model, opt, batches(2))
+    flat = opt.gradient_vectors()[0]
+    views = [p.grad for p in model.parameters()]
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x), y).backward()
+    assert all(p.grad is v for p, v in zip(model.parameters(), views))  # the same slots
+    expected = np.concatenate([p.grad.reshape(-1) for p in model.parameters()])
+    np.testing.assert_array_equal(flat, expected)
+    # the same gradient as a fresh model computes without an optimizer
+    twin = make_model()
+    twin.load_state_dict(model.state_dict())
+    F.cross_entropy(twin(x), y).backward()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+
+
+def test_a_parameter_without_gradient_is_zero_at_the_step():
+    """After zero_grad, a parameter that backward never reached (an unused layer) must enter the
+    update with a zero gradient, not with last step's value left in its slot."""
+    used, unused = nb.ones(3, requires_grad=True), nb.ones(2, requires_grad=True)
+    opt = optim.SGD([used, unused], lr=0.5)
+    (used.sum() + unused.sum()).backward()
+    opt.step()  # both moved by 0.5
+    opt.zero_grad()
+    used.sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(unused.data, [0.5, 0.5])
+    np.testing.assert_array_equal(used.data, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(unused.grad, [0.0, 0.0])
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), ALL, ids=ALL_IDS)
@@ -110,9 +144,8 @@ def test_setting_grad_to_none_still_trains(cls, kwargs):
 
     train(model, opt, data, zero=set_to_none)
     assert_same(parameters(model), parameters(reference))
-    opt.zero_grad()
     bases = {id(p.grad.base) for p in model.parameters()}
-    assert len(bases) == 1  # the gradients view the flat buffer again
+    assert bases == {id(opt.gradient_vectors()[0])}  # the gradients view the flat buffer again
 
 
 def test_a_grad_of_none_counts_as_zero():
@@ -507,3 +540,18 @@ def test_non_leaf_and_integer_tensors_are_refused():
         optim.SGD([w * 2], lr=0.1)
     with pytest.raises(TypeError, match="int64"):
         optim.SGD([nb.tensor([1, 2])], lr=0.1)
+
+
+def test_a_converted_model_does_not_write_into_the_old_gradient_buffer():
+    model = make_model().float()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = batches(1)[0]
+    F.cross_entropy(model(x.astype("float32")), y).backward()
+    old_buffer = opt.gradient_vectors()[0]
+    snapshot = old_buffer.copy()
+    assert np.any(snapshot != 0)
+    opt.zero_grad()
+    model.double()
+    F.cross_entropy(model(x), y).backward()
+    assert all(p.grad.dtype == np.float64 for p in model.parameters())
+    np.testing.assert_array_equal(old_buffer, snapshot)  # untouched: no stale slot was used
