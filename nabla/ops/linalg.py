@@ -90,7 +90,9 @@ class Linear(Function):
         if need_w:  # dL/dW = G^T x, written into the optimizer's gradient buffer when it can be
             out = grad_slot(ctx.inputs[1], weight.shape, np.result_type(g2, x))
             g_w = np.matmul(g2.T, x.reshape(-1, x.shape[-1]), out=out)
-        g_b = g2.sum(axis=0) if need_b else None  # dL/db = sum over the batch of G
+        g_b = None
+        if need_b:  # dL/db = sum over the batch of G
+            g_b = g2.sum(axis=0, out=grad_slot(ctx.inputs[2], (g2.shape[1],), g2.dtype))
         return g_x, g_w, g_b
 
 
