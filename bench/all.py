@@ -52,6 +52,7 @@ SCRIPTS = [
     ("op_overhead", False),
     ("mlp_step", True),
     ("mlp_train", True),
+    ("profile_step", True),  # where the MLP step's time goes, by function (cProfile)
     ("conv", True),
     ("optim_step", True),
     ("steady_state", True),
@@ -178,7 +179,12 @@ TARGETS = [
         issue=KERNELS_ISSUE,
     ),
     Target("peak RSS of the MLP training loop: nabla/torch", "startup.peak_rss_ratio", "<= 1.0"),
-    Target("time to 97% on MNIST-10k: nabla/torch", "time_to_accuracy.ratio", "<= 1.2"),
+    Target(
+        "time to 97% on MNIST-10k: nabla/torch",
+        "time_to_accuracy.ratio",
+        "<= 1.0",
+        issue=KERNELS_ISSUE,
+    ),
 ]
 # Other figures the scripts print, shown under the summary for context; the goal is the one the
 # script itself prints, if any.
