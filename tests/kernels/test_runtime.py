@@ -15,9 +15,11 @@ from nabla.kernels import runtime
 
 
 def python(code: str, **env) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter, on the compiled kernels unless ``env`` says otherwise
+    (this test session itself may run on the references: NABLA_KERNELS=reference in CI)."""
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **env},
+        env={**os.environ, "NABLA_KERNELS": "compiled", **env},
     )  # fmt: skip
 
 
