@@ -170,7 +170,8 @@ def framework(name: str):
             model = models.mlp(SIZES)
             model.load_state_dict(weights)
             opt = optim.Adam(model.parameters(), lr=LR)
-            return model, opt, nn.functional.cross_entropy, nb.tensor
+            # from_numpy, like torch's: the minibatch x[idx] is already a fresh array
+            return model, opt, nn.functional.cross_entropy, nb.from_numpy
 
         return nabla_about(name), setup
 

@@ -115,7 +115,7 @@ def framework(name: str):
             return [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state]
 
         about = nabla_about(name)
-        return about, model, opt, nn.functional.cross_entropy, nb.tensor, params, moments
+        return about, model, opt, nn.functional.cross_entropy, nb.from_numpy, params, moments
 
     import torch
 

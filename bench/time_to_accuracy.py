@@ -17,7 +17,7 @@ and test accuracies as its last line (``bench/common.py``: ``send``, ``run_worke
 Both frameworks see exactly the same batches: before each epoch, every worker has nabla's
 ``DataLoader`` (shuffled and augmented with the recipe's seed; a batch depends only on the seed
 and the epoch) produce the epoch's batches as NumPy arrays, then trains on them (nabla on
-``nb.tensor`` views, torch on ``torch.from_numpy`` views), so the augmentation is the same for
+``nb.from_numpy`` views, torch on ``torch.from_numpy`` views), so the augmentation is the same for
 both and costs neither: its time is reported apart. The torch worker imports ``nabla`` for the
 loader and to build nabla's model, but never trains it, so nabla's compiled kernels (numba) are
 not loaded there. They start from the same weights (nabla's initialization with
@@ -101,7 +101,7 @@ class NablaRun:
         self.model.train()
         start = time.perf_counter()
         for x, y in batches:
-            loss = nn.functional.cross_entropy(self.model(nb.tensor(x)), nb.tensor(y))
+            loss = nn.functional.cross_entropy(self.model(nb.from_numpy(x)), nb.from_numpy(y))
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()

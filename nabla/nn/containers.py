@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .activation import ReLU
+from .layers import Linear
 from .module import Module
 
 
@@ -32,8 +34,16 @@ class Sequential(Module):
             self.add_module(name, module)
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            if type(module) is Linear and i + 1 < len(modules) and type(modules[i + 1]) is ReLU:
+                x = module.forward_relu(x)  # the same numbers, one op and one array fewer
+                i += 2
+            else:
+                x = module(x)
+                i += 1
         return x
 
     def __getitem__(self, index):

@@ -10,7 +10,7 @@ from .. import random
 from ..autograd.dtypes import DEFAULT_FLOAT, as_dtype
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..ops.linalg import linear
+from ..ops.linalg import linear, linear_relu
 from ..ops.shape import flatten
 from .module import Module, Parameter
 
@@ -47,6 +47,12 @@ class Linear(Module):
                 f"{self.in_features}), got shape {x.shape}"
             )
         return linear(x, self.weight, self.bias)
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """``relu(self(x))`` as one fused operation (see ``Sequential``)."""
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            return self.forward(x)  # raises the shape error
+        return linear_relu(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

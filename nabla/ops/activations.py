@@ -58,20 +58,22 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        # relu'(x) = 1 for x > 0 and 0 for x <= 0: at the kink we take 0, as PyTorch does.
-        out = ctx.out
-        if (
-            g.dtype == out.dtype
-            and g.flags.c_contiguous
-            and out.flags.c_contiguous
-            and kernels.compiled()
-        ):
-            result = np.empty_like(g)
-            kernels.kernel("activations.relu_backward", g.size)(
-                g.ravel(), out.ravel(), result.ravel()
-            )
-            return result
-        return g * (out > 0)  # the reference
+        return relu_grad(g, ctx.out)
+
+
+def relu_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """dL/dx of out = relu(x), from dL/dout: g where out > 0, else 0 (relu'(0) = 0, as PyTorch).
+    One compiled pass when the kernels are on; the reference is ``g * (out > 0)``."""
+    if (
+        g.dtype == out.dtype
+        and g.flags.c_contiguous
+        and out.flags.c_contiguous
+        and kernels.compiled()
+    ):
+        result = np.empty_like(g)
+        kernels.kernel("activations.relu_backward", g.size)(g.ravel(), out.ravel(), result.ravel())
+        return result
+    return g * (out > 0)
 
 
 class LeakyReLU(Function):
