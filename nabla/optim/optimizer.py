@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .. import kernels
+from .. import kernels, memory
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 from .flat import FlatGroup, Stretch
@@ -46,6 +46,7 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
         self.defaults = {**self.defaults, **hyperparameters}
+        memory.keep_freed_memory()  # a training loop: reuse large temporaries (nabla/memory.py)
         self.param_groups: list[dict] = []
         self._names: list[list[str]] = []
         self._packs: list[FlatGroup] = []

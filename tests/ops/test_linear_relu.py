@@ -21,7 +21,8 @@ def unfused(model, x):
 @pytest.mark.parametrize("bias", [True, False])
 def test_sequential_fuses_and_matches_the_unfused_layers_bit_for_bit(dtype, bias, compiled):
     nb.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5, bias=bias), nn.ReLU(), nn.Linear(5, 3, bias=bias)).to(dtype)
+    layers = nn.Linear(6, 5, bias=bias), nn.ReLU(), nn.Linear(5, 3, bias=bias)
+    model = nn.Sequential(*layers).to(dtype)
     x = nb.randn(7, 6, dtype=dtype)
     results = []
     with kernels.reference(not compiled):
