@@ -43,6 +43,7 @@ class FlatGroup:
             self.grad_views.append(p.grad)
         self.state: dict[str, np.ndarray] = {}  # flat buffers of the algorithm (momentum, ...)
         self.steps = np.zeros(len(self.params), dtype=np.int64)  # updates made, per parameter
+        self.same_steps = True  # every parameter took the same number of updates (the usual case)
         self.fills = {} if fills is None else fills  # each buffer's first value (AdaGrad: not 0)
         self._lock = threading.Lock()
 
@@ -64,7 +65,10 @@ class FlatGroup:
         """Whether every parameter still views this group's buffers (checked every step)."""
         if tuple(p.requires_grad for p in params) != self.flags:
             return False
-        return all(p.data is data for p, data in zip(self.params, self.data_views))
+        for p, data in zip(self.params, self.data_views):
+            if p.data is not data:
+                return False
+        return True
 
     def clear_grads(self) -> None:
         """``zero_grad``: every .grad to None, the flat buffer untouched. Backward then writes
@@ -96,6 +100,7 @@ class FlatGroup:
     def load_param_state(self, per_param: dict) -> None:
         for i, name in enumerate(self.names):
             self.steps[i] = int(per_param.get(name, {}).get("step", 0))
+        self.same_steps = bool(np.all(self.steps == self.steps[:1]))
         keys = {k for bufs in per_param.values() for k in bufs if k != "step"}
         for key in keys:
             buf = self.state.setdefault(key, np.full_like(self.theta, self.fills.get(key, 0.0)))
@@ -107,6 +112,8 @@ class FlatGroup:
         """(start, stop, t): stretches of the flat buffer whose parameters took the same number
         of updates t. One stretch in the usual case; a parameter that was frozen for a while
         counts only the steps it took (Adam's bias correction, as in PyTorch)."""
+        if self.same_steps and self.params:  # steps only change together after a (re)load
+            return [(0, self.theta.size, int(self.steps[0]))]
         runs = []
         for s, t in zip(self.slices, self.steps.tolist()):
             if runs and runs[-1][2] == t and runs[-1][1] == s.start:
