@@ -1,269 +1,487 @@
-"""Time of one convnet training step in nabla against PyTorch eager, with nabla's per-layer profile.
+"""Convnet training steps in nabla against PyTorch's fastest configuration, each in its own process.
 
-Two models, in float32, at batch 64:
+Models, float32, SGD with momentum 0.9 (lr 0.01), cross-entropy, from the same weights:
 
-* LeNet-5 on (64, 1, 28, 28): Conv2d(1, 6, 5, padding=2) - ReLU - MaxPool2d(2) - Conv2d(6, 16, 5)
-  - ReLU - MaxPool2d(2) - Flatten - Linear(400, 120) - ReLU - Linear(120, 84) - ReLU - Linear(84, 10)
-* a small convnet on (64, 3, 32, 32): Conv2d(3, 32, 3, padding=1) - ReLU - MaxPool2d(2)
-  - Conv2d(32, 64, 3, padding=1) - ReLU - MaxPool2d(2) - Flatten - Linear(4096, 10)
+* LeNet-5 (``nabla.models.lenet``) on (B, 1, 28, 28): conv5x5(6, padding 2) - ReLU - max pool -
+  conv5x5(16) - ReLU - max pool - 120 - 84 - 10;
+* a small convnet on (B, 3, 32, 32): Conv2d(3, 32, 3, padding=1) - ReLU - MaxPool2d(2) -
+  Conv2d(32, 64, 3, padding=1) - ReLU - MaxPool2d(2) - Flatten - Linear(4096, 10);
+* ResNet-20 (``nabla.models.resnet(20)``, He et al. 2016: 19 conv-BN layers in three stages of
+  width 16, 32, 64, global average pooling, linear) on (B, 3, 32, 32), with batch norm in
+  training mode; torch runs a twin with the same parameter names.
 
-One "step" is: zero the gradients as a training loop does (nabla: ``model.zero_grad()``; torch:
-``p.grad = None``), forward, cross-entropy loss, backward. There is no optimizer update yet:
-nabla has no optimizer, so the step stops at the gradients. Both frameworks run in one process,
-on the same batch, with the same weights (nabla's ``state_dict`` copied into torch) and the same
-number of BLAS / OpenMP threads; the script first checks that their losses and gradients agree.
-Each figure is the median over repeats of the mean time of several steps, after a warm-up, one
-framework after the other (their thread pools spin after each call, so interleaving them would
-make each pay for the other's idle threads).
+One step is what a training loop does: zero the gradients, forward, loss, backward, update, on
+one fixed random batch (timings do not depend on the values). Every implementation runs in a
+fresh process (``--worker NAME``, launched one at a time by this script, which imports neither
+nabla nor torch): two libraries' thread pools in one process slow each other down. With several
+``--rounds`` the implementations alternate (A B C ... A B C ...) and every figure is the median
+over the rounds of a worker's own median step time (over chunks of steps after a warm-up).
 
-Then it profiles nabla's LeNet step layer by layer: each module's forward is timed with
-``time.perf_counter`` in a manual loop over the ``Sequential``, and each layer's backward by
-timing the ``Function.backward`` of the graph nodes that layer's forward recorded. What is left
-of ``loss.backward()`` is the engine (graph walk, gradient accumulation).
+PyTorch runs in several configurations and nabla is compared with the fastest one for each model:
+``torch`` (defaults: NCHW, mkldnn on, foreach SGD), ``torch fused`` (``SGD(fused=True)`` and
+``torch.set_flush_denormal(True)``), ``torch channels_last`` (fused as well, model and input in
+``torch.channels_last``), ``torch no-mkldnn`` (fused, ``torch.backends.mkldnn.enabled = False``).
+nabla runs on its compiled kernels and, in the full run, as ``nabla reference``
+(``NABLA_KERNELS=reference``: the NumPy code everywhere).
 
-Allocation matters here: glibc's malloc serves large arrays (im2col matrices of several MB) by
-``mmap`` and unmaps them on free, so each step page-faults its fresh temporaries in again; its
-threshold rises only after the process frees a larger block, so one model's timings can depend on
-which models ran before. The profile therefore runs first, in a fresh process like the timings.
-Run with ``MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456`` to see nabla
-without that cost.
+Before timing, each worker reports the loss and every parameter's gradient norm at the first step;
+the script stops if nabla and torch disagree (they would time different computations). The full
+run also prints, for each model, where nabla's step goes: forward and backward time by operation
+(``Function`` class), from a profiling worker.
 
-    python bench/conv.py               # about 30 s
-    python bench/conv.py --quick       # about 5 s
+Targets (the convolution issue): LeNet-5 >= 1.3x, small convnet >= 1.0x, ResNet-20 >= 0.8x
+PyTorch's samples/s at batch 64. The last lines, ``RESULT name=value``, are for ``bench/all.py``.
+
+    python bench/conv.py               # about 8 minutes: 2 rounds, batch 64 and 128
+    python bench/conv.py --quick       # about a minute: 1 round, batch 64, three implementations
     python bench/conv.py --threads 1   # default: as many threads as this process's cores
 """
 
 from __future__ import annotations
 
 from common import (  # bench/common.py; pin before NumPy loads
-    measure,
+    KERNELS,
+    REFERENCE,
+    Job,
+    alternate,
+    load_note,
+    nabla_about,
     pin_threads,
-    print_step_table,
-    training_steps,
+    send,
+    verdict,
+    versions,
 )
 
 THREADS = pin_threads()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
+import zlib  # noqa: E402
 from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from lenet_recipe import torch_lenet  # noqa: E402  nabla.models.lenet in torch
 
-import nabla as nb  # noqa: E402
-from nabla import nn  # noqa: E402
+CLASSES, LR, MOMENTUM = 10, 0.01, 0.9
+# key -> (label, input shape without the batch, target: nabla/torch samples/s at batch 64)
+MODELS = {
+    "lenet": ("LeNet-5", (1, 28, 28), 1.3),
+    "small_convnet": ("small convnet", (3, 32, 32), 1.0),
+    "resnet20": ("ResNet-20", (3, 32, 32), 0.8),
+}
+# worker name -> (label, environment changes)
+NABLA = {"nabla": ("nabla", KERNELS), "nabla-reference": ("nabla reference", REFERENCE)}
+TORCH = {
+    "torch": "torch",
+    "torch-fused": "torch fused",
+    "torch-channels-last": "torch channels_last",
+    "torch-no-mkldnn": "torch no-mkldnn",
+}
+CHUNK_SECONDS, CHUNKS, WARM_SECONDS = 0.3, 7, 1.0
 
-BATCH = 64
-CLASSES = 10
 
-
-def lenet(lib):
-    """LeNet-5 with ReLU and max pooling, built from ``lib`` (``nabla.nn`` or ``torch.nn``)."""
-    return lib.Sequential(
-        lib.Conv2d(1, 6, 5, padding=2),
-        lib.ReLU(),
-        lib.MaxPool2d(2),
-        lib.Conv2d(6, 16, 5),
-        lib.ReLU(),
-        lib.MaxPool2d(2),
-        lib.Flatten(),
-        lib.Linear(16 * 5 * 5, 120),
-        lib.ReLU(),
-        lib.Linear(120, 84),
-        lib.ReLU(),
-        lib.Linear(84, CLASSES),
-    )
+# --- the models, built from either library -----------------------------------------------------
 
 
 def small_convnet(lib):
     """Two 3x3 conv blocks and a linear classifier, for 32x32 RGB images."""
     return lib.Sequential(
-        lib.Conv2d(3, 32, 3, padding=1),
-        lib.ReLU(),
-        lib.MaxPool2d(2),
-        lib.Conv2d(32, 64, 3, padding=1),
-        lib.ReLU(),
-        lib.MaxPool2d(2),
-        lib.Flatten(),
-        lib.Linear(64 * 8 * 8, CLASSES),
-    )
+        lib.Conv2d(3, 32, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(32, 64, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Flatten(), lib.Linear(64 * 8 * 8, CLASSES),
+    )  # fmt: skip
 
 
-# (name, builder, input shape)
-MODELS = [
-    ("LeNet-5", lenet, (BATCH, 1, 28, 28)),
-    ("small convnet", small_convnet, (BATCH, 3, 32, 32)),
-]
+def torch_resnet20():
+    """nabla.models.resnet(20) in torch, with the same parameter names."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = nn.Identity()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+                )
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    class ResNet(nn.Module):
+        def __init__(self, width: int = 16, n: int = 3):
+            super().__init__()
+            self.conv = nn.Conv2d(3, width, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(width)
+            blocks, channels = [], width
+            for stage, out in enumerate((width, 2 * width, 4 * width)):
+                for i in range(n):
+                    blocks.append(Block(channels, out, 2 if stage > 0 and i == 0 else 1))
+                    channels = out
+            self.blocks = nn.Sequential(*blocks)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(channels, CLASSES)
+
+        def forward(self, x):
+            x = self.pool(self.blocks(torch.relu(self.bn(self.conv(x)))))
+            return self.fc(x.flatten(1))
+
+    return ResNet()
 
 
-def pair_of_models(build) -> tuple[nn.Module, torch.nn.Module]:
-    """The nabla model and a torch twin holding a copy of its weights."""
-    nb.manual_seed(0)
-    model, twin = build(nn), build(torch.nn)
-    twin.load_state_dict(
-        {k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()}
-    )
-    return model, twin
+def weights(shapes: dict) -> dict:
+    """Parameters for every name -> shape, the same in every worker: conv and linear weights
+    uniform within 1/sqrt(fan_in) (torch's default bound) from a seed derived from the name,
+    biases within the same bound, batch-norm scales 1 and shifts 0."""
+    import numpy as np
+
+    out = {}
+    for name, shape in shapes.items():
+        layer = name.rsplit(".", 1)[0]
+        fan_in = int(np.prod(shapes.get(layer + ".weight", shape)[1:]))
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        if len(shapes.get(layer + ".weight", ())) == 1:  # batch norm: weight 1, bias 0
+            value = np.ones(shape) if name.endswith("weight") else np.zeros(shape)
+        else:
+            bound = 1 / np.sqrt(fan_in)
+            value = rng.uniform(-bound, bound, shape)
+        out[name] = value.astype(np.float32)
+    return out
 
 
-def batch(shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.random(shape, dtype=np.float32)
-    y = rng.integers(0, CLASSES, size=shape[0], dtype=np.int64)
-    return x, y
+def batch(model: str, size: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((size, *MODELS[model][1]), dtype=np.float32)
+    return x, rng.integers(0, CLASSES, size=size, dtype=np.int64)
 
 
-def steps(model, twin, x: np.ndarray, y: np.ndarray) -> dict:
-    """One training step per framework, each a function of no arguments returning the loss."""
-    return training_steps(model, twin, x, y)
+# --- workers --------------------------------------------------------------------------------
 
 
-def check(name: str, model, twin, x: np.ndarray, y: np.ndarray) -> None:
-    """Print how far nabla's loss and gradients are from torch's; stop if they disagree."""
-    run = steps(model, twin, x, y)
-    nabla_loss, torch_loss = run["nabla"]().item(), run["torch"]().item()
-    grads = {k: t.grad.numpy() for k, t in twin.named_parameters()}
-    # Relative to the largest gradient entry: conv gradients sum thousands of float32 terms.
-    grad_err = max(
-        float(np.abs(p.grad - grads[k]).max() / max(np.abs(grads[k]).max(), 1e-12))
-        for k, p in model.named_parameters()
-    )
-    loss_err = abs(nabla_loss - torch_loss)
-    ok = "ok" if loss_err < 1e-5 and grad_err < 1e-4 else "MISMATCH"
-    print(
-        f"check, {name}: loss nabla {nabla_loss:.7f}, torch {torch_loss:.7f}; "
-        f"|difference| {loss_err:.1e}, max relative grad difference {grad_err:.1e} ({ok})"
-    )
-    if ok != "ok":
-        raise SystemExit("nabla and torch disagree; timings would compare different computations")
+def nabla_setup(name: str, model_key: str, size: int):
+    """(about, step, first-step report, model, inputs, targets, optimizer) for nabla."""
+    import numpy as np
+
+    import nabla as nb
+    from nabla import models, nn, optim
+
+    nb.set_num_threads(THREADS)
+    build = {
+        "lenet": models.lenet,
+        "small_convnet": lambda: small_convnet(nn),
+        "resnet20": lambda: models.resnet(20),
+    }[model_key]
+    model = build()
+    named = dict(model.named_parameters())
+    state = model.state_dict()
+    state.update(weights({k: tuple(p.shape) for k, p in named.items()}))
+    model.load_state_dict(state)
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = batch(model_key, size)
+    xb, yb = nb.from_numpy(x), nb.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def first():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        norms = {k: float(np.linalg.norm(p.grad)) for k, p in named.items()}
+        return float(loss.item()), norms
+
+    return nabla_about(name), step, first, model, xb, yb, opt
 
 
-def report(results: dict[str, dict[str, float]]) -> None:
-    print_step_table(results, f"model (batch {BATCH})", BATCH, ["torch"])
-    for name, t in results.items():
-        print(f"{name}: nabla/torch samples/s = {t['torch'] / t['nabla']:.2f} (>1: nabla faster)")
+def torch_setup(name: str, model_key: str, size: int):
+    """(about, step, first-step report) for one torch configuration."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(THREADS)
+    fused = name != "torch"
+    if fused:
+        torch.set_flush_denormal(True)
+    if name == "torch-no-mkldnn":
+        torch.backends.mkldnn.enabled = False
+    torch.manual_seed(0)
+    build = {
+        "lenet": torch_lenet,
+        "small_convnet": lambda: small_convnet(torch.nn),
+        "resnet20": torch_resnet20,
+    }[model_key]
+    model = build()
+    named = dict(model.named_parameters())
+    state = model.state_dict()
+    drawn = weights({k: tuple(p.shape) for k, p in named.items()})
+    state.update({k: torch.from_numpy(v) for k, v in drawn.items()})
+    model.load_state_dict(state)
+    x, y = batch(model_key, size)
+    xb, yb = torch.from_numpy(x), torch.from_numpy(y)
+    if name == "torch-channels-last":
+        model = model.to(memory_format=torch.channels_last)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, fused=fused or None)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def first():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        norms = {k: float(np.linalg.norm(p.grad.numpy())) for k, p in named.items()}
+        return float(loss.item()), norms
+
+    flags = {
+        "torch": "defaults",
+        "torch-fused": "fused SGD, flush denormal",
+        "torch-channels-last": "channels_last, fused SGD, flush denormal",
+        "torch-no-mkldnn": "mkldnn off, fused SGD, flush denormal",
+    }[name]
+    about = f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {flags}"
+    return about, step, first
 
 
-# --- per-layer profile ----------------------------------------------------------------------------
+def time_steps(step) -> list[float]:
+    """Seconds per step: the mean of each of CHUNKS chunks of steps, after WARM_SECONDS."""
+    end = time.perf_counter() + WARM_SECONDS
+    count, start = 0, time.perf_counter()
+    while count < 3 or time.perf_counter() < end:
+        step()
+        count += 1
+    per_step = (time.perf_counter() - start) / count
+    number = max(2, round(CHUNK_SECONDS / per_step))
+    chunks = []
+    for _ in range(CHUNKS):
+        start = time.perf_counter()
+        for _ in range(number):
+            step()
+        chunks.append((time.perf_counter() - start) / number)
+    return chunks
 
 
-def new_nodes(out, known: set) -> list:
-    """Graph nodes reachable from ``out`` that are not in ``known``: what one layer recorded."""
-    found, stack = [], [out._node]
-    while stack:
-        node = stack.pop()
-        if node is None or node in known:
-            continue
-        known.add(node)
-        found.append(node)
-        stack.extend(t._node for t in node.inputs if hasattr(t, "_node"))
-    return found
+def worker(name: str, model_key: str, size: int) -> None:
+    if name == "nabla-profile":
+        about, step, _, model, xb, yb, opt = nabla_setup("nabla", model_key, size)
+        send({"about": about, "profile": profile(model, xb, yb, opt, step)})
+        return
+    if name.startswith("nabla"):
+        about, step, first = nabla_setup(name, model_key, size)[:3]
+    else:
+        about, step, first = torch_setup(name, model_key, size)
+    loss, norms = first()
+    send({"about": about, "loss": loss, "norms": norms, "times": time_steps(step)})
 
 
-def timed_backwards(classes, owner: dict, totals: dict) -> dict:
-    """Replace each class's ``backward`` by one that adds its time to ``totals[owner[node]]``;
-    returns the originals, to be put back."""
+# --- nabla's step by operation ------------------------------------------------------------------
+
+
+def profile(model, xb, yb, opt, step, steps: int = 20) -> list[str]:
+    """Time spent in each Function class's forward and backward over ``steps`` steps, as the
+    lines of a table; what is left of the step is Python around them (modules, the engine's
+    graph walk, the optimizer)."""
+    from nabla.autograd.function import Function
+
+    totals = defaultdict(lambda: [0.0, 0.0, 0])  # class -> [forward s, backward s, calls]
     originals = {}
-    for cls in classes:
-        originals[cls] = cls.__dict__["backward"]
-        inner = originals[cls].__func__
 
-        def backward(ctx, grad, inner=inner):
+    def wrap(cls):
+        forward, backward = cls.__dict__["forward"].__func__, cls.__dict__["backward"].__func__
+
+        def timed_forward(ctx, *args, **kwargs):
             start = time.perf_counter()
-            result = inner(ctx, grad)
-            totals[owner.get(ctx, "other")] += time.perf_counter() - start
-            return result
+            out = forward(ctx, *args, **kwargs)
+            totals[cls.__name__][0] += time.perf_counter() - start
+            totals[cls.__name__][2] += 1
+            return out
 
-        cls.backward = staticmethod(backward)
-    return originals
+        def timed_backward(ctx, grad):
+            start = time.perf_counter()
+            out = backward(ctx, grad)
+            totals[cls.__name__][1] += time.perf_counter() - start
+            return out
 
+        originals[cls] = (cls.__dict__["forward"], cls.__dict__["backward"])
+        cls.forward, cls.backward = staticmethod(timed_forward), staticmethod(timed_backward)
 
-def profile(model: nn.Sequential, x: np.ndarray, y: np.ndarray, steps_: int) -> list[str]:
-    """The mean time of each layer's forward and backward in nabla over ``steps_`` steps, as the
-    lines of a table."""
-    xn, yn = nb.tensor(x), nb.tensor(y)
-    labels = [f"{i} {type(m).__name__}" for i, m in enumerate(model)] + ["cross_entropy"]
-    forward, backward = defaultdict(float), defaultdict(float)
-    parts = defaultdict(float)  # zero_grad, forward, backward of the whole step
-    owner: dict = {}  # graph node -> the label of the layer that recorded it
-    originals = {}
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for _ in range(5):  # warm-up, untimed
+        step()
+    for cls in set(subclasses(Function)):
+        if "forward" in cls.__dict__ and "backward" in cls.__dict__:
+            wrap(cls)
     try:
-        warm = 3  # untimed steps: the first finds the node classes, all warm up
-        for step in range(warm + steps_):
-            start = time.perf_counter()
-            model.zero_grad()
-            t_zero = time.perf_counter()
-            owner.clear()
-            known, h = set(), xn
-            for label, layer in zip(labels, [*model, None]):
-                t0 = time.perf_counter()
-                h = nn.functional.cross_entropy(h, yn) if layer is None else layer(h)
-                forward[label] += time.perf_counter() - t0
-                owner.update(dict.fromkeys(new_nodes(h, known), label))
-            t_fwd = time.perf_counter()
-            h.backward()
-            end = time.perf_counter()
-            parts["zero_grad"] += t_zero - start
-            parts["forward"] += t_fwd - t_zero
-            parts["backward"] += end - t_fwd
-            if step == 0:
-                originals = timed_backwards({type(n) for n in owner}, owner, backward)
-            if step == warm - 1:
-                for totals in (forward, backward, parts):
-                    totals.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = (time.perf_counter() - start) / steps
     finally:
-        for cls, original in originals.items():
-            cls.backward = original
-
-    ms = {k: v / steps_ * 1e3 for k, v in parts.items()}
-    step_ms = sum(ms.values())
-    header = f"{'nabla LeNet-5 layer':<22}{'forward ms':>11}{'backward ms':>13}{'% of step':>11}"
+        for cls, (forward, backward) in originals.items():
+            cls.forward, cls.backward = forward, backward
+    rows = sorted(totals.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))
+    header = f"{'operation':<24}{'calls':>7}{'forward ms':>12}{'backward ms':>13}{'% of step':>11}"
     lines = [header, "-" * len(header)]
-    for label in labels:
-        f, b = forward[label] / steps_ * 1e3, backward[label] / steps_ * 1e3
-        lines.append(f"{label:<22}{f:>11.3f}{b:>13.3f}{(f + b) / step_ms:>11.0%}")
-    if backward.get("other"):
-        other = backward["other"] / steps_ * 1e3
-        lines.append(f"{'other nodes':<22}{'':>11}{other:>13.3f}{other / step_ms:>11.0%}")
-    engine = ms["backward"] - sum(backward.values()) / steps_ * 1e3
-    lines.append(f"{'engine (graph walk)':<22}{'':>11}{engine:>13.3f}{engine / step_ms:>11.0%}")
-    zero = ms["zero_grad"]
-    lines.append(f"{'zero_grad':<22}{zero:>11.3f}{'':>13}{zero / step_ms:>11.0%}")
+    inside = 0.0
+    for op, (f, b, calls) in rows:
+        f, b = f / steps * 1e3, b / steps * 1e3
+        inside += f + b
+        lines.append(
+            f"{op:<24}{calls // steps:>7}{f:>12.3f}{b:>13.3f}{(f + b) / total / 1e3:>11.0%}"
+        )
+    rest = total * 1e3 - inside
     lines.append(
-        f"step {step_ms:.3f} ms = zero_grad {zero:.3f} + forward {ms['forward']:.3f} "
-        f"+ backward {ms['backward']:.3f} (mean of {steps_} steps, timers included)"
+        f"{'the rest (Python, update)':<24}{'':>7}{rest:>12.3f}{'':>13}{rest / total / 1e3:>11.0%}"
     )
+    lines.append(f"step {total * 1e3:.3f} ms (mean of {steps} steps, timers included)")
     return lines
+
+
+# --- the parent ------------------------------------------------------------------------------
+
+
+def agree(reference: dict, other: dict) -> str | None:
+    """Why ``other``'s first step differs from ``reference``'s, or None when they agree."""
+    loss_error = abs(other["loss"] - reference["loss"]) / max(abs(reference["loss"]), 1e-12)
+    if loss_error > 1e-4:
+        return f"loss {other['loss']:.6f} against {reference['loss']:.6f}"
+    for key, norm in reference["norms"].items():
+        theirs = other["norms"].get(key)
+        if theirs is None or abs(theirs - norm) > 1e-2 * max(norm, 1e-6) + 1e-6:
+            return f"gradient norm of {key}: {theirs} against {norm}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a ~5 s run with fewer steps")
+    parser.add_argument("--quick", action="store_true", help="1 round, batch 64, 3 implementations")
     parser.add_argument("--threads", type=int, default=THREADS, help="BLAS/OpenMP/torch threads")
+    parser.add_argument("--rounds", type=int, help="rounds of workers (default 2; --quick 1)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    torch.set_num_threads(THREADS)
-    number, repeat, warm = (3, 3, 0.1) if args.quick else (10, 11, 0.5)
+    if args.worker:
+        worker(args.worker, args.model, args.batch)
+        return
+
+    rounds = args.rounds or (1 if args.quick else 2)
+    nabla_names = ["nabla"] if args.quick else list(NABLA)
+    torch_names = ["torch", "torch-channels-last"] if args.quick else list(TORCH)
+    cases = [(m, 64) for m in args.models]
+    if not args.quick and "resnet20" in args.models:
+        cases.append(("resnet20", 128))
+    load = os.getloadavg()[0]
     print(
-        f"numpy {np.__version__}, torch {torch.__version__}, nabla {nb.__version__}; "
-        f"{THREADS} thread(s); float32, batch {BATCH}; step = zero grads + forward + "
-        f"cross-entropy + backward (no optimizer update); median of {repeat} repeats of "
-        f"{number} steps\n"
+        f"{versions('numpy', 'numba', 'torch', 'nabla')}; {THREADS} thread(s); float32; step = "
+        f"zero grads + forward + cross-entropy + backward + SGD momentum {MOMENTUM} update; "
+        f"every implementation in its own process, {rounds} round(s); figures: medians over the "
+        f"rounds of each worker's median step time ({CHUNKS} chunks of ~{CHUNK_SECONDS} s after "
+        f"{WARM_SECONDS} s of warm-up)"
     )
-    # Profile first: the glibc allocator adapts to the largest arrays a process has freed (see
-    # the module docstring), so after the small convnet LeNet would run faster than it was timed.
-    model, _ = pair_of_models(lenet)
-    layer_table = profile(model, *batch(MODELS[0][2]), steps_=10 if args.quick else 50)
-    results = {}
-    for name, build, shape in MODELS:
-        model, twin = pair_of_models(build)
-        x, y = batch(shape)
-        check(name, model, twin, x, y)
-        results[name] = measure(steps(model, twin, x, y), number, repeat, warm)
+    script = str(Path(__file__).resolve())
+    labels = {**{k: v[0] for k, v in NABLA.items()}, **TORCH}
+    jobs = {name: Job(name, [], NABLA[name][1] if name in NABLA else None) for name in nabla_names}
+    jobs.update({name: Job(name, []) for name in torch_names})
+    results, lines, verdicts, profiles, abouts = {}, [], [], {}, {}
+    for model_key, size in cases:
+        label = f"{MODELS[model_key][0]}, batch {size}"
+        runs = alternate(
+            script,
+            jobs,
+            rounds,
+            ["--threads", str(THREADS), "--model", model_key, "--batch", str(size)],
+        )
+        for name, rs in runs.items():
+            abouts[name] = rs[0]["about"]
+            if name != "nabla":
+                problem = agree(runs["nabla"][0], rs[0])
+                if problem:
+                    raise SystemExit(f"{label}: {labels[name]} disagrees with nabla: {problem}")
+        results[label] = {
+            labels[name]: statistics.median(statistics.median(r["times"]) for r in rs)
+            for name, rs in runs.items()
+        }
+        if not args.quick and size == 64:
+            profiles[label] = run_profile(script, model_key, size)
+        fastest = min((t, n) for n, t in results[label].items() if n.startswith("torch"))
+        ratio = fastest[0] / results[label]["nabla"]
+        key = model_key if size == 64 else f"{model_key}_b{size}"
+        lines += [
+            f"RESULT conv.{key}_vs_torch={ratio:.3f}",
+            f"RESULT conv.{key}_nabla_ms={results[label]['nabla'] * 1e3:.3f}",
+            f"RESULT conv.{key}_torch_ms={fastest[0] * 1e3:.3f}",
+        ]
+        target = MODELS[model_key][2]
+        goal = f" (target >= {target}: {verdict(ratio >= target)})" if size == 64 else ""
+        verdicts.append(
+            f"{label}: nabla/fastest torch ({fastest[1]}) samples/s = {ratio:.2f}{goal}"
+        )
+        if "nabla reference" in results[label]:
+            speedup = results[label]["nabla reference"] / results[label]["nabla"]
+            lines.append(f"RESULT conv.{key}_kernel_speedup={speedup:.3f}")
+    for name, about in abouts.items():
+        print(f"  {labels[name]}: {about}")
     print()
     report(results)
     print()
-    print("\n".join(layer_table))
+    print("\n".join(verdicts))
+    for label, table in profiles.items():
+        print(f"\nnabla {label}, by operation:")
+        print("\n".join(table))
+    print(load_note(load))
+    print()
+    print("\n".join(lines))
+
+
+def run_profile(script: str, model_key: str, size: int) -> list[str]:
+    from common import run_worker
+
+    args = ["--threads", str(THREADS), "--model", model_key, "--batch", str(size)]
+    return run_worker(script, "nabla-profile", args, KERNELS)["profile"]
+
+
+def report(results: dict) -> None:
+    width = max(len(k) for k in results) + 2
+    header = (
+        f"{'model':<{width}}{'impl':<22}{'ms/step':>10}{'samples/s':>12}{'vs fastest torch':>18}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, times in results.items():
+        size = int(label.rsplit(" ", 1)[1])
+        fastest = min(t for n, t in times.items() if n.startswith("torch"))
+        for name, seconds in times.items():
+            print(
+                f"{label:<{width}}{name:<22}{seconds * 1e3:>10.3f}{size / seconds:>12,.0f}"
+                f"{fastest / seconds:>18.2f}"
+            )
+    print(
+        "(vs fastest torch: samples/s relative to the fastest torch configuration; > 1 is faster)"
+    )
 
 
 if __name__ == "__main__":

@@ -81,11 +81,13 @@ def threading_layer() -> str:
     return "omp" if _parallel else "one thread"
 
 
-def kernel(name: str, size: int):
+def kernel(name: str, size: int, parallel_min: int = PARALLEL_MIN):
     """The compiled kernel ``name`` ("module.function" in this package) for a buffer of ``size``
-    elements: the parallel variant for large buffers, else the one-thread variant."""
+    elements: the parallel variant from ``parallel_min`` elements on (kernels that do more work
+    per element than an update, such as resampling an image, pass a lower threshold), else the
+    one-thread variant."""
     pair = _pairs.get(name) or _compile_pair(name)
-    if _parallel and _threads > 1 and size >= PARALLEL_MIN:
+    if _parallel and _threads > 1 and size >= parallel_min:
         if _numba.get_num_threads() != min(_threads, _numba.config.NUMBA_NUM_THREADS):
             _numba.set_num_threads(min(_threads, _numba.config.NUMBA_NUM_THREADS))  # per thread
         return pair[1]

@@ -60,6 +60,9 @@ def test_large_updates_run_in_parallel_small_ones_on_one_thread():
         kernels.set_num_threads(2)
         assert runtime.kernel("updates.adam", runtime.PARALLEL_MIN) is pair[1]
         assert runtime.kernel("updates.adam", runtime.PARALLEL_MIN - 1) is pair[0]
+        # Kernels with more work per element choose their own threshold.
+        assert runtime.kernel("updates.adam", 1000, parallel_min=1000) is pair[1]
+        assert runtime.kernel("updates.adam", 999, parallel_min=1000) is pair[0]
         kernels.set_num_threads(1)
         assert runtime.kernel("updates.adam", 10 * runtime.PARALLEL_MIN) is pair[0]
     finally:
