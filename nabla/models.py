@@ -97,11 +97,9 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x):
-        out = self.bn1(self.conv1(x)).relu()
-        out = self.bn2(self.conv2(out))
-        if self.skip:
-            out = out + self.shortcut(x)
-        return out.relu()
+        # bn + ReLU and bn + shortcut + ReLU as fused operations: the same numbers, fewer passes
+        out = self.bn1.forward_relu(self.conv1(x))
+        return self.bn2.forward_relu(self.conv2(out), self.shortcut(x) if self.skip else None)
 
 
 class ResNet(nn.Module):
@@ -133,7 +131,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x):
-        x = self.bn(self.conv(x)).relu()
+        x = self.bn.forward_relu(self.conv(x))
         x = self.pool(self.blocks(x))
         return self.fc(x.flatten(1))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .activation import ReLU
+from .conv import Conv2d
 from .layers import Linear
 from .module import Module
 
@@ -38,7 +39,8 @@ class Sequential(Module):
         i = 0
         while i < len(modules):
             module = modules[i]
-            if type(module) is Linear and i + 1 < len(modules) and type(modules[i + 1]) is ReLU:
+            fusable = type(module) is Linear or type(module) is Conv2d
+            if fusable and i + 1 < len(modules) and type(modules[i + 1]) is ReLU:
                 x = module.forward_relu(x)  # the same numbers, one op and one array fewer
                 i += 2
             else:

@@ -61,15 +61,20 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x):
+    def forward(self, x, *, relu: bool = False):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}): expected input (N, "
                 f"{self.in_channels}, H, W), got shape {x.shape}"
             )
         return conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            relu=relu,
+        )  # fmt: skip
+
+    def forward_relu(self, x):
+        """``relu(self(x))`` as one fused operation (see ``Sequential``)."""
+        return self.forward(x, relu=True)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

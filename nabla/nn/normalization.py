@@ -20,55 +20,143 @@ which each fused Function below computes in one pass instead of a graph of a doz
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from .. import kernels
 from ..autograd.dtypes import DEFAULT_FLOAT, as_dtype
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..ops.activations import relu_grad
+from ..ops.conv import PARALLEL_MIN, compiled_for
+from ..ops.conv_buffers import scratch
 from .module import Module, Parameter
 
 
-def _local_means(dxhat, xhat, axes):
-    """mean(dx̂) and mean(dx̂ x̂) over ``axes`` of this process's batch."""
-    return dxhat.mean(axis=axes, keepdims=True), (dxhat * xhat).mean(axis=axes, keepdims=True)
-
-
-def _normalize_backward(dxhat, xhat, inv_std, axes, means=_local_means):
-    """The input gradient of x̂ = (x - μ) inv_std, μ and σ² taken over ``axes`` (see module doc);
-    ``means`` computes the two batch means (SyncBatchNorm's span all ranks)."""
-    mean_dxhat, mean_dxhat_xhat = means(dxhat, xhat, axes)
+def _normalize_backward(dxhat, xhat, inv_std, axes, means=None):
+    """The input gradient of x̂ = (x - μ) inv_std, μ and σ² taken over ``axes`` (see module doc).
+    ``means`` turns this batch's per-channel sums of dx̂ and dx̂ x̂ (a (2, C) array) into the two
+    means (batch norm: divided by the count; SyncBatchNorm: summed over all ranks first); without
+    it the means are taken over ``axes`` (layer norm)."""
+    if means is None:
+        mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
+        mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
+    else:
+        shape = (1, -1) + (1,) * (dxhat.ndim - 2)
+        totals = means(np.stack([dxhat.sum(axis=axes), (dxhat * xhat).sum(axis=axes)]))
+        mean_dxhat, mean_dxhat_xhat = totals[0].reshape(shape), totals[1].reshape(shape)
     return inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
 
 
+def _channel_rows(a: np.ndarray | None) -> np.ndarray | None:
+    """An (N, C, H, W) view of a (C, H, W, N) array (a convolution's output) as its (C, N H W)
+    rows, without a copy; None for any other layout (those take the NumPy reference)."""
+    if a is None or a.ndim != 4:
+        return None
+    view = a.transpose(1, 2, 3, 0)
+    return view.reshape(a.shape[1], -1) if view.flags.c_contiguous else None
+
+
 class _BatchNormTrain(Function):
-    """Batch normalization with the batch's own statistics; every axis but 1 is reduced."""
+    """Batch normalization with the batch's own statistics; every axis but 1 is reduced.
+    Optionally fused with what follows it in a residual block: y = relu(bn(x) + residual)
+    (``residual`` may be None, the ReLU is the subclass below)."""
+
+    relu = False
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps, means):
+    def forward(ctx, x, weight, bias, residual, mean, var, eps, means):
         # mean and var (biased) arrive precomputed so the caller can also update the running
         # statistics; backward differentiates through them, so they take no gradient of their own.
         # ``means`` computes backward's two batch means (over all ranks for SyncBatchNorm).
+        relu = ctx.relu
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        inv_std = 1.0 / np.sqrt(var.reshape(shape) + eps)
-        xhat = (x - mean.reshape(shape)) * inv_std
-        ctx.xhat, ctx.inv_std, ctx.weight, ctx.shape = xhat, inv_std, weight, shape
-        ctx.means = means
-        y = xhat if weight is None else xhat * weight.reshape(shape)
-        return y if bias is None else y + bias.reshape(shape)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        ctx.weight, ctx.shape, ctx.means, ctx.residual = weight, shape, means, residual is not None
+        rows = _channel_rows(x)
+        fast = rows is not None and compiled_for(x.dtype) and (residual is None or (
+            residual.dtype == x.dtype and _channel_rows(residual) is not None))  # fmt: skip
+        if fast:  # one pass (kernels/normalization.py); backward recomputes x̂ from x
+            c = x.shape[1]
+            y = scratch((c, *x.shape[2:], x.shape[0]), x.dtype)
+            w = np.ones(c, x.dtype) if weight is None else weight
+            b = np.zeros(c, x.dtype) if bias is None else bias
+            r = rows if residual is None else _channel_rows(residual)
+            forward = kernels.kernel("normalization.batch_norm_forward", x.size, PARALLEL_MIN)
+            forward(rows, mean, inv_std, w, b, r, y.reshape(c, -1), residual is not None, relu)
+            ctx.rows, ctx.mean, ctx.inv_std, ctx.xhat = rows, mean, inv_std, None
+            y = y.transpose(3, 0, 1, 2)
+        else:
+            xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+            ctx.xhat, ctx.inv_std = xhat, inv_std.reshape(shape)
+            y = xhat if weight is None else xhat * weight.reshape(shape)
+            y = y if bias is None else y + bias.reshape(shape)
+            if residual is not None:
+                y = y + residual
+            if relu:  # in place, unless y is the saved x̂ itself
+                y = np.maximum(y, 0, out=None if y is xhat else y)
+        if relu:
+            ctx.out = y
+        return y
 
     @staticmethod
     def backward(ctx, g):
+        need_x, need_w, need_b, need_r = ctx.needs_input_grad[:4]
+        if ctx.xhat is None:
+            dx, dweight, dbias, dres = _backward_kernels(ctx, g, need_x, need_r)
+            return dx, dweight if need_w else None, dbias if need_b else None, dres, *(None,) * 4
         xhat, weight, shape = ctx.xhat, ctx.weight, ctx.shape
+        if ctx.relu:
+            g = relu_grad(g, ctx.out)
         axes = (0, *range(2, g.ndim))
         dx = dweight = dbias = None
-        if ctx.needs_input_grad[0]:
+        if need_x:
             dxhat = g if weight is None else g * weight.reshape(shape)
             dx = _normalize_backward(dxhat, xhat, ctx.inv_std, axes, ctx.means)
-        if ctx.needs_input_grad[1]:
+        if need_w:
             dweight = (g * xhat).sum(axis=axes)
-        if ctx.needs_input_grad[2]:
+        if need_b:
             dbias = g.sum(axis=axes)
-        return dx, dweight, dbias, None, None, None, None
+        return dx, dweight, dbias, g if need_r else None, *(None,) * 4
+
+
+class _BatchNormTrainReLU(_BatchNormTrain):
+    """relu(batch_norm(x) [+ residual]) as one operation: backward masks G by the saved output."""
+
+    relu = True
+    saves_output = True
+
+
+def _backward_kernels(ctx, g, need_x, need_r):
+    """_BatchNormTrain's backward on the compiled kernels: the two per-channel sums in one pass,
+    the input (and residual) gradient in a second."""
+    rows, mean, inv_std, weight = ctx.rows, ctx.mean, ctx.inv_std, ctx.weight
+    c, dtype = rows.shape[0], g.dtype
+    g_rows = _channel_rows(g)
+    if g_rows is None or dtype != rows.dtype:
+        g_rows = np.ascontiguousarray(g.transpose(1, 2, 3, 0), dtype=rows.dtype).reshape(c, -1)
+    y_rows = _channel_rows(ctx.out) if ctx.relu else g_rows
+    sums = np.empty((2, c))
+    kernels.kernel("normalization.batch_norm_backward_sums", g.size, PARALLEL_MIN)(
+        g_rows, rows, y_rows, mean, inv_std, ctx.relu, sums
+    )
+    dbias, dweight = sums.astype(rows.dtype)
+    dx = dres = None
+    if need_x or need_r:
+        w = np.ones(c, rows.dtype) if weight is None else weight
+        totals = ctx.means((sums * w).astype(rows.dtype))  # sums of dx̂ = g w and of dx̂ x̂
+        n = g.shape[0]
+        dx = scratch((c, *g.shape[2:], n), rows.dtype)
+        dres = scratch(dx.shape, rows.dtype) if need_r else dx
+        backward = kernels.kernel("normalization.batch_norm_backward", g.size, PARALLEL_MIN)
+        backward(
+            g_rows, rows, y_rows, mean, inv_std, w, totals[0], totals[1],
+            dx.reshape(c, -1), dres.reshape(c, -1), ctx.relu, need_r,
+        )  # fmt: skip
+        dx = dx.transpose(3, 0, 1, 2) if need_x else None
+        dres = dres.transpose(3, 0, 1, 2) if need_r else None
+    return dx, dweight, dbias, dres
 
 
 class _BatchNormEval(Function):
@@ -114,30 +202,52 @@ def batch_norm(
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
+    *,
+    residual: Tensor | None = None,
+    relu: bool = False,
 ) -> Tensor:
     """Batch normalization over every axis but 1, as ``torch.nn.functional.batch_norm``.
 
     In training the batch mean and biased variance normalize ``input``, and the running buffers
     (when given) are updated in place, outside the graph, with the *unbiased* variance:
     ``r <- (1 - momentum) r + momentum * stat``. Otherwise the running statistics normalize.
+    ``residual`` and ``relu`` give ``relu(batch_norm(...) + residual)`` as one operation (the
+    end of a ResNet block), the same numbers as the three operations.
     """
     if not training:
-        return _BatchNormEval.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+        y = _BatchNormEval.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+        y = y if residual is None else y + residual
+        return y.relu() if relu else y
     _check_batch_size(input, "batch_norm")
     return _batch_norm_train(
-        input, running_mean, running_var, weight, bias, momentum, eps, _local_statistics
-    )
+        input, running_mean, running_var, weight, bias, momentum, eps, _local_statistics,
+        residual, relu,
+    )  # fmt: skip
+
+
+def _divide(totals: np.ndarray, count: int) -> np.ndarray:
+    return totals / count
 
 
 def _local_statistics(x: np.ndarray) -> tuple:
     """(mean, biased variance, values per channel, backward's means) of this process's batch."""
+    count = x.size // x.shape[1]
+    rows = _channel_rows(x)
+    if rows is not None and compiled_for(x.dtype):  # two passes per channel, float64 sums
+        mean, var = np.empty(x.shape[1]), np.empty(x.shape[1])
+        statistics = kernels.kernel("normalization.batch_norm_statistics", x.size, PARALLEL_MIN)
+        statistics(rows, mean, var)
+        return mean.astype(x.dtype), var.astype(x.dtype), count, partial(_divide, count=count)
     axes = (0, *range(2, x.ndim))
     mean = x.mean(axis=axes)
     var = ((x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).mean(axis=axes)
-    return mean, var, x.size // x.shape[1], _local_means
+    return mean, var, count, partial(_divide, count=count)
 
 
-def _batch_norm_train(input, running_mean, running_var, weight, bias, momentum, eps, statistics):
+def _batch_norm_train(
+    input, running_mean, running_var, weight, bias, momentum, eps, statistics,
+    residual=None, relu=False,
+):  # fmt: skip
     """Training-mode batch norm with the batch statistics ``statistics(x)`` gives (local, or
     over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says."""
     mean, var, n, means = statistics(input.data)
@@ -147,7 +257,13 @@ def _batch_norm_train(input, running_mean, running_var, weight, bias, momentum, 
     if running_var is not None:
         running_var.data *= 1.0 - momentum
         running_var.data += (momentum * n / (n - 1)) * var
-    return _BatchNormTrain.apply(input, weight, bias, mean, var, eps, means)
+    if residual is not None and tuple(residual.shape) != tuple(input.shape):
+        raise ValueError(
+            f"batch_norm: residual of shape {tuple(residual.shape)} does not match the input "
+            f"of shape {tuple(input.shape)}"
+        )
+    function = _BatchNormTrainReLU if relu else _BatchNormTrain
+    return function.apply(input, weight, bias, residual, mean, var, eps, means)
 
 
 class _BatchNorm(Module):
@@ -200,7 +316,7 @@ class _BatchNorm(Module):
         if self.bias is not None:
             self.bias.data.fill(0)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, *, residual: Tensor | None = None, relu: bool = False) -> Tensor:
         name = f"{type(self).__name__}({self.num_features})"
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
             expected = self._expected.replace("C", str(self.num_features))
@@ -216,15 +332,20 @@ class _BatchNorm(Module):
             t = int(self.num_batches_tracked.data)
             momentum = 1.0 / t if self.momentum is None else self.momentum
         # the buffers are None when untracked; batch_norm updates them only in training
-        return self._normalize(x, use_batch_stats, momentum)
+        return self._normalize(x, use_batch_stats, momentum, residual, relu)
+
+    def forward_relu(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``relu(self(x) + residual)`` (``relu(self(x))`` without one) as one fused operation:
+        the end of a ResNet block, one pass over memory instead of three."""
+        return self.forward(x, residual=residual, relu=True)
 
     def _check_batch_size(self, x: Tensor, name: str) -> None:
         _check_batch_size(x, name)
 
-    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float) -> Tensor:
+    def _normalize(self, x, use_batch_stats: bool, momentum: float, residual=None, relu=False):
         return batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
-            use_batch_stats, momentum, self.eps,
+            use_batch_stats, momentum, self.eps, residual=residual, relu=relu,
         )  # fmt: skip
 
     def extra_repr(self) -> str:

@@ -29,14 +29,10 @@ from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, _batch_norm_train, _BatchNorm
 
 
-def _global_means(dxhat, xhat, axes, count):
-    """mean(dx̂) and mean(dx̂ x̂) over the global batch of ``count`` values per channel."""
-    shape = (1, -1) + (1,) * (dxhat.ndim - 2)
-    sums = np.concatenate([dxhat.sum(axis=axes), (dxhat * xhat).sum(axis=axes)])
-    sums = distributed.allreduce_sum_(sums.astype(np.float64)) / count
-    channels = sums.size // 2
-    return (sums[:channels].astype(dxhat.dtype).reshape(shape),
-            sums[channels:].astype(dxhat.dtype).reshape(shape))  # fmt: skip
+def _global_means(totals: np.ndarray, count: int) -> np.ndarray:
+    """mean(dx̂) and mean(dx̂ x̂) over the global batch of ``count`` values per channel, from this
+    rank's (2, C) sums of dx̂ and dx̂ x̂."""
+    return (distributed.allreduce_sum_(totals.astype(np.float64)) / count).astype(totals.dtype)
 
 
 def _global_statistics(x: np.ndarray) -> tuple:
@@ -74,11 +70,12 @@ class SyncBatchNorm(_BatchNorm):
         if not (self.training and distributed.active()):  # else: checked over all ranks
             super()._check_batch_size(x, name)
 
-    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float) -> Tensor:
+    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float, residual=None,
+                   relu=False) -> Tensor:  # fmt: skip
         if not (self.training and distributed.active()):
-            return super()._normalize(x, use_batch_stats, momentum)
+            return super()._normalize(x, use_batch_stats, momentum, residual, relu)
         return _batch_norm_train(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 momentum, self.eps, _global_statistics)  # fmt: skip
+                                 momentum, self.eps, _global_statistics, residual, relu)  # fmt: skip
 
     @classmethod
     def convert(cls, module: Module) -> Module:

@@ -63,17 +63,27 @@ class ReLU(Function):
 
 def relu_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     """dL/dx of out = relu(x), from dL/dout: g where out > 0, else 0 (relu'(0) = 0, as PyTorch).
-    One compiled pass when the kernels are on; the reference is ``g * (out > 0)``."""
-    if (
-        g.dtype == out.dtype
-        and g.flags.c_contiguous
-        and out.flags.c_contiguous
-        and kernels.compiled()
-    ):
-        result = np.empty_like(g)
-        kernels.kernel("activations.relu_backward", g.size)(g.ravel(), out.ravel(), result.ravel())
-        return result
+    One compiled pass when the kernels are on and g and out lie alike in memory (contiguous, or
+    both (N, C, H, W) views of (C, H, W, N) arrays, as a convolution's output); the reference is
+    ``g * (out > 0)``."""
+    if g.dtype == out.dtype and g.strides == out.strides and kernels.compiled():
+        flat_g, flat_out = dense(g), dense(out)
+        if flat_g is not None and flat_out is not None:
+            result = np.empty_like(g)  # order "K": g's layout
+            flat_result = dense(result)
+            if flat_result is not None:
+                kernels.kernel("activations.relu_backward", g.size)(flat_g, flat_out, flat_result)
+                return result
     return g * (out > 0)
+
+
+def dense(a: np.ndarray) -> np.ndarray | None:
+    """a's memory as a flat view when a fills one block with its axes in some order (C-contiguous,
+    or a transposed view of a C-contiguous array), else None. Element-wise kernels run on it."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    view = a.transpose(np.argsort(a.strides, kind="stable")[::-1])  # outermost axis first
+    return view.reshape(-1) if view.flags.c_contiguous else None
 
 
 class LeakyReLU(Function):

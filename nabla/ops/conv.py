@@ -29,8 +29,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .activations import relu_grad
 from .conv_buffers import scratch
 
 
@@ -102,38 +104,106 @@ def col2im(g_cols, xp_shape: tuple, kernel: tuple, stride: tuple, dilation: tupl
     return gxp
 
 
+def compiled_for(dtype) -> bool:
+    """Whether the compiled kernels handle arrays of ``dtype`` (floats, kernels on)."""
+    return dtype in (np.float32, np.float64) and kernels.compiled()
+
+
+def chwn(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as a C-contiguous (C, H, W, N) array: a view when x has that layout,
+    else a copy (a network's first layer gets NCHW images)."""
+    view = x.transpose(1, 2, 3, 0)
+    if view.flags.c_contiguous:
+        return view
+    copy = scratch(view.shape, x.dtype)
+    np.copyto(copy, view)
+    return copy
+
+
+# Elements of the im2col matrix (or of the output) above which the kernels use every thread.
+# They do a few times more work per element than an optimizer update (index arithmetic, a
+# partial window per row), so they split earlier than runtime.PARALLEL_MIN.
+PARALLEL_MIN = 1 << 16
+
+
+#: When the direct convolution runs instead of im2col + GEMM: "auto" (the rule in use_direct),
+#: "always" or "never" where it applies (stride 1, groups 1, compiled kernels); tests set it.
+DIRECT = "auto"
+
+
+def use_direct(out_channels, groups, stride, row, size=1, out_size=1) -> bool:
+    """Whether to convolve directly (kernels.conv.direct) rather than by im2col + GEMM.
+
+    Measured on the benchmark machine (AMD EPYC, AVX-512, OpenBLAS 0.3.31, one thread): OpenBLAS
+    multiplies at 25-35 GFLOP/s when the weight matrix has 6 to 32 rows (the output channels)
+    and at 75 when it has 64; the direct loop reaches 40-65 (3x3) and also skips the im2col
+    matrix. So: direct for at most 32 output channels, with output rows of at least 1024 values
+    (Wo*N; shorter rows pay the loop set-up), and, for the input gradient, only when the padded
+    G is not much larger than x (a 'same' convolution), since it then multiplies zeros."""
+    if groups != 1 or stride != (1, 1) or DIRECT == "never":
+        return False
+    return DIRECT == "always" or (out_channels <= 32 and row >= 1024 and size <= 1.3 * out_size)
+
+
 class Conv2d(Function):
     # Groups split the channels into independent convolutions: weight and windows are viewed
     # as (groups, ., .) stacks and every product is one batched matmul (a batch of one when
     # groups == 1, which costs nothing extra).
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        n, _, h, w = x.shape
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=False):
+        n, c, h, w = x.shape
         o, cg, kh, kw = weight.shape
         out = (
             output_size(h, kh, stride[0], padding[0], dilation[0]),
             output_size(w, kw, stride[1], padding[1], dilation[1]),
         )
-        xp = to_chwn(x, padding)
-        cols = im2col(xp, (kh, kw), stride, dilation, out)  # (C kh kw, Ho Wo N)
-        m = cols.shape[1]
-        y = scratch((o, m), np.result_type(weight, cols))
-        w_g = weight.reshape(groups, o // groups, cg * kh * kw)
-        np.matmul(w_g, cols.reshape(groups, -1, m), out=y.reshape(groups, -1, m))  # Y = W cols
-        if bias is not None:
-            y += bias[:, None]
+        geometry = (kh, kw, *stride, *padding, *dilation)
+        fast = compiled_for(x.dtype) and x.dtype == weight.dtype
         needs = ctx.needs_input_grad  # empty when nothing is recorded
-        ctx.cols = cols if needs and needs[1] else None  # only dW needs the windows
-        ctx.weight, ctx.groups, ctx.xp_shape, ctx.x_shape = weight, groups, xp.shape, x.shape
-        ctx.geometry, ctx.padding = ((kh, kw), stride, dilation, out), padding
-        return y.reshape(o, *out, n).transpose(3, 0, 1, 2)  # (N, O, Ho, Wo) view of (O, Ho, Wo, N)
+        ctx.cols = ctx.xp = None
+        if fast and use_direct(o, groups, stride, out[1] * n):
+            xp = to_chwn(x, padding)
+            y = scratch((o, *out, n), x.dtype)
+            b = np.zeros(o, x.dtype) if bias is None else bias
+            direct = kernels.kernel("conv.direct", y.size, PARALLEL_MIN)
+            direct(xp, weight, b, y, *dilation, bias is not None, relu)
+            ctx.xp = xp if needs and needs[1] else None  # backward rebuilds the windows for dW
+            y = y.reshape(o, -1)
+        else:
+            if fast:  # the windows straight from the unpadded input, zeros at the border
+                cols = scratch((c, kh, kw, *out, n), x.dtype)
+                kernels.kernel("conv.im2col", cols.size, PARALLEL_MIN)(chwn(x), cols, *geometry)
+                cols = cols.reshape(c * kh * kw, -1)
+            else:
+                xp = to_chwn(x, padding)
+                cols = im2col(xp, (kh, kw), stride, dilation, out)  # (C kh kw, Ho Wo N)
+            m = cols.shape[1]
+            y = scratch((o, m), np.result_type(weight, cols))
+            w_g = weight.reshape(groups, o // groups, cg * kh * kw)
+            np.matmul(w_g, cols.reshape(groups, -1, m), out=y.reshape(groups, -1, m))  # W cols
+            if fast and (bias is not None or relu):  # one pass: y + b, rectified
+                b = np.zeros(o, y.dtype) if bias is None else bias
+                bias_relu = kernels.kernel("conv.bias_relu", y.size, PARALLEL_MIN)
+                bias_relu(y, b, bias is not None, relu)
+            else:
+                if bias is not None:
+                    y += bias[:, None]
+                if relu:
+                    np.maximum(y, 0, out=y)
+            ctx.cols = cols if needs and needs[1] else None  # only dW needs the windows
+        ctx.weight, ctx.groups, ctx.x_shape, ctx.fast = weight, groups, x.shape, fast
+        ctx.geometry, ctx.out_size = geometry, out
+        y = y.reshape(o, *out, n).transpose(3, 0, 1, 2)  # (N, O, Ho, Wo) view of (O, Ho, Wo, N)
+        if relu:
+            ctx.out = y
+        return y
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         weight, groups = ctx.weight, ctx.groups
-        o, cg, kh, kw = weight.shape
+        o, _, kh, kw = weight.shape
         g2 = g.transpose(1, 2, 3, 0).reshape(o, -1)  # G: (O, Ho Wo N), free if g has our layout
         m = g2.shape[1]
         g_g = g2.reshape(groups, -1, m)
@@ -141,26 +211,77 @@ class Conv2d(Function):
         g_b = g2 @ np.ones(m, dtype=g2.dtype) if need_b else None
         g_w = g_x = None
         if need_w:
+            cols = ctx.cols
+            if cols is None:  # the forward pass ran direct: the windows of the padded input
+                n, c, _, _ = ctx.x_shape
+                cols = scratch((c, kh, kw, *ctx.out_size, n), ctx.xp.dtype)
+                unpadded = (kh, kw, *ctx.geometry[2:4], 0, 0, *ctx.geometry[6:])
+                kernels.kernel("conv.im2col", cols.size, PARALLEL_MIN)(ctx.xp, cols, *unpadded)
             # dW = G cols^T, computed as (cols G^T)^T: OpenBLAS is faster (up to 2x here) with
             # the long Ho*Wo*N axis as the inner dimension of its second operand.
-            cols_g = ctx.cols.reshape(groups, -1, m)
+            cols_g = cols.reshape(groups, -1, m)
             g_w = np.matmul(cols_g, g_g.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(weight.shape)
         if need_x:
-            w_g = weight.reshape(groups, o // groups, cg * kh * kw)
-            g_cols = scratch((groups * cg * kh * kw, m), g2.dtype)
-            np.matmul(w_g.transpose(0, 2, 1), g_g, out=g_cols.reshape(groups, -1, m))  # W^T G
-            gxp = col2im(g_cols, ctx.xp_shape, *ctx.geometry)
-            (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
-            g_x = gxp[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
+            g_x = _input_grad(ctx, g, g_g)
         return g_x, g_w, g_b, None, None, None, None
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+def _input_grad(ctx, g, g_g):
+    """dL/dx: the transposed convolution of G, as dcols = W^T G and col2im, or (stride 1, few
+    channels) as a direct convolution of the padded G with the flipped, transposed kernel:
+    dx[c, h, w] = sum_{o, p, q} W[o, c, p, q] G[o, h + ph - p dh, w + pw - q dw]."""
+    weight, groups = ctx.weight, ctx.groups
+    o, cg, kh, kw = weight.shape
+    n, c, h, w = ctx.x_shape
+    _, _, sh, sw, ph, pw, dh, dw = ctx.geometry
+    out, m = ctx.out_size, g_g.shape[2]
+    fast = ctx.fast and g.dtype == weight.dtype
+    border = ((kh - 1) * dh - ph, (kw - 1) * dw - pw)  # G's padding: the output is x's size
+    if fast and min(border) >= 0 and use_direct(c, groups, (sh, sw), w * n, h * w, out[0] * out[1]):
+        gp = to_chwn(g, border)
+        flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        gx = scratch((c, h, w, n), g.dtype)
+        direct = kernels.kernel("conv.direct", gx.size, PARALLEL_MIN)
+        direct(gp, flipped, np.zeros(c, g.dtype), gx, dh, dw, False, False)
+        return gx.transpose(3, 0, 1, 2)
+    w_g = weight.reshape(groups, o // groups, cg * kh * kw)
+    g_cols = scratch((groups * cg * kh * kw, m), g_g.dtype)
+    np.matmul(w_g.transpose(0, 2, 1), g_g, out=g_cols.reshape(groups, -1, m))  # W^T G
+    if fast:
+        gx = scratch((c, h, w, n), g_cols.dtype)
+        blocks = g_cols.reshape(c, kh, kw, *out, n)
+        kernels.kernel("conv.col2im", g_cols.size, PARALLEL_MIN)(blocks, gx, *ctx.geometry)
+        return gx.transpose(3, 0, 1, 2)
+    gxp = col2im(g_cols, (c, h + 2 * ph, w + 2 * pw, n), (kh, kw), (sh, sw), (dh, dw), out)
+    return gxp[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
+
+
+class Conv2dReLU(Conv2d):
+    """relu(conv2d(x, W, b)), fused: the rectifier in the bias pass over the product (no second
+    array, no second graph node); backward masks G once (``relu_grad``), then takes Conv2d's
+    products. The same numbers as ``relu(conv2d(x, W, b))``, bit for bit."""
+
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        return Conv2d.forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=True)
+
+    @staticmethod
+    def backward(ctx, g):
+        return Conv2d.backward(ctx, relu_grad(g, ctx.out))
+
+
+def conv2d(
+    x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, *, relu: bool = False
+) -> Tensor:
     """2-D convolution (cross-correlation, as in every framework) of x (N, C, H, W) with
     weight (O, C/groups, kh, kw); ``padding`` may be an int, a pair, "valid" or "same".
 
     The result has shape (N, O, Ho, Wo) and is stored as (O, Ho, Wo, N) (see the module
     docstring); ``np.ascontiguousarray(y.numpy())`` gives NCHW memory when something needs it.
+    ``relu=True`` returns ``relu(conv2d(...))`` as one operation (what ``Sequential`` runs for a
+    Conv2d followed by a ReLU).
     """
     stride, dilation = pair(stride, "conv2d: stride"), pair(dilation, "conv2d: dilation")
     if x.ndim != 4:
@@ -202,4 +323,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
         raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
     if isinstance(x, Tensor) and x.dtype != weight.dtype:
         x = x.astype(weight.dtype)
-    return Conv2d.apply(x, weight, bias, stride, padding, dilation, groups)
+    return (Conv2dReLU if relu else Conv2d).apply(
+        x, weight, bias, stride, padding, dilation, groups
+    )

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .conv import offsets, output_size, pair
-from .conv_buffers import scratch_like
+from .conv import PARALLEL_MIN, chwn, compiled_for, offsets, output_size, pair
+from .conv_buffers import scratch, scratch_like
 
 
 def _geometry(x, kernel_size, stride, padding, name: str):
@@ -68,6 +69,18 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out):
+        ctx.padding, ctx.kernel, ctx.stride, ctx.x_shape = padding, kernel, stride, x.shape
+        ctx.fast = compiled_for(x.dtype)
+        if ctx.fast:  # one pass (kernels/pool.py), the winning offsets kept as bytes
+            xc = chwn(x)
+            y = scratch((xc.shape[0], *out, xc.shape[3]), x.dtype)
+            record = bool(ctx.needs_input_grad)
+            offsets_type = np.uint8 if kernel[0] * kernel[1] <= 256 else np.int32
+            arg = scratch(y.shape if record else (1, 1, 1, 1), offsets_type)
+            forward = kernels.kernel("pool.max_pool_forward", x.size, PARALLEL_MIN)
+            forward(xc, y, arg, *kernel, *stride, *padding, record)
+            ctx.arg = arg
+            return y.transpose(3, 0, 1, 2)
         xp = _pad(x, padding, -np.inf)
         slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
         shape = (*x.shape[:2], *out)
@@ -81,16 +94,22 @@ class MaxPool2d(Function):
                 won.append(np.greater(candidate, result, out=scratch_like(xp, shape, bool)))
             np.maximum(result, candidate, out=result)
         ctx.won, ctx.slices, ctx.xp = won, slices, xp
-        ctx.padding, ctx.kernel, ctx.stride, ctx.x_shape = padding, kernel, stride, x.shape
         return result
 
     @staticmethod
     def backward(ctx, g):
-        xp, slices, (kh, kw), (sh, sw) = ctx.xp, ctx.slices, ctx.kernel, ctx.stride
+        (kh, kw), (sh, sw) = ctx.kernel, ctx.stride
         (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
         overlapping = sh < kh or sw < kw
         tiled = (sh, sw) == (kh, kw) and (ph, pw) == (0, 0)  # windows side by side, no gaps
         covered = tiled and (g.shape[2] * sh, g.shape[3] * sw) == (h, w)  # ... to the last row
+        if ctx.fast:
+            n, c = ctx.x_shape[:2]
+            gx = scratch((c, h, w, n), g.dtype)
+            backward = kernels.kernel("pool.max_pool_backward", gx.size, PARALLEL_MIN)
+            backward(chwn(g), ctx.arg, gx, kh, kw, sh, sw, ph, pw, overlapping, covered)
+            return gx.transpose(3, 0, 1, 2), None, None, None, None
+        xp, slices = ctx.xp, ctx.slices
         gxp = scratch_like(xp, xp.shape, g.dtype)
         if not covered:  # a covered input gets every element written below
             gxp.fill(0)
@@ -117,6 +136,16 @@ class MaxPool2d(Function):
 class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, out, count_include_pad):
+        ctx.padding, ctx.x_shape, ctx.kernel, ctx.stride = padding, x.shape, kernel, stride
+        ctx.fast = compiled_for(x.dtype)
+        if ctx.fast:
+            ctx.divisor = _counts(x.shape[2:], kernel, stride, padding, out, count_include_pad)
+            ctx.divisor = ctx.divisor.astype(x.dtype)
+            xc = chwn(x)
+            y = scratch((xc.shape[0], *out, xc.shape[3]), x.dtype)
+            forward = kernels.kernel("pool.avg_pool_forward", x.size, PARALLEL_MIN)
+            forward(xc, y, ctx.divisor, *kernel, *stride, *padding)
+            return y.transpose(3, 0, 1, 2)
         xp = _pad(x, padding, 0.0)
         slices = [(rows, cols) for _, _, rows, cols in offsets(kernel, stride, (1, 1), out)]
         total = np.copy(xp[:, :, slices[0][0], slices[0][1]], order="K")  # keeps x's layout
@@ -128,18 +157,35 @@ class AvgPool2d(Function):
             ones = _pad(np.ones((1, 1, *x.shape[2:]), dtype=x.dtype), padding, 0.0)
             divisor = sum(ones[:, :, rows, cols] for rows, cols in slices)
         ctx.divisor, ctx.slices, ctx.xp = divisor, slices, xp  # xp: for its shape and layout
-        ctx.padding, ctx.x_shape = padding, x.shape
         total /= divisor
         return total
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.fast:
+            n, c, h, w = ctx.x_shape
+            gx = scratch((c, h, w, n), g.dtype)
+            backward = kernels.kernel("pool.avg_pool_backward", gx.size, PARALLEL_MIN)
+            backward(chwn(g), gx, ctx.divisor, *ctx.kernel, *ctx.stride, *ctx.padding)
+            return gx.transpose(3, 0, 1, 2), None, None, None, None, None
         share = g / ctx.divisor  # every element of a window gets this much
         gxp = np.zeros_like(ctx.xp, dtype=share.dtype)  # x's layout
         for rows, cols in ctx.slices:
             gxp[:, :, rows, cols] += share
         (ph, pw), (h, w) = ctx.padding, ctx.x_shape[2:]
         return gxp[:, :, ph : ph + h, pw : pw + w], None, None, None, None, None
+
+
+def _counts(size, kernel, stride, padding, out, count_include_pad) -> np.ndarray:
+    """The (Ho, Wo) numbers of elements each window averages: kh kw, or its unpadded ones."""
+    if count_include_pad:
+        return np.full(out, float(kernel[0] * kernel[1]))
+    spans = [
+        [min(i * stride[a] - padding[a] + kernel[a], size[a]) - max(i * stride[a] - padding[a], 0)
+         for i in range(out[a])]
+        for a in (0, 1)
+    ]  # fmt: skip
+    return np.outer(*spans).astype(float)
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:

@@ -1,0 +1,122 @@
+"""Batch-norm kernels (kernels/normalization.py) against the NumPy reference (nn/normalization.py):
+statistics, the fused forward (with residual and ReLU) and backward, and gradchecks on the kernel
+path. The kernels sum in float64, the reference in the input's dtype: they agree to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nabla as nb
+from nabla import kernels
+from nabla.nn import normalization as norm
+
+TOLERANCE = {"float32": 2e-5, "float64": 1e-12}
+
+
+@pytest.fixture(autouse=True)
+def compiled_kernels():
+    """These tests are about the kernels: they run them also under NABLA_KERNELS=reference."""
+    with kernels.reference(False):
+        yield
+
+
+def chwn(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) as a view of a (C, H, W, N) array: a convolution output's layout."""
+    return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+def normalized(x, residual, relu, seed=1, affine=True):
+    """Output, gradients (x, weight, bias, residual) and running statistics of one training step."""
+    c, dtype = x.shape[1], x.dtype
+    rng = np.random.default_rng(seed)
+    xt = nb.from_numpy(x)
+    xt.requires_grad = True
+    rt = None
+    if residual is not None:
+        rt = nb.from_numpy(residual)
+        rt.requires_grad = True
+    w = nb.tensor(rng.standard_normal(c) if affine else np.ones(c), requires_grad=True, dtype=dtype)
+    b = nb.tensor(rng.standard_normal(c), requires_grad=True, dtype=dtype)
+    running = [nb.tensor(np.zeros(c), dtype=dtype), nb.tensor(np.ones(c), dtype=dtype)]
+    y = norm.batch_norm(xt, *running, w, b, True, 0.1, 1e-5, residual=rt, relu=relu)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    (y * nb.tensor(g, dtype=dtype)).sum().backward()
+    results = [y.numpy(), xt.grad, w.grad, b.grad, running[0].numpy(), running[1].numpy()]
+    return results + ([] if rt is None else [rt.grad])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(8, 3, 5, 7), (1, 2, 9, 9), (64, 4, 4, 4)])
+@pytest.mark.parametrize("residual,relu", [(False, False), (False, True), (True, True)])
+def test_batch_norm_kernels_equal_reference(shape, dtype, residual, relu):
+    rng = np.random.default_rng(0)
+    x = chwn((rng.standard_normal(shape) * 3 + 1).astype(dtype))
+    r = chwn(rng.standard_normal(shape).astype(dtype)) if residual else None
+    compiled = normalized(x, r, relu)
+    with kernels.reference():
+        reference = normalized(x, r, relu)
+    for got, want in zip(compiled, reference, strict=True):
+        scale = max(np.abs(want).max(), 1.0)
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE[dtype] * scale)
+
+
+@pytest.mark.parametrize("residual,relu", [(False, False), (True, True)])
+def test_fused_batch_norm_equals_the_separate_operations(residual, relu):
+    rng = np.random.default_rng(4)
+    x = chwn(rng.standard_normal((4, 3, 5, 5)).astype(np.float32))
+    r = chwn(rng.standard_normal((4, 3, 5, 5)).astype(np.float32))
+    for compiled in (True, False):
+        with kernels.reference(not compiled):
+            bn = nb.nn.BatchNorm2d(3)
+            fused = bn.forward_relu(nb.from_numpy(x), nb.from_numpy(r) if residual else None)
+            bn = nb.nn.BatchNorm2d(3)
+            separate = bn(nb.from_numpy(x))
+            separate = (separate + nb.from_numpy(r) if residual else separate).relu()
+            np.testing.assert_allclose(fused.numpy(), separate.numpy(), rtol=0, atol=1e-6)
+
+
+def test_statistics_kernel_against_float64_numpy():
+    x = chwn(np.random.default_rng(5).standard_normal((16, 4, 8, 8)).astype(np.float32) + 100)
+    mean, var, count, _ = norm._local_statistics(x)
+    x64 = x.astype(np.float64)
+    assert count == 16 * 8 * 8
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("residual,relu", [(False, False), (False, True), (True, True)])
+def test_batch_norm_gradcheck_on_kernel_path(residual, relu, monkeypatch):
+    rng = np.random.default_rng(6)
+    # (C, H, W, N) leaves, seen as (N, C, H, W) views: gradcheck's float64 copies keep that layout
+    x = nb.tensor(rng.standard_normal((2, 4, 5, 3)), requires_grad=True, dtype="float64")
+    r = nb.tensor(rng.standard_normal((2, 4, 5, 3)), requires_grad=True, dtype="float64")
+    w = nb.tensor(rng.standard_normal(2), requires_grad=True, dtype="float64")
+    b = nb.tensor(rng.standard_normal(2), requires_grad=True, dtype="float64")
+    calls = []
+    original = norm._backward_kernels
+    monkeypatch.setattr(norm, "_backward_kernels", lambda *a: calls.append(1) or original(*a))
+
+    def fn(x, w, b, r):
+        x, r = x.transpose(3, 0, 1, 2), r.transpose(3, 0, 1, 2)
+        return norm.batch_norm(x, None, None, w, b, True, residual=r if residual else None,
+                               relu=relu)  # fmt: skip
+
+    nb.gradcheck(fn, [x, w, b, r])
+    assert calls  # the kernels ran
+
+
+def test_batch_norm_same_with_one_or_two_threads():
+    rng = np.random.default_rng(7)
+    x = chwn(rng.standard_normal((32, 8, 16, 16)).astype(np.float32))
+    r = chwn(rng.standard_normal((32, 8, 16, 16)).astype(np.float32))
+    threads = kernels.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            kernels.set_num_threads(n)
+            results.append(normalized(x, r, True))
+    finally:
+        kernels.set_num_threads(threads)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_array_equal(one, two)
