@@ -4,7 +4,9 @@ Run from the repository root: ``python docs/scripts/plot_augmentations.py``. It 
 test images from ``$NABLA_DATA/mnist/t10k-images-idx3-ubyte.gz`` (default ``../shared/data``
 beside the repository) with gzip and NumPy, and writes ``docs/images/augmentations.png``: one
 row per augmentation, the same eight digits in every row, each labelled with the parameters
-the transform drew. matplotlib (the ``dev`` extra) is imported only in ``main``.
+the transform drew. The images come from the compiled kernels (``nabla/kernels/augment.py``),
+whatever ``NABLA_KERNELS`` says; they equal the NumPy reference's to float32 rounding.
+matplotlib (the ``dev`` extra) is imported only in ``main``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nabla import kernels
 from nabla.data.transforms.augment import (
     GaussianNoise,
     RandomCrop,
@@ -65,6 +68,11 @@ def rows():
         (
             "RandomRotation(30)",
             RandomRotation(30),
+            lambda d: [f"{a:+.1f}{deg}" for a in d["angle"]],
+        ),
+        (
+            'RandomRotation(30,\ninterpolation="nearest")',
+            RandomRotation(30, interpolation="nearest"),
             lambda d: [f"{a:+.1f}{deg}" for a in d["angle"]],
         ),
         (
@@ -119,7 +127,8 @@ def main() -> None:
     context = Context(seed=0, epoch=0, indices=np.arange(COLUMNS))
     table = [("original", x, [f"#{i}" for i in range(COLUMNS)])]
     for label, transform, caption in rows():
-        out, _ = transform(x, y, context)
+        with kernels.reference(False):  # the compiled kernels
+            out, _ = transform(x, y, context)
         draw = transform.draw(context, x.shape) if hasattr(transform, "draw") else {}
         table.append((label, out, caption(draw)))
 

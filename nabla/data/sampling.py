@@ -6,15 +6,24 @@ do it at ~10 us each; instead every number is a hash of its coordinates (seed, e
 draw number), computed for a whole batch at once with integer arithmetic on uint64 arrays
 (SplitMix64's finalizer, Steele, Lea and Flood 2014). The same coordinates always give the same
 number; different coordinates give numbers that pass as independent uniforms.
+
+With the compiled kernels on (``nabla.kernels``), :func:`uniforms` runs the same arithmetic in one
+compiled loop (``nabla/kernels/augment.py``): the same bits, without NumPy's per-call overhead on
+small arrays (2 us instead of 30 for a batch of 64); the NumPy code below is the reference.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from .. import kernels
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_MASK = (1 << 64) - 1
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -26,6 +35,21 @@ def _mix(z: np.ndarray) -> np.ndarray:
         z *= multiplier
     z ^= z >> np.uint64(31)
     return z
+
+
+@functools.lru_cache(maxsize=256)
+def stream_key(seed: int, epoch: int, stream: int = 0) -> np.uint64:
+    """The key of (seed, epoch, stream) that :func:`uniforms` adds to every counter, computed
+    with Python integers (a few Python operations, against ~10 us for NumPy uint64 scalars)."""
+
+    def mix(z: int) -> int:  # _mix on one number, mod 2^64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return z ^ (z >> 31)
+
+    seed, epoch, stream = int(seed), int(epoch), int(stream)  # NumPy integers would overflow
+    key = mix(((seed & _MASK) * int(_GOLDEN) + stream) & _MASK)
+    return np.uint64(mix(key ^ (((epoch & _MASK) * int(_GOLDEN)) & _MASK)))
 
 
 def uniforms(
@@ -41,6 +65,16 @@ def uniforms(
     >>> bool((a[1] == b[0]).all())
     True
     """
+    dtype, seed, epoch = np.dtype(dtype), int(seed), int(epoch)  # NumPy integers: as Python's
+    if dtype in (np.float32, np.float64) and kernels.compiled():
+        index = np.ascontiguousarray(indices, dtype=np.int64)
+        out = np.empty((len(index), draws), dtype=dtype)
+        bits = 24 if dtype == np.float32 else 53
+        kernels.kernel("augment.uniforms", out.size)(
+            stream_key(seed, epoch, stream), index, draws, np.uint64(64 - bits),
+            dtype.type(1.0 / (1 << bits)), out,
+        )  # fmt: skip
+        return out
     with np.errstate(over="ignore"):
         key = _mix(np.array(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * _GOLDEN + np.uint64(stream)))
         key = _mix(key ^ (np.uint64(epoch & 0xFFFFFFFFFFFFFFFF) * _GOLDEN))

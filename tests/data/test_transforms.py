@@ -164,6 +164,46 @@ def test_resized_crop_matches_torch_interpolate():
         np.testing.assert_allclose(out[n], ref.numpy()[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 2, -1])
+def test_nearest_rotation_by_right_angles_equals_rot90_exactly(k):
+    x = images(n=3, c=2, h=9, w=9)
+    out, _ = RandomRotation((90 * k, 90 * k), interpolation="nearest")(x)
+    np.testing.assert_array_equal(out, np.rot90(x, k, axes=(2, 3)))
+
+
+@pytest.mark.parametrize(
+    "t",
+    [RandomRotation(40, interpolation="nearest"), RandomScale((0.6, 1.4), interpolation="nearest")],
+    ids=repr,
+)
+def test_nearest_copies_pixels_or_zeros(t):
+    x = images(n=10, c=3, h=13, w=11)
+    out, _ = t(x)
+    for n in range(10):
+        for c in range(3):
+            assert np.isin(out[n, c], np.append(x[n, c], 0)).all()
+    assert (out == 0).any() and (out != 0).mean() > 0.5
+
+
+def test_nearest_resized_crop_matches_torch_nearest_exact():
+    torch = pytest.importorskip("torch")
+    x, t = images(n=12, c=2, h=9, w=11), RandomResizedCrop((10, 12), interpolation="nearest")
+    d = t.draw(Context.default(12), x.shape)
+    out, _ = t(x)
+    for n in range(12):
+        top, left, h, w = (int(d[k][n]) for k in ("top", "left", "height", "width"))
+        crop = torch.from_numpy(x[n : n + 1, :, top : top + h, left : left + w])
+        ref = torch.nn.functional.interpolate(crop, size=(10, 12), mode="nearest-exact")
+        np.testing.assert_array_equal(out[n], ref.numpy()[0])
+
+
+def test_interpolation_must_be_known():
+    rotation, crop = lambda **kw: RandomRotation(10, **kw), lambda **kw: RandomResizedCrop(8, **kw)
+    for make in (rotation, RandomScale, crop):
+        with pytest.raises(ValueError, match="interpolation must be one of"):
+            make(interpolation="bicubic")
+
+
 def test_resized_crop_rectangles_follow_scale_and_ratio():
     t = RandomResizedCrop(8, scale=(0.2, 0.6), ratio=(0.5, 2.0))
     d = t.draw(Context.default(500), (500, 1, 40, 40))
@@ -317,12 +357,12 @@ def test_loader_batch_size_does_not_change_augmentation():
     np.testing.assert_array_equal(by_index[0], by_index[1])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
 @pytest.mark.parametrize(
     "t", PER_SAMPLE + [Mixup(num_classes=8), CutMix(num_classes=8)], ids=lambda t: type(t).__name__
 )
 def test_dtype_and_shape_preserved(t, dtype):
-    x, y = images(dtype=dtype), np.arange(8)
+    x, y = (images(dtype=np.float64) * 255).astype(dtype), np.arange(8)
     out, yt = t(x, y)
     expected = {RandomCrop: (8, 1, 8, 8), RandomResizedCrop: (8, 1, 9, 7)}.get(type(t), x.shape)
     assert out.dtype == dtype and out.shape == expected
@@ -333,6 +373,16 @@ def test_dtype_and_shape_preserved(t, dtype):
 def test_images_must_be_nchw(t):
     with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(4, 5, 6\)"):
         t(np.zeros((4, 5, 6), dtype=np.float32), np.zeros(4, dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "t", [RandomRotation(25), RandomScale((0.7, 1.3)), RandomResizedCrop((9, 7))], ids=repr
+)
+def test_integer_images_are_interpolated_in_float_then_rounded(t):
+    x = np.random.default_rng(4).integers(0, 256, (6, 2, 12, 10)).astype(np.uint8)
+    out, _ = t(x)
+    as_float, _ = t(x.astype(np.float32))
+    np.testing.assert_array_equal(out, np.clip(np.rint(as_float), 0, 255).astype(np.uint8))
 
 
 def test_invalid_arguments():

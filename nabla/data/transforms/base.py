@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import random
-from ..sampling import normals, uniforms
+from ..sampling import normals, stream_key, uniforms
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ class Transform:
         """This transform's random stream: a hash of its class name and of its position in a
         Compose, so two augmentations (even two of one kind) draw independent numbers."""
         return zlib.crc32(f"{type(self).__name__}/{getattr(self, '_position', 0)}".encode())
+
+    def key(self, context: Context) -> np.uint64:
+        """The uint64 key of this transform's stream in ``context``'s (seed, epoch), from which a
+        compiled kernel draws the numbers of ``uniform`` itself (``nabla/kernels/augment.py``)."""
+        return stream_key(context.seed, context.epoch, self.stream)
 
     def uniform(self, context: Context, draws: int) -> np.ndarray:
         return uniforms(context.seed, context.epoch, context.indices, draws, self.stream)

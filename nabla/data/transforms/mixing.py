@@ -19,8 +19,9 @@ import zlib
 
 import numpy as np
 
-from .augment import _cast, _float, _images
+from .augment import _images
 from .base import Context, Transform
+from .resample import cast, real
 
 
 def soft_targets(name: str, y, num_classes: int | None, n: int) -> np.ndarray:
@@ -98,10 +99,10 @@ class Mixup(_Mix):
 
     def apply(self, x, y, context):
         d = self.draw(context, x.shape)
-        f = _float(x.dtype)  # integer images are mixed in float32, then rounded back
+        f = real(x.dtype)  # integer images are mixed in float32, then rounded back
         lam = d["lam"].astype(f).reshape(-1, *[1] * (x.ndim - 1))
         mixed = lam * x.astype(f, copy=False) + (1 - lam) * x[d["partner"]].astype(f, copy=False)
-        return _cast(mixed, x.dtype), self._mix_targets(y, d["lam"], d["partner"], len(x))
+        return cast(mixed, x.dtype), self._mix_targets(y, d["lam"], d["partner"], len(x))
 
 
 class CutMix(_Mix):
