@@ -1,7 +1,7 @@
 """Batch-norm kernels: per-channel statistics, the normalization (with the residual add and the
 ReLU that follow it in a ResNet block), and the backward pass, each a pass or two over memory.
 
-The math is in :mod:`nabla.nn.normalization`. Every array is viewed as (C, M): channel c's
+The math is in :mod:`nabla.ops.normalization`. Every array is viewed as (C, M): channel c's
 M = N H W values are contiguous in the (C, H, W, N) layout of a convolution's output, so one
 channel is one task of the parallel loop and each pass streams its block (a few hundred KB:
 cache-resident for the second pass).

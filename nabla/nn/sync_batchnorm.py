@@ -25,8 +25,9 @@ import numpy as np
 
 from .. import distributed
 from ..autograd.tensor import Tensor
+from ..ops.normalization import _batch_norm_train
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d, _batch_norm_train, _BatchNorm
+from .normalization import BatchNorm1d, BatchNorm2d, _BatchNorm
 
 
 def _global_means(totals: np.ndarray, count: int) -> np.ndarray:

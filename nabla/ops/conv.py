@@ -14,7 +14,8 @@ three big copies and products cheap:
   (stride 1), not runs of Wo, and NumPy's copy loop runs at memory speed;
 * the convolution is one GEMM, Y = W.reshape(O, -1) @ cols, of shape (O, Ho Wo N): that is
   already the (C, H, W, N) layout of the output, so the next layer reads it without a copy;
-* backward: G (the output gradient, same layout) gives dW = G cols^T, db = G 1 and
+* backward: G (the output gradient, same layout) gives dW = G cols^T (for stride-1 3x3 layers
+  :func:`use_direct_weight_grad` computes it from the padded input instead), db = G 1 and
   dcols = W^T G, then col2im: each of the kh*kw kernel offsets adds its block of dcols into the
   padded input gradient (overlapping windows accumulate), again in runs of Wo*N.
 
@@ -136,13 +137,27 @@ def use_direct(out_channels, groups, stride, row, size=1, out_size=1) -> bool:
 
     Measured on the benchmark machine (AMD EPYC, AVX-512, OpenBLAS 0.3.31, one thread): OpenBLAS
     multiplies at 25-35 GFLOP/s when the weight matrix has 6 to 32 rows (the output channels)
-    and at 75 when it has 64; the direct loop reaches 40-65 (3x3) and also skips the im2col
-    matrix. So: direct for at most 32 output channels, with output rows of at least 1024 values
-    (Wo*N; shorter rows pay the loop set-up), and, for the input gradient, only when the padded
-    G is not much larger than x (a 'same' convolution), since it then multiplies zeros."""
+    and at 75 when it has 64; the direct loop reaches 70-75 (3x3, 64-byte-aligned rows) and
+    also skips the im2col matrix. 3x3, batch 64, im2col + GEMM against direct: 13.5 against
+    4.7 ms (16 channels, 32x32), 10.3 against 8.3 (32 to 64 channels, 16x16), 4.2 against 4.9
+    (64 channels, 8x8). So: direct for at most 64 output channels, with output rows of at least
+    1024 values (Wo*N; shorter rows pay the loop set-up), and, for the input gradient, only when
+    the padded G is not much larger than x (a 'same' convolution), since it then multiplies
+    zeros."""
     if groups != 1 or stride != (1, 1) or DIRECT == "never":
         return False
-    return DIRECT == "always" or (out_channels <= 32 and row >= 1024 and size <= 1.3 * out_size)
+    return DIRECT == "always" or (out_channels <= 64 and row >= 1024 and size <= 1.3 * out_size)
+
+
+def use_direct_weight_grad(kernel, groups, stride, row) -> bool:
+    """Whether dW comes from kernels.conv.weight_grad (3x3, stride 1) rather than G cols^T.
+
+    Measured as in :func:`use_direct` (one thread, batch 64, against the GEMM alone): 3.0
+    against 6.5 ms (16 channels, 32x32), 6.4 against 7.8 (32 to 64 channels, 16x16), equal at 64
+    channels, 8x8 (rows of 512 values). So: direct for output rows of at least 1024 values."""
+    if groups != 1 or stride != (1, 1) or tuple(kernel) != (3, 3) or DIRECT == "never":
+        return False
+    return DIRECT == "always" or row >= 1024
 
 
 class Conv2d(Function):
@@ -162,7 +177,10 @@ class Conv2d(Function):
         fast = compiled_for(x.dtype) and x.dtype == weight.dtype
         needs = ctx.needs_input_grad  # empty when nothing is recorded
         ctx.cols = ctx.xp = None
-        if fast and use_direct(o, groups, stride, out[1] * n):
+        row = out[1] * n  # Wo*N: the length of the loops over an output row
+        want_w = bool(fast and needs and needs[1])  # backward will compute dW (compiled)
+        ctx.direct_w = want_w and use_direct_weight_grad((kh, kw), groups, stride, row)
+        if fast and use_direct(o, groups, stride, row):
             xp = to_chwn(x, padding)
             y = scratch((o, *out, n), x.dtype)
             b = np.zeros(o, x.dtype) if bias is None else bias
@@ -191,7 +209,10 @@ class Conv2d(Function):
                     y += bias[:, None]
                 if relu:
                     np.maximum(y, 0, out=y)
-            ctx.cols = cols if needs and needs[1] else None  # only dW needs the windows
+            if ctx.direct_w:  # dW from the padded input: keep it rather than the 9x larger cols
+                ctx.xp = to_chwn(x, padding)
+            else:
+                ctx.cols = cols if needs and needs[1] else None  # only dW needs the windows
         ctx.weight, ctx.groups, ctx.x_shape, ctx.fast = weight, groups, x.shape, fast
         ctx.geometry, ctx.out_size = geometry, out
         y = y.reshape(o, *out, n).transpose(3, 0, 1, 2)  # (N, O, Ho, Wo) view of (O, Ho, Wo, N)
@@ -210,9 +231,14 @@ class Conv2d(Function):
         # db = G 1 as a BLAS matrix-vector product: 3x faster than NumPy's sum along rows.
         g_b = g2 @ np.ones(m, dtype=g2.dtype) if need_b else None
         g_w = g_x = None
-        if need_w:
+        if need_w and ctx.direct_w and g.dtype == weight.dtype:
+            g_w = np.empty(weight.shape, g2.dtype)
+            g_rows = np.ascontiguousarray(g2).reshape(o, *ctx.out_size, -1)  # (O, Ho, Wo, N)
+            direct = kernels.kernel("conv.weight_grad", g2.size, PARALLEL_MIN)
+            direct(ctx.xp, g_rows, g_w, *ctx.geometry[6:])
+        elif need_w:
             cols = ctx.cols
-            if cols is None:  # the forward pass ran direct: the windows of the padded input
+            if cols is None:  # the windows of the padded input kept by the forward pass
                 n, c, _, _ = ctx.x_shape
                 cols = scratch((c, kh, kw, *ctx.out_size, n), ctx.xp.dtype)
                 unpadded = (kh, kw, *ctx.geometry[2:4], 0, 0, *ctx.geometry[6:])

@@ -129,9 +129,14 @@ def test_conv2d_gradcheck_on_kernel_path(geometry, mode, direct_mode):
 
 def test_direct_rule_picks_the_direct_convolution_for_resnet_layers():
     assert conv_ops.use_direct(16, 1, (1, 1), 32 * 64)  # ResNet's 16-channel 3x3 layers
-    assert not conv_ops.use_direct(64, 1, (1, 1), 8 * 64)  # BLAS is fast at 64 channels
+    assert conv_ops.use_direct(64, 1, (1, 1), 16 * 64)  # the small convnet's second layer
+    assert not conv_ops.use_direct(64, 1, (1, 1), 8 * 64)  # short rows: BLAS
+    assert not conv_ops.use_direct(128, 1, (1, 1), 32 * 64)  # BLAS is fast with many channels
     assert not conv_ops.use_direct(16, 1, (2, 2), 32 * 64)  # strided: im2col + GEMM
     assert not conv_ops.use_direct(16, 2, (1, 1), 32 * 64)  # groups: batched GEMM
+    assert conv_ops.use_direct_weight_grad((3, 3), 1, (1, 1), 16 * 64)  # any channel count
+    assert not conv_ops.use_direct_weight_grad((3, 3), 1, (1, 1), 8 * 64)  # short rows: BLAS
+    assert not conv_ops.use_direct_weight_grad((5, 5), 1, (1, 1), 32 * 64)  # 3x3 only
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])
@@ -153,3 +158,33 @@ def test_conv2d_same_with_one_or_two_threads(mode, direct_mode):
         kernels.set_num_threads(threads)
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "n,c,o,size,dilation",
+    [(2, 3, 4, (7, 6), (1, 1)), (3, 2, 5, (5, 9), (1, 1)), (1, 1, 1, (3, 3), (1, 1)),
+     (2, 4, 3, (9, 8), (2, 1)), (64, 16, 16, (8, 8), (1, 1))],
+)  # fmt: skip
+def test_weight_grad_kernel_equals_windows_times_gradient(n, c, o, size, dilation, dtype):
+    # the reference: dW = G cols^T with the im2col matrix of the padded input (ops/conv.py)
+    rng = np.random.default_rng(5)
+    out = tuple(size[a] + 2 - 2 * dilation[a] for a in (0, 1))  # padding 1
+    x = rng.standard_normal((n, c, *size)).astype(dtype)
+    xp = conv_ops.to_chwn(x, (1, 1))
+    g = rng.standard_normal((o, *out, n)).astype(dtype)
+    cols = conv_ops.im2col(xp, (3, 3), (1, 1), dilation, out)
+    want = (g.reshape(o, -1).astype(np.float64) @ cols.T.astype(np.float64)).reshape(o, c, 3, 3)
+    threads = kernels.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2):
+            kernels.set_num_threads(count)
+            got = np.full((o, c, 3, 3), np.nan, dtype)
+            kernels.kernel("conv.weight_grad", g.size, 1)(xp, g, got, *dilation)  # parallel at 2
+            results.append(got)
+    finally:
+        kernels.set_num_threads(threads)
+    np.testing.assert_array_equal(results[0], results[1])  # the same sums on any thread count
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(results[0], want, rtol=0, atol=TOLERANCE[dtype] * scale)

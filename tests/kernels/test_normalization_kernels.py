@@ -1,4 +1,4 @@
-"""Batch-norm kernels (kernels/normalization.py) against the NumPy reference (nn/normalization.py):
+"""Batch-norm kernels (kernels/normalization.py) against the NumPy reference (ops/normalization.py):
 statistics, the fused forward (with residual and ReLU) and backward, and gradchecks on the kernel
 path. The kernels sum in float64, the reference in the input's dtype: they agree to rounding."""
 
@@ -9,7 +9,7 @@ import pytest
 
 import nabla as nb
 from nabla import kernels
-from nabla.nn import normalization as norm
+from nabla.ops import normalization as norm
 
 TOLERANCE = {"float32": 2e-5, "float64": 1e-12}
 

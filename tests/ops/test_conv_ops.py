@@ -354,6 +354,21 @@ def test_reused_buffers_never_overwrite_live_results():
     np.testing.assert_allclose(y1.data, y1_before)
 
 
+@pytest.mark.parametrize("shape", [(7,), (3, 5, 2), (16, 34, 34, 64)])
+def test_scratch_arrays_are_aligned_and_not_handed_out_while_a_view_lives(shape):
+    from nabla.ops.conv_buffers import ALIGN, scratch
+
+    a = scratch(shape, np.float32)
+    assert a.ctypes.data % ALIGN == 0 and a.flags.c_contiguous
+    view, address = a.transpose()[::2], a.ctypes.data
+    del a  # only the view refers to the memory now (through the raw block under it)
+    b = scratch(shape, np.float32)
+    assert b.ctypes.data != address and b.ctypes.data % ALIGN == 0
+    kept = (address, b.ctypes.data)
+    del view, b
+    assert scratch(shape, np.float32).ctypes.data in kept  # free again: reused
+
+
 def test_no_grad_forward_records_nothing_and_matches():
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
     with nb.no_grad():
