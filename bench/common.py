@@ -34,6 +34,9 @@ def pin_threads(argv: list[str] | None = None) -> int:
     threads = parser.parse_known_args(argv)[0].threads
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # What ``import nabla`` sets before NumPy loads (nabla/kernels/runtime.py), set here because
+    # some workers import NumPy first; torch computes with its own libraries, not OpenBLAS.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
     return threads
 
 

@@ -8,6 +8,10 @@
 array([[2., 1.]], dtype=float32)
 """
 
+# First, before anything imports NumPy: the runtime sets how long OpenBLAS's threads spin.
+from .kernels import runtime as _runtime
+
+# isort: split
 from . import models, nn, ops
 from .autograd import (
     Function,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
 import types
 import warnings
@@ -25,6 +26,24 @@ import warnings
 #: 512), although alone two threads are faster; at a million parameters two threads halve it.
 PARALLEL_MIN = 1 << 19
 
+#: How long OpenBLAS's threads spin after a matrix product before they sleep: 2^20 cycles (about
+#: 0.3 ms), against OpenBLAS's default of 2^28 (about 0.1 s). A thread spinning that long holds a
+#: core that the compiled kernels between two products need: the ResNet-20 training step took
+#: 232-278 ms at 2 threads with the default and 166-193 ms with a short spin, while 2^20 still
+#: covers the gap between the MLP's back-to-back products (its step is as fast as with the
+#: default; sleeping at once, 2^4, made it 12% slower). Measured in docs/benchmarks.md's machine.
+BLAS_SPIN_CYCLES_LOG2 = 20
+
+
+def _shorten_blas_spin() -> None:
+    """Set ``OPENBLAS_THREAD_TIMEOUT`` (see BLAS_SPIN_CYCLES_LOG2) unless the environment chose a
+    value. OpenBLAS reads it once, when NumPy loads: ``import nabla`` before NumPy to have it (the
+    ``nabla`` command does), or set it in the environment."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(BLAS_SPIN_CYCLES_LOG2))
+
+
+_shorten_blas_spin()  # runs when nabla is imported, before nabla imports NumPy
 _reference = os.environ.get("NABLA_KERNELS", "compiled").strip().lower() in ("reference", "numpy")
 _numba = None  # the numba module, once loaded
 _parallel = False  # whether parallel variants are used (OpenMP available, not in a forked child)

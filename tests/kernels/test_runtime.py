@@ -51,6 +51,22 @@ def test_openmp_waits_passively_unless_the_user_chose():
     assert python(code, OMP_WAIT_POLICY="ACTIVE").stdout.strip() == "ACTIVE"
 
 
+def test_openblas_threads_spin_briefly_unless_the_user_chose():
+    # OpenBLAS reads the variable once, when NumPy loads it: the environment then is what counts.
+    code = "import os, nabla; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip() == str(runtime.BLAS_SPIN_CYCLES_LOG2), run.stderr
+    assert python(code, OPENBLAS_THREAD_TIMEOUT="28").stdout.strip() == "28"
+    late = "import os, numpy, nabla; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    run = subprocess.run(
+        [sys.executable, "-c", late], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip() == "None"  # NumPy came first: OpenBLAS has read its settings
+
+
 def test_large_updates_run_in_parallel_small_ones_on_one_thread():
     if kernels.threading_layer() != "omp":
         pytest.skip("numba's OpenMP layer is not available here: every kernel runs on one thread")
