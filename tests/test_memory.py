@@ -1,4 +1,4 @@
-"""Building an optimizer makes glibc serve large arrays from its heap (reused from step to step)
+"""Building an optimizer (or a data loader) makes glibc serve large arrays from its heap (reused from step to step)
 instead of a fresh mapping per array (faulted in again every step): nabla/memory.py."""
 
 from __future__ import annotations
@@ -28,17 +28,20 @@ class MallInfo2(ctypes.Structure):
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo2
-if {optimizer}:
+if {optimizer} == "optimizer":
     optim.SGD([nb.zeros(3, requires_grad=True)], lr=0.1)
+elif {optimizer} == "loader":
+    from nabla.data import ArrayDataset, DataLoader
+    DataLoader(ArrayDataset(np.zeros((4, 2)), np.zeros(4)), batch_size=2)
 a = np.ones(5_000_000)
 print(libc.mallinfo2().hblkhd)
 """
 
 
-def mapped_bytes(optimizer: bool) -> int:
+def mapped_bytes(optimizer: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run(
-        [sys.executable, "-c", CODE.format(optimizer=optimizer)],
+        [sys.executable, "-c", CODE.format(optimizer=repr(optimizer))],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     if "mallinfo2" in done.stderr:
@@ -48,5 +51,10 @@ def mapped_bytes(optimizer: bool) -> int:
 
 
 def test_large_arrays_come_from_the_heap_once_an_optimizer_is_built():
-    assert mapped_bytes(optimizer=False) >= 40_000_000  # glibc's default: a mapping of its own
-    assert mapped_bytes(optimizer=True) < 40_000_000  # from the heap, reusable after free
+    assert mapped_bytes("nothing") >= 40_000_000  # glibc's default: a mapping of its own
+    assert mapped_bytes("optimizer") < 40_000_000  # from the heap, reusable after free
+
+
+def test_a_data_loader_also_keeps_freed_memory():
+    # Its batches are allocated and freed every step, in worker threads too (docs/data.md).
+    assert mapped_bytes("loader") < 40_000_000

@@ -11,6 +11,7 @@ import numpy as np
 from .. import random
 from ..autograd.dtypes import SUPPORTED
 from ..creation import from_numpy
+from ..memory import keep_freed_memory
 from .dataset import _batch
 from .transforms.base import Context
 
@@ -25,8 +26,10 @@ class DataLoader:
     - ``drop_last``: drop a final incomplete batch;
     - ``transform``: a batch transform ``(x, y, context) -> (x, y)`` (see ``transforms``);
     - ``workers``: threads that prepare upcoming batches (indexing and transforms) while the
-      current one is used; NumPy releases the GIL in its loops, so augmentation runs in parallel.
+      current one is used (NumPy and the compiled kernels release the GIL in their loops).
       Batches are the same with or without workers (each depends only on its indices and epoch).
+      The default, 0, was the fastest on 2 cores (docs/data.md): the augmentation kernels are
+      quick, and threads trade Python's lock at every call.
     - ``shard=(rank, world_size)``: data-parallel training (see :mod:`nabla.distributed`). Every
       rank draws the same seeded permutation of the epoch and keeps every ``world_size``-th
       sample starting at ``rank`` (``order[rank::world_size]``), so the shards are disjoint and
@@ -73,6 +76,7 @@ class DataLoader:
                 )
             shard = (rank, world)
         self.shard, self.pad = shard, bool(pad)
+        keep_freed_memory()  # a batch is allocated and freed per step, in worker threads too
         self.epoch = 0  # the epoch the next iteration runs
         self._skip = 0  # batches to skip in the next iteration (resuming mid-epoch)
         self.position = 0  # batches delivered in the current epoch
