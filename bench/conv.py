@@ -302,23 +302,34 @@ def profile(model, xb, yb, opt, step, steps: int = 20) -> list[str]:
     from nabla.autograd.function import Function
 
     totals = defaultdict(lambda: [0.0, 0.0, 0])  # class -> [forward s, backward s, calls]
+    depth = [0]  # timed calls under way
     originals = {}
 
     def wrap(cls):
         forward, backward = cls.__dict__["forward"].__func__, cls.__dict__["backward"].__func__
 
+        # A fused operation may call its base class's forward or backward (Conv2dReLU calls
+        # Conv2d's): only the outermost timed call counts, or the time would count twice.
         def timed_forward(ctx, *args, **kwargs):
+            depth[0] += 1
             start = time.perf_counter()
-            out = forward(ctx, *args, **kwargs)
-            totals[cls.__name__][0] += time.perf_counter() - start
-            totals[cls.__name__][2] += 1
-            return out
+            try:
+                return forward(ctx, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    totals[cls.__name__][0] += time.perf_counter() - start
+                    totals[cls.__name__][2] += 1
 
         def timed_backward(ctx, grad):
+            depth[0] += 1
             start = time.perf_counter()
-            out = backward(ctx, grad)
-            totals[cls.__name__][1] += time.perf_counter() - start
-            return out
+            try:
+                return backward(ctx, grad)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    totals[cls.__name__][1] += time.perf_counter() - start
 
         originals[cls] = (cls.__dict__["forward"], cls.__dict__["backward"])
         cls.forward, cls.backward = staticmethod(timed_forward), staticmethod(timed_backward)
