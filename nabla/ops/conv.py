@@ -121,10 +121,23 @@ def chwn(x: np.ndarray) -> np.ndarray:
     return copy
 
 
-# Elements of the im2col matrix (or of the output) above which the kernels use every thread.
-# They do a few times more work per element than an optimizer update (index arithmetic, a
-# partial window per row), so they split earlier than runtime.PARALLEL_MIN.
-PARALLEL_MIN = 1 << 16
+# When the kernels of the convolution, pooling and normalization layers use every thread: from
+# PARALLEL_MIN units of work, a unit being one value moved (a copy into the im2col matrix, a
+# pooling window's element, a normalization pass over a value) or MACS_PER_UNIT multiply-adds
+# (a convolution's inner loop does 16 float32 lanes at a time). A parallel kernel wakes the
+# other thread, asleep (OMP_WAIT_POLICY=PASSIVE, kernels/runtime.py): about 40 us on the
+# benchmark machine (a virtual machine), more while OpenBLAS's thread still spins on that core
+# after a product; so only a kernel of well over 100 us on one thread is split. Measured on it
+# (2 threads, batch 64, ms per SGD step, medians of 3 processes; 2^16 units, 2^20, 2^22):
+# LeNet-5 4.87, 4.05, 4.38; the small convnet 24.1, 22.6, 25.3; ResNet-20 190, 178, 174.
+PARALLEL_MIN = 1 << 20
+MACS_PER_UNIT = 16
+
+
+def launch(name: str, work: int):
+    """The compiled kernel ``name`` for ``work`` units (see PARALLEL_MIN): its parallel copy
+    for large work, else the one-thread one."""
+    return kernels.kernel(name, work, PARALLEL_MIN)
 
 
 #: When the direct convolution runs instead of im2col + GEMM: "auto" (the rule in use_direct),
@@ -184,14 +197,14 @@ class Conv2d(Function):
             xp = to_chwn(x, padding)
             y = scratch((o, *out, n), x.dtype)
             b = np.zeros(o, x.dtype) if bias is None else bias
-            direct = kernels.kernel("conv.direct", y.size, PARALLEL_MIN)
+            direct = launch("conv.direct", y.size * cg * kh * kw // MACS_PER_UNIT)
             direct(xp, weight, b, y, *dilation, bias is not None, relu)
             ctx.xp = xp if needs and needs[1] else None  # backward rebuilds the windows for dW
             y = y.reshape(o, -1)
         else:
             if fast:  # the windows straight from the unpadded input, zeros at the border
                 cols = scratch((c, kh, kw, *out, n), x.dtype)
-                kernels.kernel("conv.im2col", cols.size, PARALLEL_MIN)(chwn(x), cols, *geometry)
+                launch("conv.im2col", cols.size)(chwn(x), cols, *geometry)
                 cols = cols.reshape(c * kh * kw, -1)
             else:
                 xp = to_chwn(x, padding)
@@ -202,7 +215,7 @@ class Conv2d(Function):
             np.matmul(w_g, cols.reshape(groups, -1, m), out=y.reshape(groups, -1, m))  # W cols
             if fast and (bias is not None or relu):  # one pass: y + b, rectified
                 b = np.zeros(o, y.dtype) if bias is None else bias
-                bias_relu = kernels.kernel("conv.bias_relu", y.size, PARALLEL_MIN)
+                bias_relu = launch("conv.bias_relu", y.size)
                 bias_relu(y, b, bias is not None, relu)
             else:
                 if bias is not None:
@@ -234,7 +247,7 @@ class Conv2d(Function):
         if need_w and ctx.direct_w and g.dtype == weight.dtype:
             g_w = np.empty(weight.shape, g2.dtype)
             g_rows = np.ascontiguousarray(g2).reshape(o, *ctx.out_size, -1)  # (O, Ho, Wo, N)
-            direct = kernels.kernel("conv.weight_grad", g2.size, PARALLEL_MIN)
+            direct = launch("conv.weight_grad", g_w.size * g2.shape[1] // MACS_PER_UNIT)
             direct(ctx.xp, g_rows, g_w, *ctx.geometry[6:])
         elif need_w:
             cols = ctx.cols
@@ -242,7 +255,7 @@ class Conv2d(Function):
                 n, c, _, _ = ctx.x_shape
                 cols = scratch((c, kh, kw, *ctx.out_size, n), ctx.xp.dtype)
                 unpadded = (kh, kw, *ctx.geometry[2:4], 0, 0, *ctx.geometry[6:])
-                kernels.kernel("conv.im2col", cols.size, PARALLEL_MIN)(ctx.xp, cols, *unpadded)
+                launch("conv.im2col", cols.size)(ctx.xp, cols, *unpadded)
             # dW = G cols^T, computed as (cols G^T)^T: OpenBLAS is faster (up to 2x here) with
             # the long Ho*Wo*N axis as the inner dimension of its second operand.
             cols_g = cols.reshape(groups, -1, m)
@@ -267,7 +280,7 @@ def _input_grad(ctx, g, g_g):
         gp = to_chwn(g, border)
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         gx = scratch((c, h, w, n), g.dtype)
-        direct = kernels.kernel("conv.direct", gx.size, PARALLEL_MIN)
+        direct = launch("conv.direct", gx.size * o * kh * kw // MACS_PER_UNIT)
         direct(gp, flipped, np.zeros(c, g.dtype), gx, dh, dw, False, False)
         return gx.transpose(3, 0, 1, 2)
     w_g = weight.reshape(groups, o // groups, cg * kh * kw)
@@ -276,7 +289,7 @@ def _input_grad(ctx, g, g_g):
     if fast:
         gx = scratch((c, h, w, n), g_cols.dtype)
         blocks = g_cols.reshape(c, kh, kw, *out, n)
-        kernels.kernel("conv.col2im", g_cols.size, PARALLEL_MIN)(blocks, gx, *ctx.geometry)
+        launch("conv.col2im", g_cols.size)(blocks, gx, *ctx.geometry)
         return gx.transpose(3, 0, 1, 2)
     gxp = col2im(g_cols, (c, h + 2 * ph, w + 2 * pw, n), (kh, kw), (sh, sw), (dh, dw), out)
     return gxp[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)

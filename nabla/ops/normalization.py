@@ -25,11 +25,10 @@ from functools import partial
 
 import numpy as np
 
-from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .activations import relu_grad
-from .conv import PARALLEL_MIN, compiled_for
+from .conv import compiled_for, launch
 from .conv_buffers import scratch
 
 
@@ -82,7 +81,7 @@ class _BatchNormTrain(Function):
             w = np.ones(c, x.dtype) if weight is None else weight
             b = np.zeros(c, x.dtype) if bias is None else bias
             r = rows if residual is None else _channel_rows(residual)
-            forward = kernels.kernel("normalization.batch_norm_forward", x.size, PARALLEL_MIN)
+            forward = launch("normalization.batch_norm_forward", x.size)
             forward(rows, mean, inv_std, w, b, r, y.reshape(c, -1), residual is not None, relu)
             ctx.rows, ctx.mean, ctx.inv_std, ctx.xhat = rows, mean, inv_std, None
             y = y.transpose(3, 0, 1, 2)
@@ -137,7 +136,7 @@ def _backward_kernels(ctx, g, need_x, need_r):
         g_rows = np.ascontiguousarray(g.transpose(1, 2, 3, 0), dtype=rows.dtype).reshape(c, -1)
     y_rows = _channel_rows(ctx.out) if ctx.relu else g_rows
     sums = np.empty((2, c))
-    kernels.kernel("normalization.batch_norm_backward_sums", g.size, PARALLEL_MIN)(
+    launch("normalization.batch_norm_backward_sums", g.size)(
         g_rows, rows, y_rows, mean, inv_std, ctx.relu, sums
     )
     dbias, dweight = sums.astype(rows.dtype)
@@ -148,7 +147,7 @@ def _backward_kernels(ctx, g, need_x, need_r):
         n = g.shape[0]
         dx = scratch((c, *g.shape[2:], n), rows.dtype)
         dres = scratch(dx.shape, rows.dtype) if need_r else dx
-        backward = kernels.kernel("normalization.batch_norm_backward", g.size, PARALLEL_MIN)
+        backward = launch("normalization.batch_norm_backward", g.size)
         backward(
             g_rows, rows, y_rows, mean, inv_std, w, totals[0], totals[1],
             dx.reshape(c, -1), dres.reshape(c, -1), ctx.relu, need_r,
@@ -234,7 +233,7 @@ def _local_statistics(x: np.ndarray) -> tuple:
     rows = _channel_rows(x)
     if rows is not None and compiled_for(x.dtype):  # two passes per channel, float64 sums
         mean, var = np.empty(x.shape[1]), np.empty(x.shape[1])
-        statistics = kernels.kernel("normalization.batch_norm_statistics", x.size, PARALLEL_MIN)
+        statistics = launch("normalization.batch_norm_statistics", x.size)
         statistics(rows, mean, var)
         return mean.astype(x.dtype), var.astype(x.dtype), count, partial(_divide, count=count)
     axes = (0, *range(2, x.ndim))

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from .conv import PARALLEL_MIN, chwn, compiled_for, offsets, output_size, pair
+from .conv import chwn, compiled_for, launch, offsets, output_size, pair
 from .conv_buffers import scratch, scratch_like
 
 
@@ -77,7 +76,7 @@ class MaxPool2d(Function):
             record = bool(ctx.needs_input_grad)
             offsets_type = np.uint8 if kernel[0] * kernel[1] <= 256 else np.int32
             arg = scratch(y.shape if record else (1, 1, 1, 1), offsets_type)
-            forward = kernels.kernel("pool.max_pool_forward", x.size, PARALLEL_MIN)
+            forward = launch("pool.max_pool_forward", x.size)
             forward(xc, y, arg, *kernel, *stride, *padding, record)
             ctx.arg = arg
             return y.transpose(3, 0, 1, 2)
@@ -106,7 +105,7 @@ class MaxPool2d(Function):
         if ctx.fast:
             n, c = ctx.x_shape[:2]
             gx = scratch((c, h, w, n), g.dtype)
-            backward = kernels.kernel("pool.max_pool_backward", gx.size, PARALLEL_MIN)
+            backward = launch("pool.max_pool_backward", gx.size)
             backward(chwn(g), ctx.arg, gx, kh, kw, sh, sw, ph, pw, overlapping, covered)
             return gx.transpose(3, 0, 1, 2), None, None, None, None
         xp, slices = ctx.xp, ctx.slices
@@ -143,7 +142,7 @@ class AvgPool2d(Function):
             ctx.divisor = ctx.divisor.astype(x.dtype)
             xc = chwn(x)
             y = scratch((xc.shape[0], *out, xc.shape[3]), x.dtype)
-            forward = kernels.kernel("pool.avg_pool_forward", x.size, PARALLEL_MIN)
+            forward = launch("pool.avg_pool_forward", x.size)
             forward(xc, y, ctx.divisor, *kernel, *stride, *padding)
             return y.transpose(3, 0, 1, 2)
         xp = _pad(x, padding, 0.0)
@@ -165,7 +164,7 @@ class AvgPool2d(Function):
         if ctx.fast:
             n, c, h, w = ctx.x_shape
             gx = scratch((c, h, w, n), g.dtype)
-            backward = kernels.kernel("pool.avg_pool_backward", gx.size, PARALLEL_MIN)
+            backward = launch("pool.avg_pool_backward", gx.size)
             backward(chwn(g), gx, ctx.divisor, *ctx.kernel, *ctx.stride, *ctx.padding)
             return gx.transpose(3, 0, 1, 2), None, None, None, None, None
         share = g / ctx.divisor  # every element of a window gets this much

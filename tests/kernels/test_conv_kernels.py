@@ -140,8 +140,8 @@ def test_direct_rule_picks_the_direct_convolution_for_resnet_layers():
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])
-def test_conv2d_same_with_one_or_two_threads(mode, direct_mode):
-    # large enough for the parallel variants (ops.conv.PARALLEL_MIN)
+def test_conv2d_same_with_one_or_two_threads(mode, direct_mode, monkeypatch):
+    monkeypatch.setattr(conv_ops, "PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     rng = np.random.default_rng(3)
     x = rng.standard_normal((16, 8, 16, 16)).astype(np.float32)
     w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
@@ -188,3 +188,19 @@ def test_weight_grad_kernel_equals_windows_times_gradient(n, c, o, size, dilatio
     np.testing.assert_array_equal(results[0], results[1])  # the same sums on any thread count
     scale = np.abs(want).max()
     np.testing.assert_allclose(results[0], want, rtol=0, atol=TOLERANCE[dtype] * scale)
+
+
+def test_launch_splits_only_large_work(monkeypatch):
+    # a parallel kernel wakes a sleeping thread (tens of microseconds): small work stays on one
+    monkeypatch.setattr(conv_ops, "PARALLEL_MIN", 1000)
+    threads = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(2)
+        pair = kernels.runtime._pairs.get("conv.bias_relu") or kernels.runtime._compile_pair(
+            "conv.bias_relu"
+        )
+        assert conv_ops.launch("conv.bias_relu", 999) is pair[0]
+        if kernels.threading_layer() == "omp":
+            assert conv_ops.launch("conv.bias_relu", 1000) is pair[1]
+    finally:
+        kernels.set_num_threads(threads)

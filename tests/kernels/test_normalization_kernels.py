@@ -106,7 +106,8 @@ def test_batch_norm_gradcheck_on_kernel_path(residual, relu, monkeypatch):
     assert calls  # the kernels ran
 
 
-def test_batch_norm_same_with_one_or_two_threads():
+def test_batch_norm_same_with_one_or_two_threads(monkeypatch):
+    monkeypatch.setattr("nabla.ops.conv.PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     rng = np.random.default_rng(7)
     x = chwn(rng.standard_normal((32, 8, 16, 16)).astype(np.float32))
     r = chwn(rng.standard_normal((32, 8, 16, 16)).astype(np.float32))
