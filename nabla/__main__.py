@@ -3,6 +3,9 @@
 
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python loads nabla: nothing had started
+    sys.exit(130)
 
 sys.exit(main())

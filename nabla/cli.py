@@ -1,13 +1,28 @@
-"""The ``nabla`` command: train, evaluate, report, sweep, the lab and the experiments."""
+"""The ``nabla`` command: train, evaluate, report, sweep, download, the lab and the experiments.
+
+Errors: every failure ends in one line on stderr, ``nabla COMMAND: what failed: the file or
+setting and what to do``, and an exit status: 2 for a usage, config, data, run-folder or
+checkpoint problem (nothing was trained), 1 for a run that failed while training (divergence,
+out of memory, a disk error, a bug), 130 for Ctrl-C (128 + SIGINT, as shells report it). The
+traceback is printed only with ``--debug``. :func:`explain` is the one place that maps
+exceptions to those lines; the code that raises them puts the file and the advice in the
+message (and a run adds a note saying what became of its folder, see
+:class:`nabla.train.run.RunFolder`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import nabla
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 TRAIN_EXAMPLES = """examples:
   nabla train                                   # MLP on the embedded digits, in seconds
@@ -15,6 +30,8 @@ TRAIN_EXAMPLES = """examples:
   nabla train --dataset mnist10k --model lenet --augment translate,rotate --epochs 30
   nabla train my.toml --seed 3 --out runs/seed3  # flags override the config file
   nabla train --resume runs/20261124-101500-digits-mlp-adam
+  nabla train --resume runs/20261124-101500-digits-mlp-adam --epochs 60   # train more
+  nabla train --out runs/mine --overwrite        # replace the run in runs/mine
   mpirun -np 4 nabla train --distributed --batch-size 256 --lr 0.01 --lr-batch-size 64
                                                 # data-parallel on 4 ranks (docs/distributed.md)
 """
@@ -76,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="the run folder (default: runs/<time>-<dataset>-<model>-<optimizer>)"
     )
     train.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
+        "--resume", metavar="RUN_DIR",
+        help="continue a run from its last checkpoint (with a larger --epochs: train more)",
+    )  # fmt: skip
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in the --out folder"
     )
     train.add_argument("--quiet", action="store_true", help="print nothing")
     train.add_argument("--distributed", action="store_true",
@@ -90,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", default="test", choices=("train", "dev", "test"))
     evaluate.add_argument("--checkpoint", default="last", choices=("last", "best"))
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object, not a table")
 
     report = commands.add_parser("report", help="rebuild a run's plots and HTML report",
                                  epilog="example:\n  nabla report runs/my-run", formatter_class=raw)  # fmt: skip
@@ -118,10 +140,39 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true")
     _add_settings(sweep)
 
+    download = commands.add_parser("download", help="download datasets (checksummed) for later runs",
+                                   epilog=DOWNLOAD_EXAMPLES, formatter_class=raw)  # fmt: skip
+    download.add_argument("datasets", nargs="+", metavar="DATASET", choices=DOWNLOADS,
+                          help=f"one or more of {', '.join(DOWNLOADS)}")  # fmt: skip
+    download.add_argument("--root", help="download into ROOT/DATASET/ (default: the cache, "
+                          "$NABLA_CACHE or ~/.cache/nabla); then set NABLA_DATA=ROOT")  # fmt: skip
+
     from .lab import cli as lab_cli
 
     lab_cli.add_parsers(commands, raw)
+    _add_debug(parser, top=True)
     return parser
+
+
+DOWNLOAD_EXAMPLES = """examples:
+  nabla download mnist                          # into the cache, where every run looks
+  nabla download mnist cifar10 --root /data     # then NABLA_DATA=/data on this or another machine
+"""
+DOWNLOADS = ("mnist", "fashion_mnist", "cifar10")
+
+
+def _add_debug(parser: argparse.ArgumentParser, top: bool = False, seen=None) -> None:
+    """``--debug`` on the command and on every subcommand, at any depth."""
+    seen = set() if seen is None else seen
+    if id(parser) in seen:
+        return
+    seen.add(id(parser))
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="on an error, print the traceback too")  # fmt: skip
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_debug(sub, seen=seen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,16 +181,69 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .distributed import DistributedError, abort
+    try:
+        with _one_line_warnings(args.command):
+            return COMMANDS[args.command](args)
+    except (Exception, KeyboardInterrupt) as error:
+        if args.debug:
+            traceback.print_exc()
+        status, line = explain(error)
+        print(f"nabla {args.command}: {line}", file=sys.stderr, flush=True)
+        from .distributed import abort
+
+        abort("stopped by the error above; aborting all ranks", status)  # the others would wait
+        return status
+
+
+def explain(error: BaseException) -> tuple[int, str]:
+    """The exit status for ``error`` and the one line that says what failed (with the file or
+    setting the message names), what became of the run (the exception's notes) and what to do."""
+    status, what, advice = next(rule[1:] for rule in _failures() if isinstance(error, rule[0]))
+    text = " ".join(str(error).split())
+    if isinstance(error, KeyboardInterrupt):
+        text = text or "stopped by Ctrl-C"
+    elif what == "internal error" or not text:
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    notes = [" ".join(str(note).split()) for note in getattr(error, "__notes__", ())]
+    return status, "; ".join(part for part in (f"{what}: {text}", *notes, advice) if part)
+
+
+def _failures() -> list:
+    """(exception classes, exit status, what failed, what to do): the first match applies."""
+    from .data.download import DownloadError
+    from .data.idx import DataFormatError
+    from .distributed import DistributedError
     from .serialization import CheckpointError
     from .train.config import ConfigError
+    from .train.run import RunFolderError
+    from .train.trainer import TrainingDivergedError
 
-    try:
-        return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, FileNotFoundError, DistributedError) as err:
-        print(f"nabla {args.command}: error: {err}", file=sys.stderr)
-        abort("stopped by the error above; aborting all ranks", 2)  # the others would wait forever
-        return 2
+    usage = (ConfigError, RunFolderError, DistributedError, FileNotFoundError, IsADirectoryError,
+             NotADirectoryError, PermissionError)  # fmt: skip
+    return [
+        (KeyboardInterrupt, EXIT_INTERRUPTED, "interrupted", ""),
+        (TrainingDivergedError, EXIT_FAILED, "training diverged",
+         "a smaller --lr, --clip-grad-norm or --warmup-epochs may help"),
+        (MemoryError, EXIT_FAILED, "out of memory", "try a smaller --batch-size or model"),
+        (usage, EXIT_USAGE, "error", ""),
+        (CheckpointError, EXIT_USAGE, "bad checkpoint", ""),
+        ((DownloadError, DataFormatError), EXIT_USAGE, "data error", ""),
+        (OSError, EXIT_FAILED, "error", "check the disk and the folder"),
+        (BaseException, EXIT_FAILED, "internal error",
+         "run again with --debug for the traceback, and please report it"),
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Warnings (a checkpoint that fell back to the previous one, ...) as one line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"nabla {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _train(args) -> int:
@@ -159,20 +263,14 @@ def _train(args) -> int:
             raise config.ConfigError(
                 "--resume continues a run folder: give no CONFIG or --out with it"
             )
-        saved = run.load_config(args.resume)  # resolved: every setting is present
-        changed = sorted(k for k in overrides if overrides[k] != saved[k])
-        if changed:  # the schedule and the data order depend on them: the run would not be the same
-            raise config.ConfigError(
-                f"a resumed run keeps its config.toml; drop the flags {changed}"
-            )
-        cfg = config.resolve(saved, overrides)
+        cfg = run.resume_config(args.resume, overrides)  # only --epochs may change: train more
         directory = Path(args.resume)
     else:
         cfg = config.resolve(config.read_toml(args.config) if args.config else {}, overrides)
         directory = Path(args.out) if args.out else run.new_run_directory(cfg)
     directory = Path(dist.broadcast_text(str(directory)))  # rank 0's clock names the folder
     run.train(cfg, directory, resume=bool(args.resume), verbose=0 if args.quiet else 1,
-              distributed=args.distributed)  # fmt: skip
+              distributed=args.distributed, overwrite=args.overwrite)  # fmt: skip
     return 0
 
 
@@ -180,7 +278,29 @@ def _evaluate(args) -> int:
     from .train import run
 
     result = run.evaluate(args.run_dir, args.split, args.checkpoint)
-    print(json.dumps({"split": args.split, **{k: round(v, 6) for k, v in result.items()}}))
+    if args.json:
+        print(json.dumps({"split": args.split, **{k: round(v, 6) for k, v in result.items()}}))
+        return 0
+    print(f"{args.run_dir}: checkpoint {args.checkpoint}, {args.split} split")
+    width = max(map(len, result))
+    for name, value in result.items():
+        print(f"  {name:<{width}}  {value:.4f}")
+    return 0
+
+
+def _download(args) -> int:
+    from .data import datasets
+    from .data.download import fetch
+
+    files = {
+        "mnist": {**datasets.MNIST_FILES["train"], **datasets.MNIST_FILES["test"]},
+        "fashion_mnist": {**datasets.FASHION_MNIST_FILES["train"], **datasets.FASHION_MNIST_FILES["test"]},
+        "cifar10": datasets.CIFAR10_FILES,
+    }  # fmt: skip
+    for name in args.datasets:
+        paths = fetch(name, files[name], root=args.root)
+        folders = sorted({str(p.parent) for p in paths.values()})
+        print(f"{name}: {len(paths)} files, checksums verified, in {', '.join(folders)}")
     return 0
 
 
@@ -221,6 +341,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "report": _report,
     "sweep": _sweep,
+    "download": _download,
     "lab": _lab,
     "experiment": _experiment,
 }

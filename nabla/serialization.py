@@ -20,10 +20,18 @@ Decisions:
   fsync'd and then ``os.replace``-d over the target. An exception leaves the previous file intact
   and removes the temporary file; a killed process may leave a ``.<name>.*.tmp`` file behind but
   never a half-written checkpoint under the real name.
-- ``load`` checks the header itself before handing the file to safetensors, so a truncated, corrupt
-  or foreign file (a pickle, an ``.npz``, random bytes) raises :class:`CheckpointError`, a
-  ``ValueError`` naming the file and what is wrong. Tensors come back in the file's order
-  (safetensors orders them by dtype, not by the order they were saved in); names are unchanged.
+- Every file nabla writes carries a digest: ``"nabla.sha256"`` in its metadata is the sha256 of
+  the other metadata and of every tensor's name, dtype, shape and bytes. ``load`` recomputes it
+  and refuses a file whose content changed since it was written (a flipped bit in the data, an
+  edited header) with a :class:`CheckpointError` naming the file. Files written elsewhere
+  (``safetensors.torch.save_file``) have no digest and load unverified. ``load_metadata`` does
+  not show the digest: it is the file's, not the user's.
+- ``load`` checks the header itself and reads the tensors from the bytes it checked, so a
+  truncated, corrupt or foreign file (a pickle, an ``.npz``, random bytes) raises
+  :class:`CheckpointError`, a ``ValueError`` naming the file and what is wrong. Only regular files
+  are read: a FIFO, a device or a folder is refused without being opened for reading (opening a
+  FIFO would wait for a writer forever). Tensors come back in the file's order (safetensors orders
+  them by dtype, not by the order they were saved in); names are unchanged.
 
 >>> import os, tempfile
 >>> import numpy as np
@@ -39,10 +47,12 @@ Decisions:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import secrets
+import stat
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -62,6 +72,7 @@ _CODES = {
     "BOOL": np.dtype("?"),
 }
 _METADATA_KEY = "__metadata__"
+DIGEST_KEY = "nabla.sha256"  # the metadata entry holding the file's digest
 _MAX_HEADER = 100_000_000  # the limit the safetensors reader itself enforces
 
 
@@ -77,13 +88,32 @@ def save(state_dict: Mapping, path, metadata: Mapping[str, str] | None = None) -
 
     ``metadata`` is an optional dict of str -> str stored in the file's header.
     """
+    write_atomic(os.fspath(path), to_bytes(state_dict, metadata))
+
+
+def to_bytes(state_dict: Mapping, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The safetensors bytes of ``state_dict`` with ``metadata`` and the digest of both."""
     from safetensors.numpy import save as _to_bytes
 
-    path = os.fspath(path)
     arrays = _arrays(state_dict)
     meta = _check_metadata(metadata)
-    payload = _to_bytes(arrays, metadata=meta)
-    _atomic_write(path, payload)
+    meta[DIGEST_KEY] = digest(arrays, meta)
+    return _to_bytes(arrays, metadata=meta)
+
+
+def digest(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> str:
+    """sha256 of the metadata (but the digest itself) and of every tensor's name, dtype, shape
+    and little-endian bytes, in name order: what ``load`` checks a file against."""
+    h = hashlib.sha256()
+    h.update(
+        json.dumps({k: v for k, v in metadata.items() if k != DIGEST_KEY}, sort_keys=True).encode()
+    )
+    for name in sorted(arrays):
+        array = arrays[name]
+        h.update(json.dumps([name, array.dtype.name, list(array.shape)]).encode())
+        little = np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
+        h.update(little.reshape(-1).view(np.uint8))
+    return h.hexdigest()
 
 
 def _arrays(state_dict) -> dict:
@@ -119,9 +149,9 @@ def _arrays(state_dict) -> dict:
     return arrays
 
 
-def _check_metadata(metadata) -> dict | None:
+def _check_metadata(metadata) -> dict:
     if metadata is None:
-        return None
+        return {}
     if not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict of str -> str, got {type(metadata).__name__}")
     for key, value in metadata.items():
@@ -130,10 +160,16 @@ def _check_metadata(metadata) -> dict | None:
                 f"metadata must map str -> str (as safetensors stores it); got {key!r}: "
                 f"{type(value).__name__} - encode other values yourself, e.g. with json.dumps"
             )
+    if DIGEST_KEY in metadata:
+        raise ValueError(f"metadata key {DIGEST_KEY!r} is reserved: nabla writes the digest itself")
     return dict(metadata)
 
 
-def _atomic_write(path: str, payload: bytes) -> None:
+def write_atomic(path: str, payload: bytes, before_replace=None) -> None:
+    """Write ``payload`` to a temporary file beside ``path``, fsync it, call
+    ``before_replace(temporary_path)`` (which may check the file and raise to abandon it), then
+    rename it to ``path``. On any exception the temporary file is removed and ``path`` is as it
+    was."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save {path!r}: directory {directory!r} does not exist")
@@ -153,6 +189,8 @@ def _atomic_write(path: str, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -184,69 +222,130 @@ def load(path) -> OrderedDict:
     """Read a safetensors file into an OrderedDict name -> Tensor (dtypes kept).
 
     Raises FileNotFoundError for a missing file and :class:`CheckpointError` for one that is not a
-    valid safetensors file of float32/float64/int64/bool tensors. Nothing is ever unpickled.
+    regular file, not a valid safetensors file of float32/float64/int64/bool tensors, or whose
+    content does not match its digest. Nothing is ever unpickled.
     """
-    from safetensors.numpy import load_file
+    return load_with_metadata(path)[0]
 
+
+def load_with_metadata(path) -> tuple[OrderedDict, dict]:
+    """:func:`load` and :func:`load_metadata` from one reading of the file: the tensors and the
+    metadata they were verified with."""
     path = os.fspath(path)
-    header, _ = _read_header(path)
-    try:
-        arrays = load_file(path)
-    except Exception as err:  # safetensors' own checks, should ours have missed something
-        raise CheckpointError(f"{path!r} is not a valid safetensors file: {err}") from err
-    entries = sorted(
-        (entry["data_offsets"][0], name) for name, entry in header.items() if name != _METADATA_KEY
-    )
-    state = OrderedDict()
-    for _, name in entries:
-        array = arrays[name]
-        if not array.flags.writeable or not array.flags.c_contiguous:
-            array = np.array(array)
-        state[name] = from_numpy(array.astype(array.dtype.newbyteorder("="), copy=False))
-    return state
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        header, n = _read_header(f, size, path)
+        data = f.read()
+    if len(data) != size - 8 - n:
+        raise CheckpointError(f"{path!r} changed while it was read: its size is no longer {size}")
+    arrays = {name: _array(entry, data) for name, entry in header.items() if name != _METADATA_KEY}
+    metadata = header.get(_METADATA_KEY, {})
+    _verify(path, arrays, metadata)
+    in_file_order = sorted(arrays, key=lambda name: header[name]["data_offsets"][0])
+    state = OrderedDict((name, from_numpy(_native_copy(arrays[name]))) for name in in_file_order)
+    return state, {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+
+
+def _array(entry: dict, data: bytes) -> np.ndarray:
+    """A read-only view of one tensor's bytes in the data section (the header was checked)."""
+    count, begin = math.prod(entry["shape"]), entry["data_offsets"][0]
+    return np.frombuffer(data, _CODES[entry["dtype"]], count, begin).reshape(entry["shape"])
+
+
+def _native_copy(array: np.ndarray) -> np.ndarray:
+    return array.astype(array.dtype.newbyteorder("="), copy=True)  # writeable, native order
+
+
+def _verify(path: str, arrays: dict, metadata: dict) -> None:
+    """Refuse a file whose tensors or metadata differ from what its digest was computed on."""
+    expected = metadata.get(DIGEST_KEY)
+    if expected is not None and digest(arrays, metadata) != expected:
+        raise CheckpointError(
+            f"{path!r} is corrupt: its content does not match the sha256 digest stored when it was "
+            "written (a changed byte in its tensors or metadata); use an intact copy"
+        )
 
 
 def load_metadata(path) -> dict:
-    """The ``metadata`` dict stored in a safetensors file (``{}`` when it has none)."""
+    """The ``metadata`` dict stored in a safetensors file (``{}`` when it has none), without the
+    digest nabla adds."""
+    return {k: v for k, v in _stored_metadata(path).items() if k != DIGEST_KEY}
+
+
+def has_digest(path) -> bool:
+    """Whether the file at ``path`` carries a digest (every file nabla wrote does)."""
+    return DIGEST_KEY in _stored_metadata(path)
+
+
+def _stored_metadata(path) -> dict:
     path = os.fspath(path)
-    header, _ = _read_header(path)
-    return dict(header.get(_METADATA_KEY, {}))
+    with open_regular(path) as f:
+        header, _ = _read_header(f, os.fstat(f.fileno()).st_size, path)
+    return header.get(_METADATA_KEY, {})
 
 
-def _read_header(path: str) -> tuple[dict, int]:
-    """Parse and check the header of ``path``; returns it and the header length in bytes."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint file: {path!r}")
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
+def open_regular(path, error: type[Exception] = CheckpointError, what: str = "file"):
+    """``path`` opened for reading in binary, or ``error`` (naming it as ``what``) unless it is a
+    regular file. The file is opened without blocking and checked through the open descriptor,
+    so a FIFO (whose opening would wait for a writer) or a device is never read and cannot be
+    swapped in after the check."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {os.fspath(path)!r}") from None
+    except IsADirectoryError:  # pragma: no cover - Windows; POSIX opens folders for reading
+        raise error(f"{what} {os.fspath(path)!r} is a folder, not a regular file") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+        raise error(
+            f"{what} {os.fspath(path)!r} is {kind}, not a regular file; refusing to read it"
+        )
+    return os.fdopen(fd, "rb")
 
-        def bad(problem: str) -> CheckpointError:
-            hint = _looks_like(head)
-            return CheckpointError(
-                f"{path!r} is not a valid safetensors checkpoint: {problem}"
-                + (f" (it looks like {hint})" if hint else "")
-            )
 
-        if size < 8:
-            raise bad(f"the file has only {size} bytes, fewer than the 8-byte header length")
-        n = int.from_bytes(head, "little")
-        if n > size - 8:
-            raise bad(
-                f"the header claims {n} bytes but only {size - 8} follow the length prefix "
-                "(truncated or not safetensors)"
-            )
-        if n > _MAX_HEADER:
-            raise bad(f"the header claims {n} bytes, more than the {_MAX_HEADER} allowed")
-        raw = f.read(n)
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def _read_header(f, size: int, path: str) -> tuple[dict, int]:
+    """Parse and check the header of the open file ``f`` of ``size`` bytes; returns it and the
+    header length in bytes, leaving ``f`` at the start of the data section."""
+    head = f.read(8)
+
+    def bad(problem: str) -> CheckpointError:
+        hint = _looks_like(head)
+        return CheckpointError(
+            f"{path!r} is not a valid safetensors checkpoint: {problem}"
+            + (f" (it looks like {hint})" if hint else "")
+        )
+
+    if size < 8:
+        raise bad(f"the file has only {size} bytes, fewer than the 8-byte header length")
+    n = int.from_bytes(head, "little")
+    if n > size - 8:
+        raise bad(
+            f"the header claims {n} bytes but only {size - 8} follow the length prefix "
+            "(truncated or not safetensors)"
+        )
+    if n > _MAX_HEADER:
+        raise bad(f"the header claims {n} bytes, more than the {_MAX_HEADER} allowed")
+    raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise bad(f"the header is not UTF-8 JSON ({err})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise bad(f"the header is not UTF-8 JSON ({type(err).__name__}: {err})") from None
     if not isinstance(header, dict):
         raise bad(f"the header is JSON {type(header).__name__}, not an object")
+    _check_entries(header, size - 8 - n, bad)
+    return header, n
 
-    buffer_size = size - 8 - n
+
+def _check_entries(header: dict, buffer_size: int, bad) -> None:
+    """Every tensor entry names a known dtype, a shape and the byte range that shape needs, and
+    the ranges tile the data section exactly."""
     covered = []
     for name, entry in header.items():
         if name == _METADATA_KEY:
@@ -297,7 +396,6 @@ def _read_header(path: str) -> tuple[dict, int]:
             f"the tensors cover {position} bytes of data but the file holds {buffer_size} "
             "(truncated or trailing garbage)"
         )
-    return header, n
 
 
 def _is_count(value) -> bool:

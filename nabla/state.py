@@ -23,39 +23,50 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 
 from .autograd.tensor import Tensor
-from .serialization import CheckpointError, load, load_metadata, save
+from .serialization import CheckpointError, load_with_metadata, to_bytes, write_atomic
 
 STRUCTURE_KEY = "nabla.state"  # the metadata entry holding the JSON structure
+MAX_DEPTH = 64  # deeper structures are refused on load (a trainer's state is about 6 deep)
 _REF = "__tensor__"
 
 
 def save_state(obj, path, metadata: dict | None = None) -> None:
     """Write a nested structure of arrays and JSON values to ``path`` (atomically)."""
+    write_atomic(os.fspath(path), state_to_bytes(obj, metadata))
+
+
+def state_to_bytes(obj, metadata: dict | None = None) -> bytes:
+    """The bytes :func:`save_state` writes: the arrays as tensors, the structure as JSON."""
     arrays: dict[str, np.ndarray] = {}
     structure = _flatten(obj, "", arrays)
     meta = dict(metadata or {})
     if STRUCTURE_KEY in meta:
         raise ValueError(f"save_state: metadata key {STRUCTURE_KEY!r} is reserved")
     meta[STRUCTURE_KEY] = json.dumps(structure, allow_nan=True)
-    save(arrays, path, metadata=meta)
+    return to_bytes(arrays, metadata=meta)
 
 
 def load_state(path):
-    """Read a structure written by :func:`save_state`; arrays come back as NumPy arrays."""
-    metadata = load_metadata(path)
+    """Read a structure written by :func:`save_state`; arrays come back as NumPy arrays.
+
+    The file is verified against its digest before its structure is read; a structure that is
+    not valid JSON or is nested deeper than :data:`MAX_DEPTH` is refused (a hostile file could
+    otherwise exhaust the stack)."""
+    tensors, metadata = load_with_metadata(path)
     if STRUCTURE_KEY not in metadata:
         raise CheckpointError(f"{path}: not a nabla state file (no {STRUCTURE_KEY!r} metadata)")
     try:
         structure = json.loads(metadata[STRUCTURE_KEY])
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, RecursionError) as err:
         raise CheckpointError(
-            f"{path}: the {STRUCTURE_KEY!r} metadata is not valid JSON: {err}"
+            f"{path}: the {STRUCTURE_KEY!r} metadata is not valid JSON "
+            f"({type(err).__name__}: {err})"
         ) from None
-    tensors = load(path)
     return _unflatten(structure, {k: v.data for k, v in tensors.items()}, path)
 
 
@@ -93,15 +104,26 @@ def _flatten(obj, path: str, arrays: dict):
     )
 
 
-def _unflatten(obj, arrays: dict, path):
+def _unflatten(obj, arrays: dict, path, depth: int = 0):
+    if depth > MAX_DEPTH:
+        raise CheckpointError(
+            f"{path}: the {STRUCTURE_KEY!r} metadata is nested deeper than {MAX_DEPTH} levels; "
+            "nabla never writes that"
+        )
     if isinstance(obj, dict):
         if set(obj) == {_REF}:
-            if obj[_REF] not in arrays:
+            if not isinstance(obj[_REF], str) or obj[_REF] not in arrays:
                 raise CheckpointError(f"{path}: the structure names a missing tensor {obj[_REF]!r}")
             return arrays[obj[_REF]]
         if set(obj) == {"__float__"}:
-            return float(obj["__float__"])
-        return {key: _unflatten(value, arrays, path) for key, value in obj.items()}
+            return _special_float(obj["__float__"], path)
+        return {key: _unflatten(value, arrays, path, depth + 1) for key, value in obj.items()}
     if isinstance(obj, list):
-        return [_unflatten(value, arrays, path) for value in obj]
+        return [_unflatten(value, arrays, path, depth + 1) for value in obj]
     return obj
+
+
+def _special_float(text, path) -> float:
+    if text not in ("inf", "-inf", "nan"):
+        raise CheckpointError(f"{path}: {text!r} is not one of the floats stored as text")
+    return float(text)

@@ -311,3 +311,31 @@ def test_save_refuses_non_string_metadata(tmp_path, metadata):
     with pytest.raises(TypeError, match="metadata"):
         nb.save({"w": np.ones(1)}, tmp_path / "a.safetensors", metadata=metadata)
     assert os.listdir(tmp_path) == []
+
+
+# --- the digest and files that are not regular files ---------------------------------------------
+
+
+def test_every_file_carries_a_digest_that_load_checks(tmp_path):
+    path = tmp_path / "a.safetensors"
+    nb.save(ARRAYS, path, metadata={"k": "v"})
+    assert nb.load_metadata(path) == {"k": "v"}  # the digest is the file's, not the user's
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="digest") as info:
+        nb.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_files_without_a_digest_load_unverified(tmp_path):
+    path = tmp_path / "torch.safetensors"
+    torch_save_file({"w": torch.ones(3)}, str(path))
+    np.testing.assert_array_equal(nb.load(path)["w"].numpy(), np.ones(3, np.float32))
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    path = tmp_path / "fifo.safetensors"
+    os.mkfifo(path)
+    with pytest.raises(CheckpointError, match="FIFO"):
+        nb.load(path)  # opening it for reading, as open() does, would block here

@@ -12,6 +12,12 @@ Setting ``NABLA_MIRROR=http://host/path`` makes every dataset come from
 ``http://host/path/<name>/<file>`` instead, which is how a local copy of the data folder (or a
 test server) stands in for the internet.
 
+Failing fast: a mirror that cannot be reached at all (no network, an unknown host, a refused or
+timed-out connection) is not retried, since waiting will not bring it back; errors after the
+connection is made (a stalled or cut transfer, 5xx and 429 answers) are. A dataset that is
+nowhere to be found and cannot be downloaded gives one message naming the folders searched,
+``NABLA_DATA`` and the command that downloads it (``nabla download NAME``).
+
 Checksums: ``md5`` is the md5 of the file as downloaded; ``raw_md5`` the md5 of its gunzipped
 content, which survives re-compression (the copies of MNIST here were re-gzipped). A file is
 accepted when either matches.
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Mapping
@@ -54,7 +61,12 @@ _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
 class DownloadError(RuntimeError):
-    """A file could not be downloaded or verified; the message names the url, path and reason."""
+    """A file could not be downloaded or verified; the message names the url, path and reason
+    (``reason`` alone, for messages about several tries)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class ChecksumError(DownloadError):
@@ -100,16 +112,17 @@ def verify(path, md5: str | None = None, raw_md5: str | None = None) -> str | No
 
 
 def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
-             retries: int = 3, timeout: float = 30, progress: bool = True,
+             retries: int = 3, timeout: float = 10, progress: bool = True,
              backoff: float | None = None) -> Path:  # fmt: skip
     """Download ``url`` to ``path``, verified, atomically; return ``path``.
 
     The bytes stream into a temporary file in ``path``'s folder (a tqdm bar on a terminal when
     ``progress``), are checked against ``md5`` / ``raw_md5`` (either may match), and the file
-    is renamed into place with ``os.replace``. Network errors, timeouts, truncated bodies and
-    5xx/429 answers are retried ``retries`` times, waiting ``backoff`` seconds (default
-    :data:`BACKOFF`), then twice that, and so on; a 404 or a checksum mismatch is final. On
-    failure the partial file is removed and :class:`DownloadError` names url, path and reason.
+    is renamed into place with ``os.replace``. Errors during the transfer (timeouts, truncated
+    bodies, 5xx/429 answers) are retried ``retries`` times, waiting ``backoff`` seconds (default
+    :data:`BACKOFF`), then twice that, and so on; a host that cannot be reached, a 404 or a
+    checksum mismatch is final. On failure the partial file is removed and
+    :class:`DownloadError` names url, path and reason.
     """
     path = Path(path)
     try:
@@ -141,14 +154,18 @@ def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
             reason = f"HTTP {error.code} {error.reason}"
             if error.code not in _RETRYABLE_HTTP:
                 break
-        except (OSError, http.client.HTTPException, _TruncatedError) as error:  # URLError too
-            reason = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+        except urllib.error.URLError as error:  # no connection at all: retrying will not help
+            host = urllib.parse.urlsplit(url).netloc
+            reason = f"URLError, cannot reach {host}: {error.reason}"
+            break
+        except (OSError, http.client.HTTPException, _TruncatedError) as error:
+            reason = f"{type(error).__name__}: {error}"
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     else:
         reason += f" (after {max(0, retries) + 1} attempts)"
-    raise DownloadError(f"download {url} -> {path} failed: {reason}")
+    raise DownloadError(f"download {url} -> {path} failed: {reason}", reason)
 
 
 _download = download  # fetch's ``download`` flag shadows the function's name
@@ -232,10 +249,7 @@ def fetch(name: str, files: Mapping, root=None, download: bool = True,
             paths[filename] = found
             continue
         if not download:
-            raise FileNotFoundError(
-                f"fetch({name!r}): {filename} is in none of "
-                f"{', '.join(str(d) for d in dirs)}, and download=False"
-            )
+            raise FileNotFoundError(_missing(name, filename, dirs, "download=False"))
         errors = []
         for base in _mirrors(name):
             try:
@@ -245,13 +259,23 @@ def fetch(name: str, files: Mapping, root=None, download: bool = True,
                 )  # fmt: skip
                 break
             except DownloadError as error:
-                errors.append(str(error))
+                errors.append(error.reason)
         else:
-            raise DownloadError(
-                f"fetch({name!r}): could not get {filename} from any mirror:\n  "
-                + "\n  ".join(errors)
-            )
+            why = f"nabla could not get {filename} from any mirror ({'; '.join(errors)})"
+            raise DownloadError(_missing(name, filename, dirs, why))
     return paths
+
+
+def _missing(name: str, filename: str, dirs: list, why: str) -> str:
+    """One line: which file of which dataset is missing, where it was looked for, why it was not
+    downloaded, and what to do."""
+    data = os.environ.get("NABLA_DATA")
+    setting = f"NABLA_DATA is {data}" if data else "NABLA_DATA is not set"
+    return (
+        f"dataset {name}: {filename} is in none of {', '.join(str(d) for d in dirs)} ({setting}), "
+        f"and {why}. Set NABLA_DATA to a folder holding {name}/{filename}, or download the "
+        f"dataset where there is a network with `nabla download {name}`"
+    )
 
 
 def _as_checksum(checksum) -> Checksum:

@@ -9,13 +9,26 @@ grows exponentially, by the same factor every update, from ``min_lr`` to ``max_l
 (an :class:`ExponentialRange` schedule given as ``lr=`` to the real optimizer: the config's
 optimizer, momentum, weight decay, batch size, ... all apply; its ``lr``, ``schedule`` and
 ``epochs`` do not). The loss L_t of each batch is recorded together with its exponentially
-smoothed value, a bias-corrected moving average as in fast.ai (β = 0.98)::
+smoothed value, a moving average with Adam's bias correction (the average starts at 0, so the
+first values are divided by the weight they have so far)::
 
     m_t = β m_{t-1} + (1 - β) L_t,   m_{-1} = 0,      s_t = m_t / (1 - β^(t+1))
 
-The test stops early once training has clearly diverged: when s_t > 4 min_{u<=t} s_u, or s_t
-is NaN or infinite. While the lr is tiny nothing happens; then the loss falls; past some lr it
-rises and explodes. The suggestion (the rule is printed on the plot) is
+An average trails what it averages: the weights (1 - β) β^k of the loss k steps back have their
+centre at k = β / (1 - β) steps. The lr grows by a factor each step, so this delay is a distance
+in lr: with fast.ai's β = 0.98 it is 49 steps, four decades of lr in a 100-step test from 1e-7 to
+10, and the smoothed curve bottoms out where the batch loss has long exploded. So β is chosen
+from the grid (:func:`smoothing_beta`): the delay is ``LAG_DECADES`` = 0.1 decade of lr, that is
+
+    β / (1 - β) = 0.1 * steps per decade        (β = 0.55 for 100 steps over 8 decades,
+                                                 0.83 for 400; at most 0.98)
+
+more steps per decade buy more smoothing at the same delay.
+
+The test stops early once training has clearly diverged: when s_t > 4 min_{u<=t} s_u (the loss
+exploded to four times the best smoothed loss), or s_t is NaN or infinite. While the lr is tiny
+nothing happens; then the loss falls; past some lr it rises and explodes. The suggestion (the
+rule is printed on the plot), read off the smoothed curve, is
 
     suggested lr = (the lr at the minimum of the smoothed loss) / 10
 
@@ -23,11 +36,6 @@ one order of magnitude below the lr where the loss stops falling (Smith's and fa
 thumb: the minimum is already at the edge of stability). The lr of steepest descent of the
 smoothed loss, argmin_t ds_t / d log(lr_t) before the minimum, is marked too, as a second
 opinion. The model's weights are thrown away: the test is a probe.
-
-The smoothing lags: β = 0.98 averages over the last few dozen batches, which in a 100-step test
-is two decades of lr or more, so the smoothed curve bottoms out close to where the batch loss
-explodes; dividing by 10 steps back into the region where the batch loss was falling fast.
-More steps (``--steps 400``) shrink the lag measured in lr and give a smaller suggestion.
 
 >>> lr = ExponentialRange(1e-7, 10.0, steps=101)
 >>> f"{lr(0):.0e} {lr(50):.0e} {lr(100):.0e}"
@@ -45,7 +53,8 @@ import numpy as np
 
 from ..optim.schedules import Schedule
 
-__all__ = ["ExponentialRange", "RangeTest", "smooth", "should_stop", "suggest", "range_test"]
+__all__ = ["ExponentialRange", "RangeTest", "range_test", "should_stop", "smooth", "smoothing_beta",
+           "suggest"]  # fmt: skip
 
 EXAMPLES = """examples:
   nabla lab lr-range                                # the default MLP on digits, Adam
@@ -56,7 +65,8 @@ EXAMPLES = """examples:
 The config's lr, schedule and epochs are ignored: the lr grows from --min-lr to --max-lr.
 Rule: suggested lr = (lr at the minimum of the smoothed loss) / 10.
 """
-BETA = 0.98  # fast.ai's smoothing
+BETA_MAX = 0.98  # fast.ai's smoothing: never average over more than ~50 steps
+LAG_DECADES = 0.1  # the smoothed loss trails the batch loss by this much lr (decades)
 DIVERGENCE = 4.0  # stop when the smoothed loss exceeds this multiple of its minimum
 RULE = "suggested lr = lr at the minimum of the smoothed loss / 10"
 
@@ -83,7 +93,19 @@ class ExponentialRange(Schedule):
         return self.min_lr * (self.max_lr / self.min_lr) ** (step / (self.steps - 1))
 
 
-def smooth(losses, beta: float = BETA) -> np.ndarray:
+def smoothing_beta(min_lr: float, max_lr: float, steps: int, lag: float = LAG_DECADES) -> float:
+    """The β whose moving average trails the batch loss by ``lag`` decades of lr on the grid
+    ``ExponentialRange(min_lr, max_lr, steps)``: β / (1 - β) = lag * steps per decade (see the
+    module docstring), at most ``BETA_MAX``.
+
+    >>> round(smoothing_beta(1e-7, 10.0, 100), 3), round(smoothing_beta(1e-7, 10.0, 400), 3)
+    (0.553, 0.833)
+    """
+    delay = lag * (steps - 1) / math.log10(max_lr / min_lr)  # in steps
+    return min(delay / (1.0 + delay), BETA_MAX)
+
+
+def smooth(losses, beta: float) -> np.ndarray:
     """The bias-corrected exponential moving average s_t of ``losses`` (see the module docstring);
     a NaN loss makes every later value NaN, which is what the stop rule wants."""
     if not 0.0 <= beta < 1.0:
@@ -138,19 +160,23 @@ def suggest(lrs, smoothed) -> Suggestion:
 class RangeTest:
     lrs: np.ndarray  # the lr of each update made
     losses: np.ndarray  # the batch loss before it
-    smoothed: np.ndarray
+    smoothed: np.ndarray  # bias-corrected moving average of the losses
     suggestion: Suggestion
     stopped_early: bool  # the stop rule fired: training diverged within the range
+    beta: float  # the smoothing
 
 
 def range_test(cfg: dict, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100,
-               beta: float = BETA, factor: float = DIVERGENCE) -> RangeTest:  # fmt: skip
-    """Run the test on the model, data and optimizer of the resolved training config ``cfg``."""
+               beta: float | None = None, factor: float = DIVERGENCE) -> RangeTest:  # fmt: skip
+    """Run the test on the model, data and optimizer of the resolved training config ``cfg``;
+    ``beta`` None: :func:`smoothing_beta` of the lr grid."""
     import nabla
 
     from ..train import build
 
     schedule = ExponentialRange(min_lr, max_lr, steps)
+    if beta is None:
+        beta = smoothing_beta(min_lr, max_lr, steps)
     nabla.manual_seed(cfg["seed"])
     data = build.load_data(cfg)
     loader, _, _ = build.build_loaders(cfg, data)
@@ -184,7 +210,14 @@ def range_test(cfg: dict, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int
         raise ValueError(
             f"the loss diverged after {len(lrs)} steps, at lr {lrs[-1]:.3g}: lower --min-lr"
         )
-    return RangeTest(lrs, losses, smoothed, suggest(lrs, smoothed), bool(stopped))
+    return RangeTest(lrs, losses, smoothed, suggest(lrs, smoothed), bool(stopped), beta)
+
+
+def lag_decades(result: RangeTest) -> float:
+    """How far the smoothed curve trails the batch loss: β / (1 - β) steps, in decades of lr."""
+    if len(result.lrs) < 2:
+        return 0.0
+    return result.beta / (1.0 - result.beta) * math.log10(result.lrs[1] / result.lrs[0])
 
 
 def plot(result: RangeTest, title: str):
@@ -194,8 +227,9 @@ def plot(result: RangeTest, title: str):
     figure = new_figure((7.5, 4.5))
     ax = figure.add_subplot()
     lrs, s, sug = result.lrs, result.smoothed, result.suggestion
-    ax.plot(lrs, result.losses, color="0.75", lw=1, label="batch loss")
-    ax.plot(lrs, s, color="C0", lw=2, label="smoothed loss (EMA, β = 0.98, bias-corrected)")
+    ax.plot(lrs, result.losses, color="0.6", lw=1, label="batch loss (raw)")
+    ax.plot(lrs, s, color="C0", lw=2, label=f"smoothed (EMA β = {result.beta:.2f}, bias-corrected; "
+            f"trails by {lag_decades(result):.2g} decade)")  # fmt: skip
     # the plateau at the start and the bottom of both curves; the explosion runs off the top
     seen = np.concatenate([result.losses, s])
     low, start = float(np.nanmin(seen[np.isfinite(seen)])), float(s[0])
@@ -271,7 +305,8 @@ def main(args) -> int:
     page.text(
         f"The lr grew exponentially from {args.min_lr:g} to {args.max_lr:g} over at most "
         f"{args.steps} updates ({len(result.lrs)} made); the loss of each batch was smoothed with "
-        f"a bias-corrected moving average (β = {BETA}). The test stops when the smoothed loss "
+        f"a bias-corrected moving average (β = {result.beta:.3g}, trailing the batch loss by "
+        f"{lag_decades(result):.2g} decade of lr). The test stops when the smoothed loss "
         f"exceeds {DIVERGENCE:g} times its minimum or is not finite.",
         f"Rule: {RULE}. The lr of steepest descent ({sug.steepest_lr:.3g}) is a second opinion.",
     )

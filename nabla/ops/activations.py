@@ -13,6 +13,7 @@ import numpy as np
 from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .axis_names import pytorch_names
 from .promote import floating
 
 
@@ -245,11 +246,13 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return Softplus.apply(floating(x), beta, threshold)
 
 
+@pytorch_names
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """e^x_i / sum_j e^x_j along ``axis``."""
+    """e^x_i / sum_j e^x_j along ``axis`` (or PyTorch's ``dim``)."""
     return Softmax.apply(floating(x), axis)
 
 
+@pytorch_names
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """x_i - logsumexp(x) along ``axis``, computed without overflow."""
+    """x_i - logsumexp(x) along ``axis`` (or PyTorch's ``dim``), computed without overflow."""
     return LogSoftmax.apply(floating(x), axis)

@@ -12,6 +12,7 @@ from ..autograd.tensor import Tensor
 from . import activations as act
 from . import elementwise as ew
 from . import linalg, reduce, shape
+from .axis_names import pytorch_names
 
 
 def _reflected(op):
@@ -75,5 +76,18 @@ Tensor.float = lambda self: ew.astype(self, "float32")
 Tensor.double = lambda self: ew.astype(self, "float64")
 Tensor.long = lambda self: ew.astype(self, "int64")
 Tensor.to = lambda self, dtype: ew.astype(self, dtype)
-Tensor.any = lambda self, axis=None: Tensor._make(np.asarray(self.data.any(axis=axis)))
-Tensor.all = lambda self, axis=None: Tensor._make(np.asarray(self.data.all(axis=axis)))
+
+
+@pytorch_names
+def any(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Whether any element along ``axis`` is nonzero (bool, not differentiable)."""
+    return Tensor._make(np.asarray(x.data.any(axis=axis, keepdims=keepdims)))
+
+
+@pytorch_names
+def all(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Whether every element along ``axis`` is nonzero (bool, not differentiable)."""
+    return Tensor._make(np.asarray(x.data.all(axis=axis, keepdims=keepdims)))
+
+
+Tensor.any, Tensor.all = any, all

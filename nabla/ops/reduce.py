@@ -1,7 +1,9 @@
 """Reductions over axes: sum, mean, max, min, var, std, logsumexp (and argmax/argmin).
 
 ``axis`` is None (all axes), an int or a tuple; ``keepdims`` keeps reduced axes with length 1,
-as in NumPy. Backward broadcasts the output gradient back over the reduced axes.
+as in NumPy. PyTorch's names ``dim``, ``keepdim`` (and ``correction`` for var/std's ``ddof``)
+are accepted too (:mod:`.axis_names`). Backward broadcasts the output gradient back over the
+reduced axes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .axis_names import pytorch_names
 from .elementwise import sqrt
 from .promote import floating
 
@@ -129,50 +132,62 @@ class LogSumExp(Function):
         return g * np.exp(ctx.x - ctx.out)  # d logsumexp / dx_i = softmax_i
 
 
+@pytorch_names
 def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     return Sum.apply(x, _axes(axis, x.ndim), keepdims)
 
 
+@pytorch_names
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``."""
     return Mean.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
+@pytorch_names
 def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Maximum over ``axis``; tied maxima share the gradient evenly."""
+    """Maximum over ``axis``; tied maxima share the gradient evenly. The values only, also with
+    ``dim=`` (NumPy's meaning, PyTorch's ``amax``): ``argmax`` gives the indices."""
     axes = _axes(axis, x.ndim)
     _check_nonempty(x, axes, "max")
     return Max.apply(x, axes, keepdims)
 
 
+@pytorch_names
 def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Minimum over ``axis``; tied minima share the gradient evenly."""
+    """Minimum over ``axis``; tied minima share the gradient evenly. The values only, also with
+    ``dim=`` (NumPy's meaning, PyTorch's ``amin``): ``argmin`` gives the indices."""
     axes = _axes(axis, x.ndim)
     _check_nonempty(x, axes, "min")
     return Min.apply(x, axes, keepdims)
 
 
+@pytorch_names
 def var(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-    """Variance sum (x - mean)^2 / (n - ddof); ddof=0 (NumPy's default) or 1 (unbiased, torch's)."""
+    """Variance sum (x - mean)^2 / (n - ddof); ddof=0 (NumPy's default) or 1 (unbiased, torch's
+    default: a port from PyTorch spells ``correction=1``)."""
     return Var.apply(floating(x), _axes(axis, x.ndim), ddof, keepdims)
 
 
+@pytorch_names
 def std(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Standard deviation sqrt(var(x, axis, ddof))."""
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
+@pytorch_names
 def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """log sum_i e^x_i over ``axis``, shifted by the maximum so it never overflows."""
     return LogSumExp.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
+@pytorch_names
 def argmax(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the maximum (int64, not differentiable)."""
     return Tensor._make(np.asarray(np.argmax(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
+@pytorch_names
 def argmin(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the minimum (int64, not differentiable)."""
     return Tensor._make(np.asarray(np.argmin(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))

@@ -3,6 +3,10 @@
 Their backward moves the gradient back to where each element came from: the inverse reshape or
 permutation, a slice of the padded gradient, or a scatter-add for indexing (an element picked
 twice by an advanced index receives both gradients).
+
+``squeeze``, ``unsqueeze``, ``concatenate`` (``cat``) and ``stack`` also take PyTorch's name
+``dim`` for ``axis`` (:mod:`.axis_names`). ``split`` does not: it is ``numpy.split`` (a number of
+sections), where ``torch.split`` takes a section size, so a PyTorch call must not run unchanged.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .axis_names import pytorch_names
 
 
 class Reshape(Function):
@@ -162,6 +167,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(x, shape)
 
 
+@pytorch_names
 def squeeze(x: Tensor, axis=None) -> Tensor:
     """Drop axes of length 1 (all of them, or those named by ``axis``)."""
     if x.ndim == 0:
@@ -181,6 +187,7 @@ def squeeze(x: Tensor, axis=None) -> Tensor:
     return reshape(x, shape)
 
 
+@pytorch_names
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert an axis of length 1 at ``axis`` (NumPy's ``expand_dims``)."""
     return reshape(x, np.expand_dims(x.data, axis).shape)
@@ -209,6 +216,7 @@ def _plain_index(index):
     return index
 
 
+@pytorch_names
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``torch.cat``)."""
     tensors = _tensors(tensors, "concatenate")
@@ -222,6 +230,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
 cat = concatenate
 
 
+@pytorch_names
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join equally shaped tensors along a new axis."""
     tensors = _tensors(tensors, "stack")

@@ -21,7 +21,9 @@ class AdaGrad(Optimizer):
     Coordinates with large past gradients take small steps. Under a constant gradient
     r = t g^2, so the effective step alpha / sqrt(r) decays like 1 / sqrt(t).
     Defaults follow PyTorch (eps = 1e-10 outside the root, accumulator starting at 0); Keras uses
-    eps = 1e-7 and starts the accumulator at 0.1 (see docs/optimizers.md).
+    eps = 1e-7 and starts the accumulator at 0.1 (see docs/optimizers.md). The state is r, named
+    ``sum_squares`` (PyTorch: ``sum``). ``Adagrad`` is PyTorch's spelling of the same class (the
+    defaults are PyTorch's already).
     """
 
     defaults = {
@@ -41,6 +43,9 @@ class AdaGrad(Optimizer):
                 f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}"
             )
 
+    def buffers(self, h, saved=None):
+        return {"sum_squares": True}  # r
+
     def reference(self, theta, g, state, h, t):
         r = state.get("sum_squares", h["initial_accumulator_value"])
         r += g * g  # r <- r + g^2
@@ -55,3 +60,6 @@ class AdaGrad(Optimizer):
             theta, g, r, f(h["lr"]), f(h["eps"]), f(weight_decay), f(decay),
             bool(h["eps_inside_sqrt"]), np.finfo(theta.dtype).tiny,
         )  # fmt: skip
+
+
+Adagrad = AdaGrad  # PyTorch's spelling

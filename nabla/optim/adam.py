@@ -35,6 +35,9 @@ class Adam(Optimizer):
     that bias. The two corrected forms differ only in where eps sits (the folded form's eps is
     eps_hat = eps sqrt(1 - beta2^t) in the explicit form's terms). Without correction the first
     step is alpha (1 - beta1) / sqrt(1 - beta2) = 3.16 alpha for the default betas.
+
+    PyTorch's ``betas=(b1, b2)`` is spelled ``beta1=b1, beta2=b2``. The state per parameter, with
+    PyTorch's names: ``exp_avg`` (s), ``exp_avg_sq`` (r) and, with amsgrad, ``max_exp_avg_sq``.
     """
 
     defaults = {
@@ -59,6 +62,10 @@ class Adam(Optimizer):
                 f"{type(self).__name__}: bias_correction must be one of {BIAS_CORRECTIONS}, "
                 f"got {h['bias_correction']!r}"
             )
+
+    def buffers(self, h, saved=None):
+        amsgrad = {"max_exp_avg_sq": True} if h["amsgrad"] else {}
+        return {"exp_avg": True, "exp_avg_sq": True, **amsgrad}  # s, r (and r_max)
 
     @staticmethod
     def _step_size_and_eps(h: dict, t: int) -> tuple[float, float]:

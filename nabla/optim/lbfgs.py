@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from .optimizer import Optimizer
-from .saving import value_at
+from .saving import ENTRIES, problems, value_at
 
 LINE_SEARCHES = (None, "strong_wolfe")
 CURVATURE_EPS = 1e-10  # a pair (s, y) enters the history only if y^T s exceeds this
@@ -306,14 +306,38 @@ class LBFGS(Optimizer):
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
+        super().load_state_dict(state_dict)  # checks the "lbfgs" entry too (_state_problems)
+        saved = state_dict["lbfgs"]
         self._reset_memory()
-        saved = state_dict.get("lbfgs", {})
-        self._memory.update({**saved, "rho": list(saved.get("rho", []))})
-        pack = self._pack(0)
-        missing = [i for i in range(len(self._memory["rho"])) if f"s.{i}" not in pack.state]
-        if missing:
-            raise ValueError(f"LBFGS.load_state_dict: history pairs {missing} are missing")
+        self._memory.update({**saved, "rho": [float(r) for r in saved["rho"]]})
+
+    def buffers(self, h, saved=None):
+        """d and the previous gradient from the first iteration on, and the history pairs
+        s.i, y.i for i < len(rho), as many as the saved memory (or this one) has."""
+        memory = self._memory if saved is None else saved.get("lbfgs")
+        rho = memory.get("rho") if isinstance(memory, dict) else None
+        pairs = len(rho) if isinstance(rho, list) else 0
+        history = {f"{v}.{i}": True for i in range(pairs) for v in "sy"}
+        return {"d": True, "prev_flat_grad": True, **history}
+
+    def _state_problems(self, saved) -> list[str]:
+        """The base checks, with the "lbfgs" entry: the scalars of ``_memory``, no others."""
+        found = problems(self, saved, entries=(*ENTRIES, "lbfgs"))
+        memory = saved.get("lbfgs") if isinstance(saved, dict) else None
+        if memory is None:
+            return found  # reported as a missing entry
+        if not isinstance(memory, dict):
+            return [*found, f"lbfgs must be a dict of {sorted(self._memory)}"]
+        missing = sorted(set(self._memory) - set(memory))
+        unknown = sorted(set(memory) - set(self._memory))
+        if missing or unknown:
+            found.append(
+                f"lbfgs: missing {missing}, unknown {unknown} (it holds {list(self._memory)})"
+            )
+        rho = memory.get("rho", [])
+        if not isinstance(rho, list) or not all(isinstance(r, (int, float)) for r in rho):
+            found.append(f"lbfgs: rho must be a list of numbers (1 / y_i^T s_i), got {rho!r}")
+        return found
 
 
 def _flat(buffers: dict, name: str, pack) -> np.ndarray:

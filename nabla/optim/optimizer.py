@@ -22,7 +22,7 @@ from .. import kernels, memory
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 from .flat import FlatGroup, Stretch
-from .saving import load_state_dict, state_dict, value_at
+from .saving import load_state_dict, problems, state_dict, value_at
 
 
 class Optimizer:
@@ -40,8 +40,13 @@ class Optimizer:
     """
 
     defaults: dict = {}
+    # PyTorch's names for hyperparameters that nabla names otherwise, e.g. {"alpha": "beta"}
+    pytorch_aliases: dict = {}
 
-    def __init__(self, params, **hyperparameters):
+    def __init__(self, params, lr=None, **hyperparameters):
+        if lr is not None:  # the learning rate may come second by position, as in PyTorch
+            hyperparameters["lr"] = lr
+        hyperparameters = self._own_names(hyperparameters)
         unknown = set(hyperparameters) - set(self.defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
@@ -89,7 +94,8 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("a parameter appears more than once across the optimizer's groups")
-        settings = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        given = self._own_names({k: v for k, v in group.items() if k != "params"})
+        settings = {**self.defaults, **given}
         unknown = set(settings) - set(self.defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
@@ -97,6 +103,21 @@ class Optimizer:
         self.param_groups.append({"params": params, **settings})
         self._names.append(names)
         self._packs.append(FlatGroup(params, names, self._fills))
+
+    def _own_names(self, settings: dict) -> dict:
+        """``settings`` with PyTorch's names of hyperparameters (``pytorch_aliases``) replaced by
+        ours; a value given under both names must agree."""
+        settings = dict(settings)
+        for theirs, ours in self.pytorch_aliases.items():
+            if theirs in settings:
+                value = settings.pop(theirs)
+                if ours in settings and settings[ours] != value:
+                    raise TypeError(
+                        f"{type(self).__name__}: {theirs}={value!r} (PyTorch's name for {ours}) "
+                        f"and {ours}={settings[ours]!r} disagree; give one of them"
+                    )
+                settings[ours] = value
+        return settings
 
     def validate(self, h: dict) -> None:
         """Check a group's hyperparameters; subclasses extend it. Schedules are checked at step 0."""
@@ -239,8 +260,23 @@ class Optimizer:
         return state_dict(self)
 
     def load_state_dict(self, saved: dict) -> None:
-        """Restore a state_dict from an optimizer over the same parameters (names and shapes)."""
+        """Restore a state_dict from an optimizer over the same parameters (names and shapes).
+
+        Strict: a state_dict that does not fit (another optimizer's, a misspelt buffer, state
+        for a parameter not here, a wrong shape or dtype, other groups) is refused with one
+        ValueError naming every problem, and nothing is loaded (see :mod:`.saving`)."""
         load_state_dict(self, saved)
+
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
+        """The state buffers this algorithm keeps per parameter under group settings ``h``
+        (numbers or schedules), by name: True for one that every parameter has from its first
+        step on, False for one that may be absent. ``load_state_dict`` refuses other names.
+        ``saved``: the state_dict being loaded, for algorithms whose buffers depend on it."""
+        return {}
+
+    def _state_problems(self, saved) -> list[str]:
+        """Every way ``saved`` does not fit this optimizer, one line each (empty: it loads)."""
+        return problems(self, saved)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

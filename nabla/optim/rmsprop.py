@@ -22,8 +22,11 @@ class RMSProp(Optimizer):
         else:      theta <- theta - alpha g / d
 
     ``beta`` is PyTorch's ``alpha`` and Keras' ``rho`` (default 0.9 as in Keras and the lecture;
-    PyTorch's default is 0.99). eps sits outside the root, as in PyTorch; ``eps_inside_sqrt=True``
+    PyTorch's default is 0.99; ``alpha=`` is accepted as its name, and ``RMSprop`` is this class
+    with PyTorch's default). eps sits outside the root, as in PyTorch; ``eps_inside_sqrt=True``
     puts it inside, d = sqrt(r + eps) (centered: sqrt(r - gbar^2 + eps)), as Keras and Optax do.
+    The state, with PyTorch's names: ``square_avg`` (r), ``grad_avg`` (gbar, centered only) and
+    ``momentum_buffer`` (v, with momentum only).
     """
 
     defaults = {
@@ -37,12 +40,20 @@ class RMSProp(Optimizer):
         "decoupled_weight_decay": False,
     }
 
+    pytorch_aliases = {"alpha": "beta"}
+
     def validate(self, h: dict) -> None:
         super().validate(h)
         for key in ("beta", "momentum"):
             value = value_at(h[key], 0)
             if not 0 <= value < 1:
-                raise ValueError(f"RMSProp: {key} must be in [0, 1), got {value}")
+                raise ValueError(f"{type(self).__name__}: {key} must be in [0, 1), got {value}")
+
+    def buffers(self, h, saved=None):
+        # r always, gbar when centered, v optional (as SGD's velocity: momentum may have been
+        # switched on mid-run, and with momentum 0 a buffer acts as none)
+        centered = {"grad_avg": True} if h["centered"] else {}
+        return {"square_avg": True, **centered, "momentum_buffer": False}
 
     def reference(self, theta, g, state, h, t):
         beta, eps = h["beta"], h["eps"]
@@ -83,3 +94,16 @@ class RMSProp(Optimizer):
     @staticmethod
     def _momentum(h: dict, state) -> bool:
         return bool(h["momentum"]) or "momentum_buffer" in state
+
+
+class RMSprop(RMSProp):
+    """RMSProp under PyTorch's name and with PyTorch's default decay rate, ``alpha`` (= beta)
+    0.99, so that ``optim.RMSprop(params, lr=0.01)`` ported from PyTorch runs PyTorch's algorithm
+    (``RMSProp`` keeps the lecture's and Keras' 0.9). Everything else is RMSProp's.
+
+    >>> import nabla as nb
+    >>> RMSprop([nb.zeros(2, requires_grad=True)], lr=0.01).param_groups[0]["beta"]
+    0.99
+    """
+
+    defaults = {**RMSProp.defaults, "beta": 0.99}

@@ -28,7 +28,8 @@ class SGD(Optimizer):
     v <- beta v - alpha grad f(theta + beta v), theta <- theta + v, rewritten in terms of the
     look-ahead point theta + beta v, so that only the gradient at the current parameters is needed.
 
-    The velocity v carries the learning rate, as in the lecture. PyTorch keeps v' = beta v' + g and
+    The state is v, named ``velocity`` (with momentum only). The velocity v carries the learning
+    rate, as in the lecture. PyTorch keeps v' = beta v' + g and
     steps theta <- theta - alpha v': the two agree while alpha is constant (v = -alpha v'), and
     differ when a schedule changes alpha (PyTorch rescales the accumulated velocity by the new
     rate, here old velocity keeps the rate it was made with). See docs/optimizers.md.
@@ -62,6 +63,12 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: dampening must be in [0, 1], got {dampening}")
         if h["nesterov"] and (callable(h["dampening"]) or dampening != 0):
             raise ValueError("SGD: nesterov=True needs dampening = 0 (as in PyTorch)")
+
+    def buffers(self, h, saved=None):
+        # v, kept from the first step with momentum on. Optional: momentum switched on mid-run
+        # (or a momentum schedule starting at 0) rightly starts from no velocity, and with
+        # momentum 0 a velocity acts as none (v <- -alpha g is the plain step).
+        return {"velocity": False}
 
     @staticmethod
     def _plain(h: dict, state) -> bool:

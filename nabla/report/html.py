@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from .plots import file_stem, is_fraction, metric_label, metric_names, read_metrics, read_results
+from .style import CSS
 
 __all__ = ["read_config", "write_report"]
 
@@ -65,6 +66,7 @@ def write_report(run_dir) -> Path:
     sections = [
         _header(title, config, results),
         _summary(config, results, epochs),
+        _snapshot_table(results.get("snapshot_ensemble")),
         _figures(run_dir / "plots", names, results),
         _config_table(config),
         _epoch_table(epochs, names, (results.get("best") or {}).get("epoch")),
@@ -220,6 +222,36 @@ def _summary(config: dict, results: dict, epochs: list[dict]) -> str:
     )
 
 
+def _snapshot_table(snap: dict | None) -> str:
+    """The snapshot ensemble's scores (``results["snapshot_ensemble"]``, written by
+    :func:`nabla.train.snapshots.snapshot_ensemble_results`): each snapshot, then the ensemble
+    beside the last snapshot."""
+    if not snap or not snap.get("members"):
+        return ""
+
+    def row(name: str, scores: dict, css: str = "") -> str:
+        epoch = scores.get("epoch")  # 0-based in the file, shown from 1 as everywhere here
+        where = [scores.get("cycle"), None if epoch is None else epoch + 1, scores.get("step")]
+        accuracy = _metric("accuracy", scores.get("accuracy"))
+        nll = _metric("nll", scores.get("nll"), column=True)
+        cells = "".join(f"<td>{_e(v)}</td>" for v in [*map(_number, where), accuracy, nll])
+        return f"<tr{css}><td>{_e(name)}</td>{cells}</tr>"
+
+    members = snap["members"]
+    rows = [row(f"snapshot {k}", m) for k, m in enumerate(members, start=1)]
+    rows.append(row("last snapshot", snap.get("last_snapshot") or members[-1]))
+    rows.append(row(f"ensemble of {len(members)}", snap["ensemble"], ' class="best"'))
+    split = snap.get("split")
+    return (
+        f"<section>\n<h2>Snapshot ensemble{_e(f' ({split} split)' if split else '')}</h2>\n"
+        '<div class="card table">\n<table class="snapshots">\n<thead>\n<tr><th>model</th>'
+        "<th>cycle</th><th>epoch</th><th>step</th><th>accuracy</th><th>NLL</th></tr>\n</thead>\n"
+        f"<tbody>\n{chr(10).join(rows)}\n</tbody>\n</table>\n</div>\n"
+        '<p class="note">The weights at the end of every cosine-restart cycle; the ensemble '
+        "averages their predicted probabilities (Huang et al. 2017).</p>\n</section>"
+    )
+
+
 def _figures(plots: Path, names: list[str], results: dict) -> str:
     stems = [
         "loss",
@@ -255,16 +287,56 @@ def _figures(plots: Path, names: list[str], results: dict) -> str:
     return f'<section>\n<h2>Figures</h2>\n<div class="figures">\n{chr(10).join(cards)}\n</div>\n</section>'
 
 
+# When a setting matters: the others in the config are shown always. A setting whose rule needs
+# a key the config lacks (a hand-written config.toml) is shown too.
+SPLIT_FOR_DEV = ("digits", "mnist", "fashion_mnist", "cifar10")  # no dev split: dev_fraction
+APPLIES = {
+    "hidden": lambda c: c["model"] == "mlp",
+    "dropout": lambda c: c["model"] == "mlp",
+    "batch_norm": lambda c: c["model"] == "mlp",
+    "activation": lambda c: c["model"] in ("mlp", "lenet"),  # the ResNet is built with ReLU
+    "depth": lambda c: c["model"] == "resnet",
+    "momentum": lambda c: c["optimizer"] in ("sgd", "rmsprop"),
+    "nesterov": lambda c: c["optimizer"] == "sgd",
+    "beta1": lambda c: c["optimizer"] in ("adam", "adamw"),
+    "beta2": lambda c: c["optimizer"] in ("adam", "adamw"),
+    "decay_rate": lambda c: c["schedule"] in ("exponential", "inverse-time", "polynomial"),
+    "warmup_epochs": lambda c: c["schedule"] != "onecycle",  # 1cycle has its own warmup
+    "augment": lambda c: bool(c["augment"]),
+    "dev_fraction": lambda c: c["dataset"] in SPLIT_FOR_DEV,
+}
+
+
+def applies(key: str, config: dict) -> bool:
+    """Whether setting ``key`` changes anything in a run of ``config`` (``momentum`` does not
+    for Adam, ``depth`` does not for an MLP).
+
+    >>> applies("momentum", {"optimizer": "adam"}), applies("momentum", {"optimizer": "sgd"})
+    (False, True)
+    """
+    rule = APPLIES.get(key)
+    try:
+        return rule is None or bool(rule(config))
+    except KeyError:
+        return True
+
+
 def _config_table(config: dict) -> str:
     if not config:
         return ""
+    shown = [key for key in config if applies(key, config)]
     rows = "\n".join(
-        f"<tr><td>{_e(key)}</td><td>{_e(_config_value(value))}</td></tr>"
-        for key, value in config.items()
+        f"<tr><td>{_e(key)}</td><td>{_e(_config_value(config[key]))}</td></tr>" for key in shown
+    )
+    hidden = [key for key in config if key not in shown]
+    note = (
+        f'<p class="note">Not applicable to this run (not shown): {_e(", ".join(hidden))}.</p>\n'
+        if hidden
+        else ""
     )
     return (
         '<section>\n<h2>Configuration</h2>\n<div class="card table">\n<table class="config">\n'
-        f"<tbody>\n{rows}\n</tbody>\n</table>\n</div>\n</section>"
+        f"<tbody>\n{rows}\n</tbody>\n</table>\n</div>\n{note}</section>"
     )
 
 
@@ -293,74 +365,3 @@ def _epoch_table(epochs: list[dict], names: list[str], best) -> str:
         f"<thead>\n<tr><th>epoch</th>{head}<th>lr</th><th>time (s)</th></tr>\n</thead>\n"
         f"<tbody>\n{chr(10).join(rows)}\n</tbody>\n</table>\n</div>\n</section>"
     )
-
-
-CSS = """
-:root {
-  --fg: #1f2328; --muted: #59636e; --bg: #f6f8fa; --card: #ffffff; --line: #d8dee4;
-  --accent: #0969da; --good: #dafbe1; --stripe: #f6f8fa;
-}
-* { box-sizing: border-box; }
-body {
-  margin: 0; background: var(--bg); color: var(--fg);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-    "Noto Sans", sans-serif;
-}
-main { max-width: 1120px; margin: 0 auto; padding: 32px 24px 40px; }
-h1 { font-size: 28px; margin: 0 0 4px; overflow-wrap: anywhere; }
-h2 { font-size: 18px; margin: 0 0 12px; }
-section { margin-top: 28px; }
-.subtitle { color: var(--muted); margin: 0; }
-.note { color: var(--muted); }
-.card {
-  background: var(--card); border: 1px solid var(--line); border-radius: 10px;
-  padding: 16px; box-shadow: 0 1px 2px rgba(31, 35, 40, 0.04);
-}
-.stats {
-  display: grid; gap: 12px; margin-bottom: 12px;
-  grid-template-columns: repeat(auto-fill, minmax(165px, 1fr));
-}
-.stat { padding: 12px 16px; border-top: 3px solid var(--line); }
-.stat .label {
-  font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: 0.04em;
-}
-.stat .value { font-size: 26px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.stat.test { border-top-color: var(--accent); }
-.stat.test .value { color: var(--accent); }
-.facts {
-  display: grid; gap: 10px 24px; margin: 0;
-  grid-template-columns: repeat(auto-fill, minmax(180px, 1fr));
-}
-.facts dt {
-  font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: 0.04em;
-}
-.facts dd { margin: 0; font-weight: 500; overflow-wrap: anywhere; }
-.badge {
-  display: inline-block; padding: 0 6px; border-radius: 999px; font-size: 11px; font-weight: 600;
-  background: #fff1c2; color: #6b4f00; vertical-align: 1px;
-}
-.figures {
-  display: grid; gap: 16px; align-items: start;
-  grid-template-columns: repeat(auto-fill, minmax(min(440px, 100%), 1fr));
-}
-figure { margin: 0; }
-figure img { display: block; width: 100%; height: auto; margin: 0 auto; }
-figcaption { color: var(--muted); font-size: 13px; margin-top: 8px; }
-.table { padding: 0; overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: 14px; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
-thead th {
-  position: sticky; top: 0; background: var(--card); color: var(--muted); font-size: 12px;
-  font-weight: 600; text-transform: uppercase; letter-spacing: 0.03em;
-}
-tbody tr:nth-child(even) { background: var(--stripe); }
-tbody tr.best { background: var(--good); }
-tbody tr:last-child td { border-bottom: none; }
-.config td { text-align: left; }
-.config td:first-child {
-  width: 30%; color: var(--muted);
-  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
-}
-footer { color: var(--muted); font-size: 12px; margin-top: 36px; text-align: center; }
-"""

@@ -326,6 +326,37 @@ def _class_name(results: dict, k: int) -> str:
     return str(classes[k]) if 0 <= k < len(classes) else str(k)
 
 
+# Counts in the cells of the confusion matrix (up to 25 classes): the widest label must fit its
+# cell at the smallest size.
+COUNTS_UP_TO = 25
+COUNT_FONT = (6.0, 10.0)  # points, smallest and largest
+CHAR_WIDTH = 0.62  # a digit's width in DejaVu Sans, in ems (a comma is narrower)
+# Text on light cells, on dark cells, for zeros. Pure black and white: on any colour one of
+# them has a contrast of at least sqrt(21) = 4.58, above the 4.5 that WCAG asks of text.
+INK, PAPER, MUTED = "black", "white", "0.4"
+
+
+def _luminance(rgb) -> float:
+    """WCAG relative luminance of an sRGB colour (0 black, 1 white)."""
+    c = np.asarray(mpl.colors.to_rgb(rgb))
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two colours, 1 (none) to 21 (black on white); text wants >= 4.5."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _text_color(background, count: int) -> str:
+    """Dark or white text, whichever stands out more on ``background``; zeros in a lighter grey
+    where that still reads (they sit on the palest cells)."""
+    if count == 0 and _contrast(MUTED, background) >= 4.5:
+        return MUTED
+    return INK if _contrast(INK, background) >= _contrast(PAPER, background) else PAPER
+
+
 def _confusion(results: dict) -> Figure | None:
     confusion = results.get("confusion") or {}
     if not confusion.get("matrix"):
@@ -334,16 +365,25 @@ def _confusion(results: dict) -> Figure | None:
     n = len(counts)
     totals = counts.sum(axis=1, keepdims=True)
     rows = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    labels = [[f"{c:,}" for c in row] for row in counts]  # 1,135 rather than 1135
+    chars = max(len(t) for row in labels for t in row)
     side = min(12.0, max(5.0, 0.45 * n + 1.5))
+    if n <= COUNTS_UP_TO:
+        # the matrix takes about 3/4 of the figure's height: make a cell wide enough for the
+        # widest count at the smallest font size, then fill 80% of it with the largest that fits
+        needed = n * COUNT_FONT[0] * CHAR_WIDTH * chars / (0.8 * 0.75 * 72)
+        side = min(16.0, max(side, needed))
+    cell = 0.75 * side * 72 / n  # points
+    size = float(np.clip(0.8 * cell / (CHAR_WIDTH * chars), *COUNT_FONT))
     figure = _figure(figsize=(side + 1.2, side))
     ax = figure.subplots()
     ax.grid(False)
     image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of the true class")
-    if n <= 25:
+    if n <= COUNTS_UP_TO:
         for i, j in np.ndindex(counts.shape):
-            color = "white" if rows[i, j] > 0.55 else ("0.15" if counts[i, j] else "0.7")
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8, color=color)
+            color = _text_color(image.cmap(image.norm(rows[i, j])), counts[i, j])
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=size, color=color)
     if n <= 40:
         names = [_class_name(results, k) for k in range(n)]
         slanted = max(map(len, names)) > 2  # "airplane", not "7"

@@ -14,8 +14,10 @@
 True
 """
 
-from . import callbacks, checkpoint, metrics
+from . import callbacks, checkpoint, metrics, snapshots
 from .history import History
 from .trainer import Trainer, TrainingDivergedError
 
-__all__ = ["History", "Trainer", "TrainingDivergedError", "callbacks", "checkpoint", "metrics"]
+__all__ = [
+    "History", "Trainer", "TrainingDivergedError", "callbacks", "checkpoint", "metrics", "snapshots",
+]  # fmt: skip

@@ -101,7 +101,8 @@ def build_schedule(cfg: dict, steps_per_epoch: int):
     elif kind == "cosine":
         sched = schedules.CosineDecay(lr, rest)
     elif kind == "cosine-restarts":
-        sched = schedules.CosineDecayRestarts(lr, max(rest // 7, 1))  # cycles of 1, 2, 4 units
+        # cycles of 1, 2 and 4 sevenths of the run: the last one ends with it
+        sched = schedules.CosineDecayRestarts(lr, max(rest / 7, 1))
     elif kind == "exponential":
         sched = schedules.ExponentialDecay(lr, rest, cfg["decay_rate"])
     elif kind == "inverse-time":
@@ -115,6 +116,25 @@ def build_schedule(cfg: dict, steps_per_epoch: int):
     else:  # onecycle
         return schedules.OneCycle(lr, total)
     return schedules.LinearWarmup(sched, warmup) if warmup else sched
+
+
+def schedule_change(cfg: dict, epochs_before: int, lr_before, lr_after, step: int) -> str:
+    """What training a run more does to its learning rate, in a sentence: the schedule
+    ``lr_before`` (planned for ``epochs_before``) is planned again for ``cfg["epochs"]``
+    (``lr_after``) and continues at ``step``. Schedules that do not depend on the number of
+    epochs come out the same: the run goes on as one longer run."""
+    epochs = cfg["epochs"]
+    before, after = (float(lr(step)) if callable(lr) else lr for lr in (lr_before, lr_after))
+    text = (f"training more: {epochs_before} -> {epochs} epochs; the {cfg['schedule']} schedule is "
+            f"planned again for {epochs} epochs and continues at step {step} "
+            f"(lr {before:.3g} -> {after:.3g})")  # fmt: skip
+    if _config(lr_before) == _config(lr_after):
+        text += f": it does not depend on the epochs, so this is one {epochs}-epoch run"
+    return text
+
+
+def _config(lr):
+    return lr.get_config() if isinstance(lr, schedules.Schedule) else lr
 
 
 def build_optimizer(cfg: dict, model: nn.Module, steps_per_epoch: int) -> optim.Optimizer:

@@ -33,6 +33,8 @@ import os
 
 import numpy as np
 
+from .snapshots import cycle_ends, every_steps, read_snapshot, snapshot_ensemble, write_snapshot
+
 
 class Callback:
     """Base class: every hook does nothing."""
@@ -173,6 +175,90 @@ class ModelCheckpoint(Callback):
     def load_state_dict(self, state):
         if self.tracker is not None and state:
             self.tracker.best, self.best_epoch = float(state["best"]), state["best_epoch"]
+
+
+class SnapshotEnsemble(Callback):
+    """Keep the weights at the end of every cosine-restart cycle: the members of a snapshot
+    ensemble (Huang et al. 2017; see :mod:`nabla.train.snapshots` for the idea and the steps).
+
+    Cycle ends come from the optimizer's schedule (a ``CosineDecayRestarts``, also under a
+    ``LinearWarmup``), or from ``cycle_steps`` / ``cycle_epochs`` (cycles of equal length). With
+    ``directory``, snapshot ``k`` is written to ``directory/snapshot-<k>.safetensors`` (model
+    weights and buffers, with ``cycle``, ``step`` and ``epoch`` in the metadata; written
+    atomically); without, the weights are kept in memory, and in checkpoints. ``snapshots``
+    lists ``{"cycle", "step", "epoch", "file"}`` per snapshot; :meth:`members` gives the weights,
+    :meth:`ensemble` the ``nn.Ensemble``.
+    """
+
+    main_process_only = True
+
+    def __init__(self, directory=None, cycle_steps: int | None = None,
+                 cycle_epochs: int | None = None):  # fmt: skip
+        for name, value in (("cycle_steps", cycle_steps), ("cycle_epochs", cycle_epochs)):
+            if value is not None and (int(value) != value or value < 1):
+                raise ValueError(f"SnapshotEnsemble: {name} must be a positive int, got {value!r}")
+        if cycle_steps is not None and cycle_epochs is not None:
+            raise ValueError("SnapshotEnsemble: give cycle_steps or cycle_epochs, not both")
+        self.directory = None if directory is None else os.fspath(directory)
+        self.cycle_steps, self.cycle_epochs = cycle_steps, cycle_epochs
+        self.snapshots: list[dict] = []
+        self.weights: list[dict] = []  # in memory (no directory)
+        self._ends, self._next = None, None
+
+    def on_train_begin(self, trainer):
+        if self.cycle_epochs is not None:
+            self._ends = every_steps(self.cycle_epochs * len(trainer.train_loader))
+        elif self.cycle_steps is not None:
+            self._ends = every_steps(self.cycle_steps)
+        else:
+            self._ends = cycle_ends(trainer.optimizer.param_groups[0]["lr"])
+        self._advance(trainer.step)  # a resumed run: cycles that ended before are done
+
+    def _advance(self, step: int) -> None:
+        self._next = next(self._ends)
+        while self._next[1] <= step:
+            self._next = next(self._ends)
+
+    def on_batch_end(self, trainer, step, logs):
+        cycle, end = self._next
+        if step < end:
+            return
+        info = {"cycle": cycle, "step": step, "epoch": int(logs["epoch"]), "file": None}
+        weights = {k: v.copy() for k, v in _arrays(trainer.model).items()}
+        if self.directory is None:
+            self.weights.append(weights)
+        else:
+            info["file"] = write_snapshot(self.directory, weights, info, len(self.snapshots) + 1)
+        self.snapshots.append(info)
+        self._advance(step)
+
+    def members(self) -> list[tuple[dict, dict]]:
+        """``(info, state_dict)`` per snapshot, oldest first (files are read now)."""
+        if self.directory is None:
+            return [(dict(i), w) for i, w in zip(self.snapshots, self.weights)]
+        return [read_snapshot(os.path.join(self.directory, i["file"]))
+                for i in self.snapshots]  # fmt: skip
+
+    def ensemble(self, model):
+        """The ``nn.Ensemble`` of the snapshots, on copies of ``model`` (or ``model()`` calls)."""
+        return snapshot_ensemble(model, self)
+
+    def state_dict(self):
+        state = {"snapshots": [dict(i) for i in self.snapshots]}
+        if self.directory is None:
+            state["weights"] = self.weights
+        return state
+
+    def load_state_dict(self, state):
+        self.snapshots = [dict(i) for i in state["snapshots"]]
+        self.weights = list(state.get("weights", []))
+        missing = [i["file"] for i in self.snapshots if i["file"] is not None and
+                   not os.path.isfile(os.path.join(self.directory or "", i["file"]))]  # fmt: skip
+        if missing:
+            raise FileNotFoundError(
+                f"SnapshotEnsemble: the checkpoint lists snapshots that are not in "
+                f"{self.directory}: {', '.join(missing)}"
+            )
 
 
 def _constant_lr(trainer, owner: str) -> float:

@@ -99,6 +99,7 @@ SCHEMA: dict[str, Setting] = {
     "schedule": Setting(str, "cosine", "learning-rate schedule over the whole run", SCHEDULES),
     "warmup_epochs": Setting(float, 0.0, "linear warmup from 0 over this many epochs", minimum=0.0),
     "decay_rate": Setting(float, 0.01, "final lr / peak lr for exponential and inverse-time decay", minimum=1e-8, maximum=1.0),
+    "snapshot_ensemble": Setting(bool, False, "keep the weights at the end of every cosine-restart cycle and report their ensemble (Huang et al. 2017)"),
     # training
     "epochs": Setting(int, 40, "epochs to train", minimum=1),
     "early_stopping": Setting(int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0),
@@ -158,6 +159,8 @@ def check(key: str, value):
     for item in items:
         if setting.type is list and not isinstance(item, setting.item_type):
             raise ConfigError(f"{key}: items must be {setting.item_type.__name__}, got {item!r}")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{key}: {item!r} is not a finite number")
         if setting.choices and item not in setting.choices:
             raise ConfigError(f"{key}: {item!r} is not one of {', '.join(setting.choices)}")
         if isinstance(item, (int, float)) and not isinstance(item, bool):
@@ -170,11 +173,21 @@ def check(key: str, value):
 
 
 def read_toml(path) -> dict:
+    """The settings in the TOML file ``path``; a ConfigError for a path that is missing, not a
+    regular file (a folder, a FIFO), not UTF-8 text, or not valid TOML."""
+    from ..serialization import open_regular
+
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        with open_regular(path, ConfigError, "config file") as f:
+            text = f.read().decode("utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}): "
+            "a config is a TOML text file"
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {err}") from None
 
@@ -200,6 +213,11 @@ def combinations(cfg: dict) -> None:
     for beta in ("beta1", "beta2"):
         if cfg["optimizer"] not in ("adam", "adamw") and cfg[beta] != SCHEMA[beta].default:
             raise ConfigError(f"{beta} applies to adam and adamw, not {cfg['optimizer']}")
+    if cfg["snapshot_ensemble"] and cfg["schedule"] != "cosine-restarts":
+        raise ConfigError(
+            f"snapshot_ensemble needs schedule = 'cosine-restarts' (a snapshot at the end of "
+            f"every cycle), got schedule = {cfg['schedule']!r}"
+        )
     if len(set(cfg["augment"])) != len(cfg["augment"]):
         raise ConfigError(f"augment lists an augmentation twice: {cfg['augment']}")
     if "mixup" in cfg["augment"] and "cutmix" in cfg["augment"]:

@@ -2,7 +2,8 @@
 
 ``run_sweep(base, grid, seeds=3, workers=2)`` trains every configuration of the grid (or
 ``random_count`` random ones) once per seed, each a normal run folder under
-``<out>/<label>/seed-<s>``, in parallel worker processes. Runs never look at the test split.
+``<out>/<configuration>/seed-<s>`` (``lr-0.01_optimizer-adam/seed-0``: see :func:`folder_name`),
+in parallel worker processes. Runs never look at the test split.
 Then, per configuration, the mean and unbiased standard deviation over seeds of the dev metrics;
 the configuration with the best mean dev accuracy (ties: lower dev loss) is chosen, and only its
 runs are evaluated on test. Written to ``<out>``: ``summary.md``, ``summary.json`` and
@@ -35,6 +36,7 @@ import itertools
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import threading
@@ -118,14 +120,31 @@ def configurations(grid: list, random_count: int | None, seed: int = 0) -> list[
     return draws
 
 
+def _value_text(value) -> str:
+    text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text or "none"
+
+
 def label(settings: dict) -> str:
+    """How the summary names a configuration: ``"optimizer=adam,lr=0.01"``."""
     if not settings:
         return "base"
-    parts = []
-    for k, v in settings.items():
-        text = "+".join(map(str, v)) if isinstance(v, list) else str(v)
-        parts.append(f"{k}={text or 'none'}")
-    return ",".join(parts)
+    return ",".join(f"{k}={_value_text(v)}" for k, v in settings.items())
+
+
+def folder_name(settings: dict) -> str:
+    """The folder of a configuration's runs: ``"optimizer-adam_lr-0.01"``, no ``=`` or ``,``
+    (shells, URLs and file managers treat those specially); any other character that is not a
+    letter, digit or one of ``.+-`` becomes ``-``.
+
+    >>> folder_name({"hidden": [256, 128], "lr": 0.1, "augment": []})
+    'hidden-256+128_lr-0.1_augment-none'
+    """
+    if not settings:
+        return "base"
+    return "_".join(
+        f"{k}-{re.sub(r'[^A-Za-z0-9.+-]', '-', _value_text(v))}" for k, v in settings.items()
+    )
 
 
 def _train_one(job: tuple[dict, str]) -> dict:
@@ -174,7 +193,7 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
         name = label(s)
         groups[name] = {"settings": s, "runs": []}
         for seed in range(cfg0["seed"], cfg0["seed"] + seeds):
-            directory = str(out / name.replace("/", "_") / f"seed-{seed}")
+            directory = str(out / folder_name(s) / f"seed-{seed}")
             jobs.append(({**cfg0, "seed": seed}, directory))
             groups[name]["runs"].append(directory)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,15 @@ What a checkpoint holds (see :mod:`nabla.train.checkpoint`): the model's state_d
 optimizer's state (buffers, step, schedule configs), the training loader's position, every random
 stream (the default generator and any module's own), the callbacks' memory, the history and the
 counters. Training 4 epochs straight or 2, a checkpoint, a new process and 2 more gives the same
-bits.
+bits. Checkpoints are written atomically and verified on disk before they replace the old file;
+with ``keep_previous_checkpoint`` the replaced file stays beside the new one
+(``last.previous.safetensors``, see :mod:`nabla.train.checkpoint`).
+
+Ctrl-C (SIGINT) during ``fit`` stops at the end of the current update, not in the middle of one:
+the logs and the last checkpoint are whole, and :class:`TrainingInterrupted` (a
+``KeyboardInterrupt``) names the step reached and the last checkpoint. A second Ctrl-C stops at
+once. (Only in the main thread, where no other SIGINT handler was installed, and not in
+data-parallel training, where every rank must stop at the same step.)
 
 Losses are assumed to be means over the batch (``reduction="mean"``): the epoch loss is the
 sample-weighted mean of the batch losses.
@@ -37,21 +45,27 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import sys
+import signal
+import threading
 import time
 
 import numpy as np
 
 from .. import distributed as dist
 from ..autograd.grad_mode import no_grad
+from ..serialization import CheckpointError
 from . import checkpoint
 from . import metrics as metrics_module
 from .callbacks import Callback, ModelCheckpoint
-from .history import History
+from .history import History, plural, progress_bar, progress_postfix, summary_line
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :meth:`Trainer.fit` between two updates."""
 
 
 class Trainer:
@@ -65,12 +79,14 @@ class Trainer:
     - ``stats_every``: the update-to-weight ratio ||Δθ|| / ||θ|| costs a copy of the
       parameters, so it is measured every this many updates (the gradient norm every update);
     - ``distributed``: data-parallel training on MPI (see the module docstring); None (default)
-      turns it on when the process was started by an MPI launcher with more than one process.
+      turns it on when the process was started by an MPI launcher with more than one process;
+    - ``keep_previous_checkpoint``: a checkpoint that replaces an older file keeps it as
+      ``<name>.previous.safetensors``, a fallback should the new one be damaged later.
     """
 
     def __init__(self, model, loss, optimizer, metrics=(), callbacks=(),
                  clip_grad_norm: float | None = None, stats_every: int = 10,
-                 distributed: bool | None = None):  # fmt: skip
+                 distributed: bool | None = None, keep_previous_checkpoint: bool = False):  # fmt: skip
         if not callable(loss):
             raise TypeError(
                 f"Trainer: loss must be callable (output, target) -> Tensor, got {loss!r}"
@@ -91,7 +107,10 @@ class Trainer:
         self.elapsed = 0.0  # seconds spent in fit, over all sessions
         self.stop_training = False
         self.train_loader = None
-        self.last_checkpoint: str | None = None
+        self.keep_previous_checkpoint = keep_previous_checkpoint
+        self.last_checkpoint: str | None = None  # the last checkpoint written (verified) or loaded
+        self.last_checkpoint_epoch: int | None = None  # the epochs it holds
+        self._interrupted = False  # Ctrl-C seen: stop after this update
         self._loader_state = None  # from a checkpoint, applied when fit gets its loader
         self._before = None  # reusable copies of the parameters, for the update ratio
         self.distributed = dist.under_mpirun() if distributed is None else bool(distributed)
@@ -103,8 +122,8 @@ class Trainer:
     def fit(self, train, epochs: int, dev=None, verbose: int = 1) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
 
-        ``verbose``: 0 silent; 1 a progress bar per epoch on a terminal and one summary line per
-        epoch; 2 the summary lines only.
+        ``verbose``: 0 silent; 1 a progress bar per epoch on a terminal or in a notebook and one
+        summary line per epoch; 2 the summary lines only.
         """
         if int(epochs) != epochs or epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be an int >= 0, got {epochs!r}")
@@ -122,25 +141,65 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         try:
-            while self.epoch < epochs and not self.stop_training:
-                epoch, start = self.epoch, time.perf_counter()
-                for cb in callbacks:
-                    cb.on_epoch_begin(self, epoch)
-                logs = self._train_epoch(train, epoch, epochs, verbose, callbacks)
-                if dev is not None:
-                    logs.update({f"dev_{k}": v for k, v in self.evaluate(dev).items()})
-                self.elapsed += time.perf_counter() - start
-                logs.update(lr=float(self.optimizer.lr), time=round(self.elapsed, 4))
-                self.epoch += 1
-                self.history.add_epoch({"epoch": epoch, **logs})
-                for cb in callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-                if verbose:
-                    print(_summary(epoch, epochs, logs), flush=True)
+            with self._stop_on_ctrl_c():
+                self._fit_epochs(train, epochs, dev, verbose, callbacks)
         finally:
             for cb in callbacks:
                 cb.on_train_end(self)
         return self.history
+
+    def _fit_epochs(self, train, epochs, dev, verbose, callbacks) -> None:
+        while self.epoch < epochs and not self.stop_training:
+            epoch, start = self.epoch, time.perf_counter()
+            for cb in callbacks:
+                cb.on_epoch_begin(self, epoch)
+            logs = self._train_epoch(train, epoch, epochs, verbose, callbacks)
+            if dev is not None:
+                logs.update({f"dev_{k}": v for k, v in self.evaluate(dev).items()})
+            self.elapsed += time.perf_counter() - start
+            logs.update(lr=float(self.optimizer.lr), time=round(self.elapsed, 4))
+            self.epoch += 1
+            self.history.add_epoch({"epoch": epoch, **logs})
+            for cb in callbacks:
+                cb.on_epoch_end(self, epoch, logs)
+            if verbose:
+                print(summary_line(epoch, epochs, logs), flush=True)
+            self._stop_if_interrupted()
+
+    @contextlib.contextmanager
+    def _stop_on_ctrl_c(self):
+        """Within the block, the first Ctrl-C only sets a flag that the loop checks between
+        updates (see the module docstring); the handler that was there is put back after."""
+        self._interrupted = False
+        if (self.distributed or threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
+            yield
+            return
+
+        def note(signum, frame):
+            self._interrupted = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _stop_if_interrupted(self) -> None:
+        if self._interrupted:
+            raise TrainingInterrupted(
+                f"stopped by Ctrl-C after update {self.step} ({plural(self.epoch, 'epoch')} "
+                f"complete); {self.checkpoint_note()}"
+            )
+
+    def checkpoint_note(self) -> str:
+        """Which checkpoint a run stopped now could continue from, for messages."""
+        if self.last_checkpoint is None:
+            return "last verified checkpoint: none was written"
+        return (
+            f"last verified checkpoint: {self.last_checkpoint} (epoch {self.last_checkpoint_epoch})"
+        )
 
     def _ordered_callbacks(self) -> list:
         callbacks = self.callbacks
@@ -172,58 +231,64 @@ class Trainer:
         for m in self.metrics:
             m.reset()
         total, count = 0.0, 0
-        bar = _progress_bar(loader, epoch, epochs, verbose)
-        for i, (x, y) in enumerate(loader):
-            # a diverging run makes inf and nan here; the check below names it (NumPy's warnings
-            # would depend on the BLAS thread count: flags raised in its threads are not seen)
-            with np.errstate(over="ignore", invalid="ignore"):
-                output = self.model(x)
-                loss = self.loss(output, y)
-            value = float(loss.data)
-            if self.distributed:  # the global batch's loss: every rank logs and checks the same
-                value = dist.allreduce_metrics({"loss": value})["loss"]
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} "
-                    f"of the epoch); training stopped. Last good checkpoint: "
-                    f"{self.last_checkpoint or 'none was written'}"
-                )
-            self.optimizer.zero_grad()
-            loss.backward()
-            if self.distributed:
-                self.communicated_bytes = dist.allreduce_gradients(self.optimizer)
-            if self.clip_grad_norm is not None:
-                grad_norm = self.optimizer.clip_grad_norm_(self.clip_grad_norm)
-            else:
-                grad_norm = self.optimizer.grad_norm()
-            measure = self.step % self.stats_every == 0
-            if measure:
-                self._remember_parameters()
-            self.optimizer.step()
-            self.step += 1
-            n = len(x)
-            total += value * n
-            count += n
-            target = y.data if hasattr(y, "data") else y
-            for m in self.metrics:
-                m.update(output.data, target)
-            logs = {"epoch": epoch, "step": self.step, "loss": value,
-                    "lr": float(self.optimizer.lr), "batch_size": n, "grad_norm": grad_norm,
-                    "update_ratio": self._update_ratio() if measure else None}  # fmt: skip
-            self.history.add_step(logs)
-            for cb in callbacks:
-                cb.on_batch_end(self, self.step, logs)
-            if bar is not None:
-                bar.update(1)
-                if measure or i + 1 == bar.total:
-                    bar.set_postfix_str(self._postfix(total / count, logs), refresh=False)
-        if bar is not None:
-            bar.close()
+        with progress_bar(loader, epoch, epochs, verbose) as bar:
+            for i, (x, y) in enumerate(loader):
+                logs = self._train_step(x, y, epoch, i, callbacks)
+                total += logs["loss"] * logs["batch_size"]
+                count += logs["batch_size"]
+                if bar is not None:
+                    bar.update(1)
+                    if logs["update_ratio"] is not None or i + 1 == bar.total:
+                        metrics = {m.name: m.result() for m in self.metrics}
+                        text = progress_postfix(total / count, metrics, logs, bar=bar)
+                        bar.set_postfix_str(text, refresh=False)
+                self._stop_if_interrupted()
         logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
         if self.distributed:
             # the step losses were already global; the metrics are this rank's: weight by samples
             logs = dist.allreduce_metrics(logs, weight=count)
             dist.average_buffers(self.model)
+        return logs
+
+    def _train_step(self, x, y, epoch: int, i: int, callbacks) -> dict:
+        """One update on the batch ``(x, y)``; returns the step's logs."""
+        # a diverging run makes inf and nan here; the check below names it (NumPy's warnings
+        # would depend on the BLAS thread count: flags raised in its threads are not seen)
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = self.model(x)
+            loss = self.loss(output, y)
+        value = float(loss.data)
+        if self.distributed:  # the global batch's loss: every rank logs and checks the same
+            value = dist.allreduce_metrics({"loss": value})["loss"]
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} of "
+                f"the epoch), after updates with lr {float(self.optimizer.lr):g}; training stopped, "
+                + self.checkpoint_note()
+            )
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.distributed:
+            self.communicated_bytes = dist.allreduce_gradients(self.optimizer)
+        if self.clip_grad_norm is not None:
+            grad_norm = self.optimizer.clip_grad_norm_(self.clip_grad_norm)
+        else:
+            grad_norm = self.optimizer.grad_norm()
+        measure = self.step % self.stats_every == 0
+        if measure:
+            self._remember_parameters()
+        self.optimizer.step()
+        self.step += 1
+        n = len(x)
+        target = y.data if hasattr(y, "data") else y
+        for m in self.metrics:
+            m.update(output.data, target)
+        logs = {"epoch": epoch, "step": self.step, "loss": value,
+                "lr": float(self.optimizer.lr), "batch_size": n, "grad_norm": grad_norm,
+                "update_ratio": self._update_ratio() if measure else None}  # fmt: skip
+        self.history.add_step(logs)
+        for cb in callbacks:
+            cb.on_batch_end(self, self.step, logs)
         return logs
 
     def _remember_parameters(self) -> None:
@@ -245,18 +310,6 @@ class Trainer:
                 np.subtract(v, b, out=b)
                 change += float(np.dot(b, b))
             return math.sqrt(change / weight) if weight > 0 else math.inf
-
-    def _postfix(self, mean_loss: float, logs: dict) -> str:
-        parts = [f"loss {mean_loss:.4f}"]
-        parts += [f"{m.name} {m.result():.4f}" for m in self.metrics]
-        parts += [
-            f"lr {logs['lr']:.2e}",
-            f"bs {logs['batch_size']}",
-            f"|g| {logs['grad_norm']:.3g}",
-        ]
-        if logs["update_ratio"] is not None:
-            parts.append(f"Δθ/θ {logs['update_ratio']:.1e}")
-        return "  ".join(parts)
 
     # --- evaluation --------------------------------------------------------------------------------
 
@@ -331,14 +384,27 @@ class Trainer:
         self._synchronized = False  # the random streams are rank 0's again: split them anew
 
     def save_checkpoint(self, path) -> None:
-        """Write a resumable checkpoint to ``path`` (atomically)."""
-        checkpoint.save(self.state_dict(), path)
-        self.last_checkpoint = str(path)
+        """Write a resumable checkpoint to ``path`` (atomically, verified on disk)."""
+        checkpoint.save(self.state_dict(), path, keep_previous=self.keep_previous_checkpoint)
+        self.last_checkpoint, self.last_checkpoint_epoch = str(path), self.epoch
 
     def load_checkpoint(self, path) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint`; ``fit`` then continues it."""
-        self.load_state_dict(checkpoint.load(path))
-        self.last_checkpoint = str(path)
+        """Restore a checkpoint written by :meth:`save_checkpoint`; ``fit`` then continues it.
+
+        A file that is not a verified trainer checkpoint, or whose state does not fit this
+        trainer (other callbacks, model or optimizer), raises :class:`CheckpointError` naming it.
+        """
+        state = checkpoint.load(path)
+        try:
+            self.load_state_dict(state)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            message = " ".join(str(err).split())  # one line, also for multi-line reports
+            raise CheckpointError(
+                f"{path}: its state does not fit this trainer ({type(err).__name__}: {message})"
+            ) from err
+        self.last_checkpoint, self.last_checkpoint_epoch = str(path), self.epoch
 
 
 @contextlib.contextmanager
@@ -352,24 +418,4 @@ def _eval_mode(model):
         model.train(was_training)
 
 
-def _progress_bar(loader, epoch: int, epochs: int, verbose: int):
-    if verbose != 1 or not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
-
-    try:
-        total = len(loader)
-    except TypeError:
-        total = None
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
-
-
-def _summary(epoch: int, epochs: int, logs: dict) -> str:
-    width = len(str(epochs))
-    parts = [f"epoch {epoch + 1:>{width}}/{epochs}"]
-    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k not in ("lr", "time")]
-    parts += [f"lr {logs['lr']:.2e}", f"{logs['time']:.1f}s"]
-    return "  ".join(parts)
-
-
-__all__ = ["Trainer", "TrainingDivergedError"]
+__all__ = ["Trainer", "TrainingDivergedError", "TrainingInterrupted"]

@@ -86,7 +86,9 @@ def test_the_range_test_stops_when_training_diverges():
     result = lr_range.range_test(cfg, 1e-3, 1e3, steps=60)
     assert result.stopped_early and len(result.lrs) < 60
     assert lr_range.should_stop(result.smoothed) and not lr_range.should_stop(result.smoothed[:-1])
-    np.testing.assert_allclose(result.smoothed, lr_range.smooth(result.losses), rtol=1e-9)
+    np.testing.assert_allclose(
+        result.smoothed, lr_range.smooth(result.losses, result.beta), rtol=1e-9
+    )
     np.testing.assert_allclose(result.lrs, np.logspace(-3, 3, 60)[: len(result.lrs)], rtol=1e-9)
 
 
@@ -125,3 +127,31 @@ def test_a_test_that_diverges_at_once_says_to_lower_the_first_lr(tmp_path, capsy
     assert "lower --min-lr" in capsys.readouterr().err
     assert main(["lab", "lr-range", "--steps", "2", "--out", str(tmp_path)]) == 2
     assert "--steps must be at least 3" in capsys.readouterr().err
+
+
+def _v_shaped(lrs, best_lr: float, rng) -> np.ndarray:
+    """A batch loss falling and rising linearly in log lr around ``best_lr``, with noise."""
+    return 1.0 + np.abs(np.log10(lrs / best_lr)) + 0.05 * rng.standard_normal(len(lrs))
+
+
+@pytest.mark.parametrize("steps", [100, 400])
+def test_the_smoothed_minimum_does_not_lag_the_batch_loss_by_decades(steps):
+    schedule = lr_range.ExponentialRange(1e-7, 10.0, steps)
+    lrs = np.array([schedule(t) for t in range(steps)])
+    beta = lr_range.smoothing_beta(1e-7, 10.0, steps)
+    # the EMA's mean delay beta / (1 - beta) steps, in decades of lr
+    delay = beta / (1 - beta) * np.log10(1e8) / (steps - 1)
+    assert delay <= lr_range.LAG_DECADES + 1e-9
+    for seed in range(5):
+        loss = _v_shaped(lrs, 1e-2, np.random.default_rng(seed))
+        found = lr_range.suggest(lrs, lr_range.smooth(loss, beta)).min_loss_lr
+        assert abs(np.log10(found / 1e-2)) < 0.3, (seed, found)
+
+
+def test_the_range_test_smooths_with_the_beta_of_its_lr_grid():
+    cfg = config.resolve({"hidden": [16], "batch_size": 64})
+    result = lr_range.range_test(cfg, 1e-4, 10.0, steps=40)
+    assert result.beta == pytest.approx(lr_range.smoothing_beta(1e-4, 10.0, 40))
+    np.testing.assert_allclose(result.smoothed, lr_range.smooth(result.losses, result.beta))
+    # the suggestion comes from the bias-corrected smoothed curve
+    assert result.suggestion.min_loss_lr == result.lrs[np.argmin(result.smoothed)]

@@ -84,6 +84,32 @@ def test_load_state_dict_copies_in_place_and_reports_every_problem():
     assert result.missing_keys == ["0.bias", "3.weight"] and result.unexpected_keys == ["9.weight"]
 
 
+def test_non_strict_loading_reports_what_it_skipped_as_torch_does():
+    model, theirs = nabla_mlp(), torch_mlp()
+    state = {k: v.numpy() * 0 + 2 for k, v in model.state_dict().items()}
+    del state["5.bias"]
+    state["encoder.weight"] = np.zeros(3)
+    result = model.load_state_dict(state, strict=False)
+    expected = theirs.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in state.items()}, strict=False
+    )
+    assert result.missing_keys == expected.missing_keys == ["5.bias"]
+    assert result.unexpected_keys == expected.unexpected_keys == ["encoder.weight"]
+    np.testing.assert_array_equal(model[0].weight.data, 2)  # the keys that fit were loaded
+    assert not np.all(model[5].bias.data == 2)  # the missing one kept its value
+
+
+def test_non_strict_loading_still_refuses_a_shape_mismatch_and_loads_nothing():
+    model = nabla_mlp()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    state = {k: v * 0 + 2 for k, v in before.items()}
+    state["3.weight"] = np.zeros((5, 4))
+    with pytest.raises(ValueError, match=r"3\.weight: expected \(4, 5\), got \(5, 4\)"):
+        model.load_state_dict(state, strict=False)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), before[key], err_msg=key)
+
+
 def test_train_eval_reach_every_submodule():
     model = nabla_mlp()
     assert all(m.training for m in model.modules())

@@ -103,7 +103,7 @@ def test_evaluate_and_report_commands(tmp_path, capsys):
     run = tmp_path / "r"
     cli.main(["train", "--out", str(run), *FAST])
     capsys.readouterr()
-    assert cli.main(["evaluate", str(run), "--split", "test"]) == 0
+    assert cli.main(["evaluate", str(run), "--split", "test", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((run / "results.json").read_text())["evaluations"]["test"]
     assert printed["accuracy"] == pytest.approx(saved["accuracy"])
@@ -117,3 +117,41 @@ def test_bad_input_exits_2_with_the_valid_choices(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_evaluate_prints_a_table(tmp_path, capsys):
+    run = tmp_path / "r"
+    cli.main(["train", "--out", str(run), "--epochs", "1", "--hidden", "16", "--quiet"])
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--split", "dev", "--checkpoint", "best"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert str(run) in lines[0] and "best" in lines[0] and "dev" in lines[0]
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.strip()}
+    assert set(rows) == {"loss", "accuracy"}
+    assert 0.5 < float(rows["accuracy"]) <= 1.0 and float(rows["loss"]) > 0
+
+
+def test_one_epoch_is_said_without_an_s(tmp_path, capsys):
+    cli.main(["train", "--out", str(tmp_path / "r"), "--epochs", "1", "--hidden", "16"])
+    out = capsys.readouterr().out
+    assert "1 epoch of batch 32" in out and "1 epochs" not in out
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_the_progress_bar_fits_the_terminal_without_cutting_numbers(columns):
+    from tqdm import tqdm
+
+    from nabla.train import history
+
+    logs = {"lr": 1.2345e-3, "batch_size": 128, "grad_norm": 12.3456, "update_ratio": 1.5e-3}
+    metrics = {"accuracy": 0.98765, "top5_accuracy": 0.99999}
+    postfix = history.progress_postfix(0.123456, metrics, logs, columns)
+    line = tqdm.format_meter(1234, 1875, 83.2, ncols=columns, prefix="epoch 12/100",
+                             postfix=postfix, bar_format=history.BAR_FORMAT)  # fmt: skip
+    assert len(line) <= columns, line
+    assert line.rstrip().endswith(postfix.strip())  # every number whole, nothing cut
+    assert "epoch 12/100" in line and "loss 0.1235" in line and "1234/1875" in line
+    if columns >= 120:
+        assert "lr 1.23e-03" in line
+    everything = history.progress_postfix(0.123456, metrics, logs, None)  # a notebook: no limit
+    assert "|g| 12.3" in everything and "bs 128" in everything and "Δθ/θ 1.5e-03" in everything
