@@ -43,7 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
+from ..creation import tensor
 from ..nn import Ensemble, Module
+from ..ops.activations import log_softmax
+from ..ops.reduce import logsumexp
 from ..optim.schedules import CosineDecayRestarts, LinearWarmup
 from ..serialization import CheckpointError, load, load_metadata, save
 
@@ -173,12 +176,6 @@ def snapshot_ensemble(model, snapshots) -> Ensemble:
 # --- scores -----------------------------------------------------------------------------------
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
 def _scores(log_probs: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy and NLL (mean -log p(label | x), natural log) of log-probabilities (N, C)."""
     return {
@@ -211,9 +208,10 @@ def snapshot_ensemble_results(model, snapshots, loader, split: str | None = None
     labels = np.concatenate(labels)
     if labels.ndim != 1:
         raise ValueError("snapshot ensemble: needs integer class labels, got soft or one-hot ones")
-    log_probs = np.stack([_log_softmax(np.concatenate(out)) for out in logits])  # (M, N, C)
-    top = log_probs.max(axis=0)
-    mixed = top + np.log(np.exp(log_probs - top).mean(axis=0))  # log of the mean probability
+    # (M, N, C) log-probabilities in float64; the ensemble's: log of the mean probability
+    log_probs = log_softmax(tensor(np.stack([np.concatenate(out) for out in logits]), "float64"))
+    mixed = (logsumexp(log_probs, axis=0) - math.log(len(members))).data
+    log_probs = log_probs.data
     results = {"split": split} if split else {}
     results["size"] = len(members)
     results["members"] = [
