@@ -123,8 +123,12 @@ class BatchNorm1d(_BatchNorm):
     >>> import nabla as nb
     >>> bn = BatchNorm1d(2)
     >>> y = bn(nb.tensor([[1.0, 10.0], [3.0, 30.0]]))
-    >>> y.data.round(4).tolist(), bn.running_mean.data.tolist()
-    ([[-1.0, -1.0], [1.0, 1.0]], [0.2, 2.0])
+    >>> y.data.round(4).tolist()
+    [[-1.0, -1.0], [1.0, 1.0]]
+    >>> [round(v, 4) for v in bn.running_mean.tolist()]  # 0.9 * 0 + 0.1 * (2, 20)
+    [0.2, 2.0]
+    >>> [round(v, 4) for v in bn.running_var.tolist()]  # 0.9 * 1 + 0.1 * (2, 200), unbiased
+    [1.1, 20.9]
     """
 
     _ndims = (2, 3)
