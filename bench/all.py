@@ -490,7 +490,7 @@ def machine_rows(quick: bool, load_before: float) -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("NumPy / torch / scikit-learn / nabla", " / ".join(map(version, PACKAGES))),
         ("NumPy's BLAS", numpy_blas()),
-        ("threads", f"{THREADS} (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads)"),
+        ("threads", f"{THREADS} (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads)"),
         ("NABLA_DATA", os.environ.get("NABLA_DATA") or "unset (MNIST-10k benchmarks skip)"),
         (
             "load average (1 min)",

@@ -28,11 +28,14 @@ REFERENCE = {"NABLA_KERNELS": "reference"}
 
 
 def pin_threads(argv: list[str] | None = None) -> int:
-    """Read ``--threads`` (default: the cores this process may use) and export it to BLAS/OpenMP."""
+    """Read ``--threads`` (default: the cores this process may use) and export it to BLAS/OpenMP
+    and to nabla's compiled kernels (``NUMBA_NUM_THREADS``: numba's pool and
+    ``nabla.get_num_threads()`` start from it), so that every script's ``--threads`` reaches
+    nabla whether or not it also calls ``nabla.set_num_threads``."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     threads = parser.parse_known_args(argv)[0].threads
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(threads)
     # What ``import nabla`` sets before NumPy loads (nabla/kernels/runtime.py), set here because
     # some workers import NumPy first; torch computes with its own libraries, not OpenBLAS.

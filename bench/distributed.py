@@ -50,16 +50,13 @@ from __future__ import annotations
 
 from common import pin_threads  # bench/common.py; pin before NumPy loads
 
-THREADS = pin_threads()
-
-import os  # noqa: E402
-
-os.environ["NUMBA_NUM_THREADS"] = str(THREADS)  # the kernels' threads, as BLAS's
+THREADS = pin_threads()  # BLAS's threads and the kernels' (NUMBA_NUM_THREADS)
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 
 # BLAS and OpenMP read their thread counts when the library loads, so set them before importing
-# NumPy and torch: every framework then runs on one thread.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# NumPy and torch: every framework then runs on one thread (nabla's kernels: NUMBA_NUM_THREADS).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402

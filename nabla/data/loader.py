@@ -136,13 +136,11 @@ class DataLoader:
         self.position = 0
 
     def state_dict(self) -> dict:
-        """Where the loader is: the epoch under way and the batches it already delivered."""
-        in_epoch = self.position > 0
-        return {
-            "epoch": self.epoch - 1 if in_epoch else self.epoch,
-            "position": self.position,
-            "seed": self.seed,
-        }
+        """Where the loader is: the epoch under way and the batches it already delivered (or,
+        after ``load_state_dict`` and before iterating, the place it will resume from)."""
+        if self.position > 0:  # inside an epoch: ``__iter__`` already counted it in self.epoch
+            return {"epoch": self.epoch - 1, "position": self.position, "seed": self.seed}
+        return {"epoch": self.epoch, "position": self._skip, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume: the next iteration continues epoch ``state["epoch"]`` after its delivered batches."""

@@ -48,7 +48,8 @@ _reference = os.environ.get("NABLA_KERNELS", "compiled").strip().lower() in ("re
 _numba = None  # the numba module, once loaded
 _parallel = False  # whether parallel variants are used (OpenMP available, not in a forked child)
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS") or _cores or 1))  # numba's own variable
+# set_num_threads's default: numba's own variable, else the cores (see its docstring)
+_threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS") or _cores or 1))
 _pairs: dict[str, tuple] = {}  # "module.function" -> (one-thread kernel, parallel kernel)
 _lock = threading.Lock()
 
@@ -78,8 +79,13 @@ def reference(flag: bool = True):
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for the compiled kernels and for NumPy's BLAS, together (default: the cores this
-    process may use). Every element of an update is independent, so results do not depend on it."""
+    """Threads for the compiled kernels and for NumPy's BLAS, together. Every element of an
+    update is independent, so results do not depend on it.
+
+    The default, before any call, is ``NUMBA_NUM_THREADS`` when the environment sets it (numba's
+    own variable, which also sizes numba's thread pool: set it before ``import nabla``), else
+    the cores this process may use. The default leaves BLAS to its own variables
+    (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``)."""
     global _threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: need an integer >= 1, got {n!r}")

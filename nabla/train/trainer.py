@@ -352,9 +352,7 @@ class Trainer:
         return {
             "model": {k: getattr(v, "data", v) for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "train_loader": self.train_loader.state_dict()
-            if hasattr(self.train_loader, "state_dict")
-            else None,
+            "train_loader": self._train_loader_state(),
             "random": checkpoint.random_state(self.model),
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "callback_types": [type(cb).__name__ for cb in self.callbacks],
@@ -364,6 +362,13 @@ class Trainer:
             "elapsed": self.elapsed,
             "stop_training": self.stop_training,
         }
+
+    def _train_loader_state(self):
+        if self._loader_state is not None:  # loaded from a checkpoint, fit has not applied it yet
+            return self._loader_state
+        if hasattr(self.train_loader, "state_dict"):
+            return self.train_loader.state_dict()
+        return None
 
     def load_state_dict(self, state: dict) -> None:
         types = [type(cb).__name__ for cb in self.callbacks]

@@ -7,6 +7,7 @@ reference trained here. Skipped, with the reason, where mpi4py or mpirun is miss
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -124,8 +125,9 @@ def test_a_checkpoint_from_two_ranks_resumes_on_three_and_on_one(tmp_path):
 
 def test_nabla_train_distributed_writes_one_run_folder(tmp_path):
     out = tmp_path / "run"
-    done, _ = run_mpi(["nabla", "train", "--distributed", "--epochs", "2", "--batch-size", "32",
-                       "--lr-batch-size", "16", "--out", str(out)], timeout=180)  # fmt: skip
+    done, _ = run_mpi([sys.executable, "-m", "nabla", "train", "--distributed", "--epochs", "2",
+                       "--batch-size", "32", "--lr-batch-size", "16", "--out", str(out)],
+                      timeout=180)  # fmt: skip
     _checked(done)
     assert done.stdout.count("epoch 2/2") == 1  # only rank 0 prints
     assert "2 ranks of 16" in done.stdout and "lr 0.01 x 32/16 = 0.02" in done.stdout
@@ -138,6 +140,8 @@ def test_nabla_train_distributed_writes_one_run_folder(tmp_path):
 
 
 def test_mpirun_without_distributed_is_refused(tmp_path):
-    done, _ = run_mpi(["nabla", "train", "--epochs", "1", "--out", str(tmp_path / "r")], timeout=60)
+    out = tmp_path / "r"
+    args = ["train", "--epochs", "1", "--out", str(out)]
+    done, _ = run_mpi([sys.executable, "-m", "nabla", *args], timeout=60)
     assert done.returncode == 2 and "add --distributed" in done.stderr, done.stderr
-    assert not (tmp_path / "r").exists()
+    assert not out.exists()

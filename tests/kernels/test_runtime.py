@@ -67,6 +67,19 @@ def test_openblas_threads_spin_briefly_unless_the_user_chose():
     assert run.stdout.strip() == "None"  # NumPy came first: OpenBLAS has read its settings
 
 
+def test_thread_count_defaults_to_numba_num_threads_else_the_cores():
+    """NUMBA_NUM_THREADS, numba's own variable, is the default (bench/common.py's pin_threads
+    sets it for --threads); without it, the cores this process may use."""
+    code = "import nabla as nb; print(nb.get_num_threads())"
+    assert python(code, NUMBA_NUM_THREADS="1").stdout.strip() == "1"
+    assert python(code, NUMBA_NUM_THREADS="3").stdout.strip() == "3"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_NUM_THREADS"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip() == str(runtime._cores), run.stderr  # the same affinity here
+
+
 def test_large_updates_run_in_parallel_small_ones_on_one_thread():
     if kernels.threading_layer() != "omp":
         pytest.skip("numba's OpenMP layer is not available here: every kernel runs on one thread")

@@ -172,3 +172,40 @@ def test_gaussian_nll_accepts_one_float_variance_like_torch():
     ours = F.gaussian_nll_loss(nb.tensor(x), nb.tensor(y), 2.0, full=True)
     theirs = TF.gaussian_nll_loss(torch.from_numpy(x), torch.from_numpy(y), 2.0, full=True)
     np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+def unnormalized_targets(shape, rng):
+    """Probability-like targets whose rows (along the class axis) do not sum to 1: sums from
+    0.3 to 2.5, and one all-zero row, where loss and gradient are 0 (mixing, masking)."""
+    q = rng.uniform(0, 1, shape)
+    q *= rng.uniform(0.3, 2.5, (shape[0], 1, *shape[2:])) / q.sum(axis=1, keepdims=True)
+    q[1] = 0  # the second sample (every position of it)
+    return q
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(4, 5), (3, 4, 2)], ids=["NC", "NCd"])
+def test_cross_entropy_with_unnormalized_probability_targets(shape, reduction, smoothing):
+    """dloss/dz = p sum_c q_c - q, which is p - q only where q sums to 1: against torch and
+    against central differences, in float64."""
+    rng = np.random.default_rng(4)
+    logits, q = rng.standard_normal(shape) * 2, unnormalized_targets(shape, rng)
+    assert not np.allclose(q.sum(axis=1), 1)
+
+    def loss(z):
+        return F.cross_entropy(z, q, reduction, label_smoothing=smoothing)
+
+    z, t = _both(logits)
+    ours = loss(z)
+    theirs = TF.cross_entropy(
+        t, torch.from_numpy(q), reduction=reduction, label_smoothing=smoothing
+    )
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-15)
+    cotangent = rng.standard_normal(ours.shape)
+    ours.backward(cotangent)
+    theirs.backward(torch.from_numpy(cotangent))
+    np.testing.assert_allclose(z.grad, t.grad.numpy(), rtol=1e-10, atol=1e-14)
+    if smoothing == 0:  # the all-zero row: no loss, no gradient
+        assert np.all(z.grad[1] == 0)
+    assert nb.gradcheck(loss, nb.tensor(logits, requires_grad=True), atol=1e-7, rtol=1e-5)

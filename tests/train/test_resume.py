@@ -87,6 +87,21 @@ def test_resume_is_bit_identical(tmp_path, optimizer, dropout_generator):
     assert '"event": "resume"' in (tmp_path / "b" / "metrics.jsonl").read_text()
 
 
+def test_a_checkpoint_saved_again_before_fit_keeps_the_loader_position(tmp_path):
+    """load_checkpoint then save_checkpoint (before fit applies the loader state) writes the same
+    loader state, so a resume from the copy continues the same shuffled epoch."""
+    (tmp_path / "a").mkdir()
+    first, loader, dev = build(tmp_path / "a")
+    first.fit(loader, epochs=2, dev=dev, verbose=0)
+    saved = tmp_path / "a" / "checkpoints" / "last.safetensors"
+    again, _, _ = build(tmp_path / "b")
+    again.load_checkpoint(saved)
+    again.save_checkpoint(tmp_path / "copy.safetensors")
+    state = checkpoint.load(tmp_path / "copy.safetensors")["train_loader"]
+    assert state == checkpoint.load(saved)["train_loader"]
+    assert state["epoch"] == 2
+
+
 def test_resume_mid_run_after_a_crash_drops_the_unsaved_log_lines(tmp_path):
     (tmp_path / "run").mkdir()
     trainer, loader, dev = build(tmp_path / "run")
