@@ -121,7 +121,8 @@ class LogSumExp(Function):
     def forward(ctx, x, axes, keepdims):
         m = x.max(axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)  # all -inf along an axis: log(0) = -inf, no NaN
-        out = m + np.log(np.exp(x - m).sum(axis=axes, keepdims=True))
+        with np.errstate(divide="ignore"):  # that log(0) is the answer, not an accident
+            out = m + np.log(np.exp(x - m).sum(axis=axes, keepdims=True))
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
         return out if keepdims else np.squeeze(out, axis=axes)
 

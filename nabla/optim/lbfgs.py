@@ -368,7 +368,10 @@ def cubic_minimizer(a: _Point, b: _Point, bounds: tuple | None = None) -> float:
         return (lo + hi) / 2.0
     d2 = math.sqrt(d2_squared)
     left, right = (a, b) if a.t <= b.t else (b, a)
-    t = right.t - (right.t - left.t) * ((right.gtd + d2 - d1) / (right.gtd - left.gtd + 2 * d2))
+    denominator = right.gtd - left.gtd + 2 * d2
+    if denominator == 0:  # f is a concave quadratic along the line: the cubic has no minimizer
+        return (lo + hi) / 2.0
+    t = right.t - (right.t - left.t) * ((right.gtd + d2 - d1) / denominator)
     return min(max(t, lo), hi)
 
 

@@ -367,11 +367,13 @@ class CosineDecayRestarts(Schedule):
         else:
             # Periods 0..i-1 end at (t_mul**i - 1) / (t_mul - 1) first-periods; the log gives i,
             # then one nudge each way fixes the floor where rounding lands it next to an integer.
-            r = self.t_mul
+            # A period end computed a few ulps above the step is reached (t_mul = 1.3: the second
+            # period ends at step 23, computed as 2.3000000000000003 first-periods).
+            r, slack = self.t_mul, 1e-12 * max(1.0, fraction)
             i = math.floor(math.log1p(fraction * (r - 1.0)) / math.log(r))
-            while (r ** (i + 1) - 1.0) / (r - 1.0) <= fraction:
+            while (r ** (i + 1) - 1.0) / (r - 1.0) <= fraction + slack:
                 i += 1
-            while i > 0 and (r**i - 1.0) / (r - 1.0) > fraction:
+            while i > 0 and (r**i - 1.0) / (r - 1.0) > fraction + slack:
                 i -= 1
             start = (r**i - 1.0) / (r - 1.0)
         t = (fraction - start) / self.t_mul**i

@@ -128,7 +128,7 @@ def load(path) -> dict:
             "nb.load and model.load_state_dict"
         )
     version = metadata.get("format_version", "?")
-    if not version.isdigit() or int(version) > VERSION:
+    if not (version.isascii() and version.isdigit()) or int(version) > VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version} is not supported by this nabla "
             f"(it reads versions up to {VERSION}); upgrade nabla to read it"
