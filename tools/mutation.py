@@ -14,7 +14,9 @@ beside the ``pyproject.toml`` it reads, so each module runs in its own copy of t
 tests that exercise them (not the whole suite: the command-line and sweep tests start processes
 and cost minutes per surviving mutant). The copy is refreshed before every run and mutmut
 remembers its results, so a second run re-tests only the functions whose code changed; after
-adding tests, ``--fresh`` runs every mutant again.
+adding tests, ``--recheck`` runs the survivors again and ``--fresh`` every mutant. Every survivor
+that remains is explained, one row each, in docs/mutants/<group>.md; each run ends by naming the
+survivors those pages do not explain and the mutants they list that no longer survive.
 
 The tests run on the compiled kernels, and ``tests/kernels`` hold every kernel to its NumPy
 reference, so a mutant in a reference is caught there. Results and scores: docs/testing.md.
@@ -104,25 +106,30 @@ def refresh_copy(folder: Path, section: str) -> None:
         subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
 
 
-def run(name: str, only: list[str] | None, fresh: bool, children: int, survivors: bool) -> None:
+def run(name: str, only: list[str] | None, args: argparse.Namespace) -> None:
     files, tests = MODULES[name]
     files = only or files
     tests = sorted({str(p.relative_to(ROOT)) for t in tests for p in ROOT.glob(t)})
     slug = name + ("-" + re.sub(r"[^A-Za-z0-9]+", "-", "-".join(only)).strip("-") if only else "")
     folder = ROOT / ".mutation" / slug
-    folder.mkdir(parents=True, exist_ok=True)
-    refresh_copy(folder, mutmut_section(files, tests))
-    if fresh:
+    if not args.report:
+        folder.mkdir(parents=True, exist_ok=True)
+        refresh_copy(folder, mutmut_section(files, tests))
+    if args.fresh and not args.report:
         shutil.rmtree(folder / "mutants", ignore_errors=True)
     # One BLAS/OpenMP thread per test process: mutmut runs `children` of them side by side.
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    command = ["mutmut", "run", "--max-children", str(children)]
-    print(f"[{slug}] {' '.join(command)} in {folder}", flush=True)
-    subprocess.run(command, cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+    command = ["mutmut", "run", "--max-children", str(args.children)]
+    if args.recheck and (folder / "mutants").exists():  # only the survivors, against the new tests
+        command += sorted(mutation_scores.surviving(mutation_scores.collect(folder)))
+    print(f"[{slug}] {' '.join(command[:4])} ({len(command) - 4} named) in {folder}", flush=True)
+    if not args.report:
+        subprocess.run(command, cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
     modules = mutation_scores.collect(folder)
     print(mutation_scores.table(modules))
-    if survivors:
+    if args.survivors:
         print(mutation_scores.survivor_list(modules))
+    print(mutation_scores.unexplained(modules, ROOT / "docs" / "mutants", ROOT))
 
 
 def main() -> None:
@@ -130,11 +137,15 @@ def main() -> None:
     parser.add_argument("module", choices=[*MODULES, "all"])
     parser.add_argument("--only", nargs="+", help="mutate only these files (globs) of the module")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument(
+        "--recheck", action="store_true", help="re-run only the survivors (after adding tests)"
+    )
     parser.add_argument("--children", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--survivors", action="store_true", help="list the surviving mutants")
+    parser.add_argument("--report", action="store_true", help="print the last run's results only")
     args = parser.parse_args()
     for name in MODULES if args.module == "all" else [args.module]:
-        run(name, args.only, args.fresh, args.children, args.survivors)
+        run(name, args.only, args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ killed / (mutants checked), with the mutants no test reaches counted as not kill
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -89,6 +90,32 @@ def survivor_list(modules: dict[str, dict[str, str]]) -> str:
         for name, s in mutants.items()
         if s in (SURVIVED, NO_TESTS)
     )
+
+
+def surviving(modules: dict[str, dict[str, str]]) -> set[str]:
+    return {
+        name
+        for mutants in modules.values()
+        for name, s in mutants.items()
+        if s in (SURVIVED, NO_TESTS)
+    }
+
+
+def listed(folder: Path) -> set[str]:
+    """The mutant names that ``docs/mutants/*.md`` explain (written in backticks)."""
+    pattern = re.compile(r"`(nabla\.[\w.\u01c1]+__mutmut_\d+)`")
+    return {name for page in folder.glob("*.md") for name in pattern.findall(page.read_text())}
+
+
+def unexplained(modules: dict[str, dict[str, str]], docs: Path, root: Path = Path(".")) -> str:
+    """Survivors that docs/mutants does not list, and listed mutants of these modules now killed:
+    both mean the page is out of date."""
+    alive, explained = surviving(modules), listed(docs)
+    docs = docs.relative_to(root) if docs.is_relative_to(root) else docs
+    mine = {n for n in explained if any(n in mutants for mutants in modules.values())}
+    lines = [f"not explained in {docs}: {n}" for n in sorted(alive - explained)]
+    lines += [f"explained but no longer surviving: {n}" for n in sorted(mine - alive)]
+    return "\n".join(lines) or f"every survivor is explained in {docs}"
 
 
 if __name__ == "__main__":
