@@ -14,9 +14,10 @@ beside the ``pyproject.toml`` it reads, so each module runs in its own copy of t
 tests that exercise them (not the whole suite: the command-line and sweep tests start processes
 and cost minutes per surviving mutant). The copy is refreshed before every run and mutmut
 remembers its results, so a second run re-tests only the functions whose code changed; after
-adding tests, ``--recheck`` runs the survivors again and ``--fresh`` every mutant. Every survivor
-that remains is explained, one row each, in docs/mutants/<group>.md; each run ends by naming the
-survivors those pages do not explain and the mutants they list that no longer survive.
+adding tests, ``--recheck`` runs the survivors (and timeouts) again and ``--fresh`` every mutant.
+Every survivor that remains is explained, one row each, in docs/mutants/<group>.md; each run ends
+by naming the survivors those pages do not explain and the mutants they list that no longer
+survive.
 
 The tests run on the compiled kernels, and ``tests/kernels`` hold every kernel to its NumPy
 reference, so a mutant in a reference is caught there. Results and scores: docs/testing.md.
@@ -120,8 +121,12 @@ def run(name: str, only: list[str] | None, args: argparse.Namespace) -> None:
     # One BLAS/OpenMP thread per test process: mutmut runs `children` of them side by side.
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     command = ["mutmut", "run", "--max-children", str(args.children)]
-    if args.recheck and (folder / "mutants").exists():  # only the survivors, against the new tests
-        command += sorted(mutation_scores.surviving(mutation_scores.collect(folder)))
+    if args.recheck and (folder / "mutants").exists():  # survivors and timeouts, against new tests
+        results = mutation_scores.collect(folder)
+        timeouts = {
+            n for r in results.values() for n, s in r.items() if s == mutation_scores.TIMEOUT
+        }
+        command += sorted(mutation_scores.surviving(results) | timeouts)
     print(f"[{slug}] {' '.join(command[:4])} ({len(command) - 4} named) in {folder}", flush=True)
     if not args.report:
         subprocess.run(command, cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -138,7 +143,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="mutate only these files (globs) of the module")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument(
-        "--recheck", action="store_true", help="re-run only the survivors (after adding tests)"
+        "--recheck", action="store_true", help="re-run the survivors and timeouts (after new tests)"
     )
     parser.add_argument("--children", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--survivors", action="store_true", help="list the surviving mutants")

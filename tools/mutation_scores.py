@@ -102,9 +102,28 @@ def surviving(modules: dict[str, dict[str, str]]) -> set[str]:
 
 
 def listed(folder: Path) -> set[str]:
-    """The mutant names that ``docs/mutants/*.md`` explain (written in backticks)."""
-    pattern = re.compile(r"`(nabla\.[\w.\u01c1]+__mutmut_\d+)`")
-    return {name for page in folder.glob("*.md") for name in pattern.findall(page.read_text())}
+    """The mutants that ``docs/mutants/*.md`` explain: the first cell of every row of a table
+    headed ``| mutant | change | why it survives |``. A cell may name several mutants of one
+    function (``engine.x_backward__mutmut_4, 6``) and may leave off the leading package path."""
+    name = re.compile(r"([\w.]+?__mutmut_)(\d+)((?:\s*,\s*\d+)*)")
+    names = set()
+    for page in sorted(folder.glob("*.md")):
+        in_table = False
+        for line in page.read_text().splitlines():
+            if line.startswith("| mutant |"):
+                in_table = "why it survives" in line
+            elif not line.startswith("|"):
+                in_table = False
+            elif in_table and not line.startswith("|---"):
+                for stem, first, more in name.findall(line.split("|")[1]):
+                    names |= {stem + n for n in [first, *re.findall(r"\d+", more)]}
+    return names
+
+
+def _short_names(full: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.c``, ``b.c``, ``c``: the ways a page may write a mutant's name."""
+    parts = full.split(".")
+    return [".".join(parts[i:]) for i in range(len(parts))]
 
 
 def unexplained(modules: dict[str, dict[str, str]], docs: Path, root: Path = Path(".")) -> str:
@@ -112,9 +131,17 @@ def unexplained(modules: dict[str, dict[str, str]], docs: Path, root: Path = Pat
     both mean the page is out of date."""
     alive, explained = surviving(modules), listed(docs)
     docs = docs.relative_to(root) if docs.is_relative_to(root) else docs
-    mine = {n for n in explained if any(n in mutants for mutants in modules.values())}
-    lines = [f"not explained in {docs}: {n}" for n in sorted(alive - explained)]
-    lines += [f"explained but no longer surviving: {n}" for n in sorted(mine - alive)]
+    everyone = {n for mutants in modules.values() for n in mutants}
+    lines = [
+        f"not explained in {docs}: {n}"
+        for n in sorted(alive)
+        if not explained.intersection(_short_names(n))
+    ]
+    lines += [
+        f"explained but no longer surviving: {n}"
+        for n in sorted(everyone - alive)
+        if explained.intersection(_short_names(n))
+    ]
     return "\n".join(lines) or f"every survivor is explained in {docs}"
 
 

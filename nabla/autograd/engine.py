@@ -98,7 +98,7 @@ def _initial_grad(root, grad) -> np.ndarray:
                 f"{root.data.shape}; pass grad= (dL/d this tensor) of that shape"
             )
         return np.ones_like(root.data)
-    grad = np.asarray(getattr(grad, "data", grad), dtype=root.data.dtype)
+    grad = np.asarray(grad, dtype=root.data.dtype)  # a Tensor converts through __array__
     if grad.shape != root.data.shape:
         raise ValueError(
             f"backward(): gradient of shape {grad.shape} for a tensor of shape {root.data.shape}"
@@ -117,7 +117,8 @@ def _accumulate_leaf(tensor, g: np.ndarray) -> None:
             tensor.grad = slot
         else:
             # Copy: an op may hand the same array to several inputs, and .grad is updated in place.
-            tensor.grad = np.array(g, dtype=tensor.data.dtype, copy=True)
+            # (g already has the leaf's dtype: both callers cast it.)
+            tensor.grad = np.array(g)
     else:
         tensor.grad += g  # in place, so a .grad that views an optimizer's flat buffer stays one
 

@@ -58,7 +58,7 @@ def gradcheck(
     if not differentiable:
         raise ValueError("gradcheck: no output depends differentiably on the inputs")
     with enable_grad():
-        objective = sum(((o * v).sum() for o, v in differentiable), start=0.0)
+        objective = sum((o * v).sum() for o, v in differentiable)
         objective.backward()
 
     def projected() -> float:
@@ -69,7 +69,7 @@ def gradcheck(
     for i in checked:
         t = inputs[i]
         analytic = np.zeros(t.shape) if t.grad is None else t.grad
-        flat = t.data.reshape(-1)  # a view: perturbing it perturbs the input
+        flat = t.data.ravel()  # a view (the data is C-ordered): perturbing it perturbs the input
         for j in range(flat.size):
             original = flat[j]
             flat[j] = original + eps
@@ -78,9 +78,9 @@ def gradcheck(
             minus = projected()
             flat[j] = original
             numeric = (plus - minus) / (2 * eps)
-            value = analytic.reshape(-1)[j]
+            value = analytic.ravel()[j]
             if not abs(value - numeric) <= atol + rtol * abs(numeric):
-                index = np.unravel_index(j, t.shape) if t.ndim else ()
+                index = np.unravel_index(j, t.shape)  # () for a 0-d input
                 message = (
                     f"gradcheck: gradient of input {i} (shape {t.shape}) at index {tuple(map(int, index))}: "
                     f"backward gives {value:.10g}, finite differences give {numeric:.10g} "
@@ -96,7 +96,7 @@ def _as_float64(t):
     if not isinstance(t, Tensor):
         return t
     dtype = np.float64 if t.dtype.kind == "f" else t.dtype
-    leaf = Tensor._make(np.array(t.data, dtype=dtype, order="C", copy=True))  # keeps 0-d as 0-d
+    leaf = Tensor._make(np.array(t.data, dtype=dtype, order="C"))  # a copy; keeps 0-d as 0-d
     if t.requires_grad:
         leaf.requires_grad = True
     return leaf

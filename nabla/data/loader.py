@@ -68,13 +68,12 @@ class DataLoader:
         if shard is not None:
             valid = isinstance(shard, (tuple, list)) and len(shard) == 2
             valid = valid and all(isinstance(v, (int, np.integer)) for v in shard)
-            rank, world = (int(v) for v in shard) if valid else (-1, 0)
-            if not 0 <= rank < world:
+            if not (valid and 0 <= shard[0] < shard[1]):
                 raise ValueError(
                     f"DataLoader: shard must be (rank, world_size) with 0 <= rank < world_size, "
                     f"got {shard!r}"
                 )
-            shard = (rank, world)
+            shard = (int(shard[0]), int(shard[1]))
         self.shard, self.pad = shard, bool(pad)
         keep_freed_memory()  # a batch is allocated and freed per step, in worker threads too
         self.epoch = 0  # the epoch the next iteration runs

@@ -47,6 +47,7 @@ _shorten_blas_spin()  # runs when nabla is imported, before nabla imports NumPy
 _reference = os.environ.get("NABLA_KERNELS", "compiled").strip().lower() in ("reference", "numpy")
 _numba = None  # the numba module, once loaded
 _parallel = False  # whether parallel variants are used (OpenMP available, not in a forked child)
+_forked = False  # a child forked from a process with OpenMP: parallel variants turned off
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 # set_num_threads's default: numba's own variable, else the cores (see its docstring)
 _threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS") or _cores or 1))
@@ -101,9 +102,10 @@ def get_num_threads() -> int:
 
 
 def threading_layer() -> str:
-    """How kernels run: ``"omp"`` (parallel above PARALLEL_MIN elements) or ``"one thread"``."""
+    """How kernels run: ``"omp"`` (parallel above PARALLEL_MIN elements), ``"one thread"``, or
+    ``"one thread (forked)"`` in a child forked from a process that had OpenMP."""
     _load_numba()
-    return "omp" if _parallel else "one thread"
+    return "omp" if _parallel else "one thread (forked)" if _forked else "one thread"
 
 
 def kernel(name: str, size: int, parallel_min: int = PARALLEL_MIN):
@@ -160,9 +162,10 @@ def _openmp_available(numba) -> bool:
 
 def _one_thread_after_fork() -> None:
     # GNU OpenMP does not survive fork(): a forked child that launched a parallel kernel would be
-    # terminated. One-thread kernels never touch OpenMP.
-    global _parallel
-    _parallel = False
+    # terminated (or hang, if the parent's OpenMP threads were torch's). One-thread kernels never
+    # touch OpenMP.
+    global _parallel, _forked
+    _parallel, _forked = False, True
 
 
 def _compile_pair(name: str) -> tuple:

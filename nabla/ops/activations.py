@@ -68,13 +68,11 @@ def relu_grad(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     both (N, C, H, W) views of (C, H, W, N) arrays, as a convolution's output); the reference is
     ``g * (out > 0)``."""
     if g.dtype == out.dtype and g.strides == out.strides and kernels.compiled():
-        flat_g, flat_out = dense(g), dense(out)
-        if flat_g is not None and flat_out is not None:
-            result = np.empty_like(g)  # order "K": g's layout
-            flat_result = dense(result)
-            if flat_result is not None:
-                kernels.kernel("activations.relu_backward", g.size)(flat_g, flat_out, flat_result)
-                return result
+        flat_g = dense(g)  # if g is dense, so are out (laid out alike) and result (order "K")
+        if flat_g is not None:
+            result = np.empty_like(g)
+            kernels.kernel("activations.relu_backward", g.size)(flat_g, dense(out), dense(result))
+            return result
     return g * (out > 0)
 
 
@@ -83,7 +81,7 @@ def dense(a: np.ndarray) -> np.ndarray | None:
     or a transposed view of a C-contiguous array), else None. Element-wise kernels run on it."""
     if a.flags.c_contiguous:
         return a.reshape(-1)
-    view = a.transpose(np.argsort(a.strides, kind="stable")[::-1])  # outermost axis first
+    view = a.transpose(np.argsort(a.strides)[::-1])  # outermost axis first (ties: length-1 axes)
     return view.reshape(-1) if view.flags.c_contiguous else None
 
 

@@ -87,7 +87,7 @@ def im2col(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: t
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
     c, n = xp.shape[0], xp.shape[3]
     view = sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
-    view = view[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw, :, ::dh, ::dw]
+    view = view[:, ::sh, ::sw, :, ::dh, ::dw]  # every sh-th window start: ho (wo) of them
     cols = scratch((c, kh, kw, ho, wo, n), xp.dtype)
     np.copyto(cols, view.transpose(0, 4, 5, 1, 2, 3))  # the one copy of the forward pass
     return cols.reshape(c * kh * kw, ho * wo * n)
@@ -360,7 +360,7 @@ def conv2d(
         )
     if bias is not None and tuple(bias.shape) != (o,):
         raise ValueError(f"conv2d: bias must have shape ({o},), got {tuple(bias.shape)}")
-    if isinstance(x, Tensor) and x.dtype != weight.dtype:
+    if x.dtype != weight.dtype:  # a Tensor or an array: convolved in the weight's dtype
         x = x.astype(weight.dtype)
     return (Conv2dReLU if relu else Conv2d).apply(
         x, weight, bias, stride, padding, dilation, groups

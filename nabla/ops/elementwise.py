@@ -44,7 +44,7 @@ def _binary(function: type[Function], name: str, doc: str, real: bool = False):
             return function.apply(a, b)
         except ValueError as err:
             if "broadcast" in str(err):
-                raise _broadcast_error(name, getattr(a, "data", a), getattr(b, "data", b)) from None
+                raise _broadcast_error(name, a, b) from None
             raise
 
     op.__name__ = op.__qualname__ = name
@@ -255,9 +255,10 @@ class Clip(Function):
     @staticmethod
     def backward(ctx, g):
         # Gradient passes where low <= a <= high (bounds included, as in torch.clamp).
-        inside = np.ones(ctx.a.shape, dtype=bool)
         if ctx.low is not None:
-            inside &= ctx.a >= ctx.low
+            inside = ctx.a >= ctx.low
+        else:
+            inside = np.ones(ctx.a.shape, dtype=bool)
         if ctx.high is not None:
             inside &= ctx.a <= ctx.high
         return g * inside, None, None
@@ -331,10 +332,7 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:
     """Limit x to [min, max] (either may be None); the gradient is 1 inside, bounds included."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    bounds = [b.data if isinstance(b, Tensor) else b for b in (min, max)]
-    if x.dtype.kind != "f" and any(
-        np.asarray(b).dtype.kind == "f" for b in bounds if b is not None
-    ):
+    if any(np.asarray(b).dtype.kind == "f" for b in (min, max) if b is not None):
         x = floating(x)  # an integer tensor clipped to float bounds becomes float32, as in torch
     return Clip.apply(x, _bound(min, x.dtype), _bound(max, x.dtype))
 
@@ -349,7 +347,7 @@ def _bound(v, dtype):
 
 def where(condition, a, b) -> Tensor:
     """Elements of ``a`` where ``condition`` holds, else of ``b``; differentiable in a and b."""
-    condition = np.asarray(getattr(condition, "data", condition))
+    condition = np.asarray(condition)  # a Tensor converts through __array__
     if condition.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got dtype {condition.dtype}")
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
@@ -359,8 +357,8 @@ def where(condition, a, b) -> Tensor:
         return Where.apply(condition, a, b)
     except ValueError as err:
         raise ValueError(
-            f"where: cannot broadcast condition {condition.shape}, a {np.shape(getattr(a, 'data', a))} "
-            f"and b {np.shape(getattr(b, 'data', b))}"
+            f"where: cannot broadcast condition {condition.shape}, a {np.shape(a)} "
+            f"and b {np.shape(b)}"
         ) from err
 
 

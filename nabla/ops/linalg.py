@@ -50,7 +50,7 @@ class MatMul(Function):
 def matmul(a, b) -> Tensor:
     """Matrix product ``a @ b`` (vectors, matrices and stacks of matrices)."""
     a, b = promote(a, b)
-    shape_a, shape_b = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    shape_a, shape_b = np.shape(a), np.shape(b)  # a Tensor, an array or a number
     if not shape_a or not shape_b:
         raise ValueError(
             f"matmul: operands must be at least 1-D, got shapes {shape_a} and {shape_b}"

@@ -243,8 +243,7 @@ def _local_statistics(x: np.ndarray) -> tuple:
 
 
 def _batch_norm_train(
-    input, running_mean, running_var, weight, bias, momentum, eps, statistics,
-    residual=None, relu=False,
+    input, running_mean, running_var, weight, bias, momentum, eps, statistics, residual, relu
 ):  # fmt: skip
     """Training-mode batch norm with the batch statistics ``statistics(x)`` gives (local, or
     over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says."""

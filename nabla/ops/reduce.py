@@ -34,7 +34,7 @@ def _axes(axis, ndim: int) -> tuple:
         normalized.append(int(a) % ndim)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"repeated axis in {axis}")
-    return tuple(sorted(normalized)) if ndim else ()
+    return tuple(sorted(normalized))  # () for a 0-d tensor
 
 
 def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:

@@ -109,7 +109,7 @@ class Pad(Function):
     @staticmethod
     def forward(ctx, x, pad_width, value):
         ctx.inner = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
-        return np.pad(x, pad_width, mode="constant", constant_values=value)
+        return np.pad(x, pad_width, constant_values=value)  # mode "constant", the default
 
     @staticmethod
     def backward(ctx, g):
@@ -260,7 +260,10 @@ def split(x: Tensor, indices_or_sections, axis: int = 0) -> list:
 
 def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
     """Pad with a constant, ``pad_width`` as in ``numpy.pad`` (int, (before, after) or per axis)."""
-    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
+    widths = np.asarray(pad_width)
+    if not np.issubdtype(widths.dtype, np.integer):  # numpy.pad and torch refuse 1.5 too
+        raise TypeError(f"pad: pad widths must be integers, got {pad_width}")
+    widths = np.broadcast_to(widths, (x.ndim, 2))
     if (widths < 0).any():
         raise ValueError(f"pad: negative pad width {pad_width}")
     return Pad.apply(x, tuple(map(tuple, widths.tolist())), value)

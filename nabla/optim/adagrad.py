@@ -46,6 +46,9 @@ class AdaGrad(Optimizer):
     def buffers(self, h, saved=None):
         return {"sum_squares": True}  # r
 
+    def initial_state(self, h):
+        return {"sum_squares": h["initial_accumulator_value"]}  # r_0
+
     def reference(self, theta, g, state, h, t):
         r = state.get("sum_squares", h["initial_accumulator_value"])
         r += g * g  # r <- r + g^2

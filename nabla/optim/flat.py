@@ -44,7 +44,7 @@ class FlatGroup:
         self.state: dict[str, np.ndarray] = {}  # flat buffers of the algorithm (momentum, ...)
         self.steps = np.zeros(len(self.params), dtype=np.int64)  # updates made, per parameter
         self.same_steps = True  # every parameter took the same number of updates (the usual case)
-        self.fills = {} if fills is None else fills  # each buffer's first value (AdaGrad: not 0)
+        self.fills = {} if fills is None else dict(fills)  # each buffer's first value if not 0
         self._lock = threading.Lock()
 
     def buffer(self, name: str, fill: float = 0.0) -> np.ndarray:

@@ -56,7 +56,6 @@ class Optimizer:
         self._names: list[list[str]] = []
         self._packs: list[FlatGroup] = []
         self._stash: dict[str, dict] = {}  # state of frozen parameters, by name
-        self._fills: dict[str, float] = {}  # initial value of each state buffer
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
@@ -102,7 +101,7 @@ class Optimizer:
         self.validate(settings)
         self.param_groups.append({"params": params, **settings})
         self._names.append(names)
-        self._packs.append(FlatGroup(params, names, self._fills))
+        self._packs.append(FlatGroup(params, names, self.initial_state(settings)))
 
     def _own_names(self, settings: dict) -> dict:
         """``settings`` with PyTorch's names of hyperparameters (``pytorch_aliases``) replaced by
@@ -138,7 +137,7 @@ class Optimizer:
             # Frozen parameters leave the flat buffer but keep their state (momentum, moments)
             # in a stash, so unfreezing one resumes where it stopped, as in PyTorch.
             self._stash.update(pack.param_state())
-            pack = FlatGroup(params, self._names[i], self._fills)
+            pack = FlatGroup(params, self._names[i], self.initial_state(self.param_groups[i]))
             pack.load_param_state({n: self._stash.pop(n) for n in pack.names if n in self._stash})
             self._packs[i] = pack
         pack.adopt_grads()
@@ -272,6 +271,11 @@ class Optimizer:
         (numbers or schedules), by name: True for one that every parameter has from its first
         step on, False for one that may be absent. ``load_state_dict`` refuses other names.
         ``saved``: the state_dict being loaded, for algorithms whose buffers depend on it."""
+        return {}
+
+    def initial_state(self, h: dict) -> dict[str, float]:
+        """The first value of each state buffer under group settings ``h``, where it is not 0
+        (AdaGrad's accumulator): a parameter loaded without saved state starts from it."""
         return {}
 
     def _state_problems(self, saved) -> list[str]:

@@ -57,10 +57,9 @@ def load_state_dict(opt, state_dict) -> None:
                 opt.param_groups[i][key] = _from_config(value)
         pack = opt._pack(i)
         pack.state.clear()
+        pack.fills = opt.initial_state(opt.param_groups[i])  # under the settings just loaded
         saved_state = {n: state_dict["state"].get(n, {}) for n in saved["params"]}
         pack.load_param_state({n: saved_state[n] for n in pack.names})
-        for param in opt._names[i]:
-            opt._stash.pop(param, None)
         for param in set(saved["params"]) - set(pack.names):  # frozen here: keep in the stash
             opt._stash[param] = {k: np.array(v) for k, v in saved_state[param].items()}
     opt.iterations = _count(state_dict["iterations"])

@@ -368,8 +368,11 @@ class CosineDecayRestarts(Schedule):
             # Periods 0..i-1 end at (t_mul**i - 1) / (t_mul - 1) first-periods; the log gives i,
             # then one nudge each way fixes the floor where rounding lands it next to an integer.
             # A period end computed a few ulps above the step is reached (t_mul = 1.3: the second
-            # period ends at step 23, computed as 2.3000000000000003 first-periods).
-            r, slack = self.t_mul, 1e-12 * max(1.0, fraction)
+            # period ends at step 23, computed as 2.3000000000000003 first-periods). The slack
+            # stays below a thousandth of a step, or after 10**12 steps it would take the last
+            # step of a period for the next one's first.
+            r = self.t_mul
+            slack = min(1e-12 * max(1.0, fraction), 1e-3 / self.first_decay_steps)
             i = math.floor(math.log1p(fraction * (r - 1.0)) / math.log(r))
             while (r ** (i + 1) - 1.0) / (r - 1.0) <= fraction + slack:
                 i += 1
@@ -484,8 +487,6 @@ class OneCycle(Schedule):
                 "OneCycle: need 0 < pct_start < 1 and pct_start * total_steps > 1 (a warmup "
                 f"of at least one step), got pct_start={pct_start}, total_steps={total_steps}"
             )
-        if self.pct_start * self.total_steps - 1 >= self.total_steps - 1:
-            raise ValueError(f"OneCycle: pct_start={pct_start} leaves no annealing phase")
         self.div_factor = _positive("div_factor", div_factor, "OneCycle")
         self.final_div_factor = _positive("final_div_factor", final_div_factor, "OneCycle")
         if anneal not in ("cos", "linear"):

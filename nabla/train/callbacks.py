@@ -124,7 +124,7 @@ class EarlyStopping(Callback):
 
 
 def _arrays(model) -> dict:
-    return {k: np.asarray(getattr(v, "data", v)) for k, v in model.state_dict().items()}
+    return {k: np.asarray(v) for k, v in model.state_dict().items()}  # a Tensor's data, not a copy
 
 
 class ModelCheckpoint(Callback):
@@ -272,8 +272,7 @@ def _constant_lr(trainer, owner: str) -> float:
     return float(trainer.optimizer.param_groups[0]["lr"])
 
 
-def _set_lr(trainer, owner: str, lr: float) -> None:
-    _constant_lr(trainer, owner)
+def _set_lr(trainer, lr: float) -> None:
     for group in trainer.optimizer.param_groups:
         group["lr"] = float(lr)
 
@@ -308,7 +307,7 @@ class ReduceLROnPlateau(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             lr = _constant_lr(trainer, "ReduceLROnPlateau")
-            _set_lr(trainer, "ReduceLROnPlateau", max(lr * self.factor, self.min_lr))
+            _set_lr(trainer, max(lr * self.factor, self.min_lr))
             self.wait, self.cooldown_left = 0, self.cooldown
 
     def state_dict(self):
@@ -332,7 +331,8 @@ class LearningRateScheduler(Callback):
         lr = float(self.schedule(epoch, _constant_lr(trainer, "LearningRateScheduler")))
         if not lr >= 0:
             raise ValueError(f"LearningRateScheduler: schedule gave lr={lr} at epoch {epoch}")
-        _set_lr(trainer, "LearningRateScheduler", lr)
+        _constant_lr(trainer, "LearningRateScheduler")  # (the schedule may have replaced it)
+        _set_lr(trainer, lr)
 
 
 class JSONLLogger(Callback):

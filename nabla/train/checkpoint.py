@@ -102,8 +102,7 @@ def resume_from(trainer, path) -> str:
                 f"{problems[0]}; resuming from {os.path.basename(candidate)} (epoch "
                 f"{trainer.epoch}) instead"
                 + (f"; the damaged file is kept as {kept}" if kept else ""),
-                UserWarning,
-                stacklevel=2,
+                stacklevel=2,  # a UserWarning (the default category)
             )
         return candidate
     raise CheckpointError("no verified checkpoint to resume from: " + "; ".join(problems))
@@ -142,8 +141,7 @@ def load(path) -> dict:
         warnings.warn(
             f"{path}: a version {version} checkpoint, written by an older nabla without a digest, "
             "so its content cannot be verified; it is loaded as it is (the checkpoints written "
-            "from now on carry one)",
-            UserWarning,
+            "from now on carry one)",  # a UserWarning (the default category)
             stacklevel=2,
         )
     return check_state(load_state(path), path)
@@ -167,8 +165,8 @@ def check_state(state, path) -> dict:
             not isinstance(value, kind) or (kind is int and isinstance(value, bool))
         ):
             problems.append(f"{key!r} is a {type(value).__name__}")
-    if not problems:
-        problems += [f"{key!r} is negative" for key in ("epoch", "step") if state[key] < 0]
+    if not problems:  # every entry has its type: now check the values
+        problems = [f"{key!r} is negative" for key in ("epoch", "step") if state[key] < 0]
         problems += [f"model entry {k!r} is not an array" for k, v in state["model"].items()
                      if not isinstance(v, np.ndarray)]  # fmt: skip
     if problems:

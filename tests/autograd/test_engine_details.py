@@ -1,6 +1,7 @@
 """Engine details the broader tests leave open: the recorded node, the upstream gradient, gradients
 that differ in dtype from their input, version checks and their messages, optimizer gradient
-slots, ``sum_to``, and ``gradcheck``'s defaults and boundaries.
+slots. ``sum_to`` and ``gradcheck`` have their own files (test_autograd_broadcast.py,
+test_autograd_gradcheck.py).
 
 References are PyTorch (same program, same gradients and dtypes), NumPy formulas, and exact
 floating-point cases (powers of two) where a boundary must be hit exactly.
@@ -8,15 +9,12 @@ floating-point cases (powers of two) where a boundary must be hit exactly.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
 
 import nabla as nb
 from nabla.autograd import engine
-from nabla.autograd.broadcast import sum_to
 
 
 def leaf(values, dtype="float64") -> nb.Tensor:
@@ -285,138 +283,3 @@ def test_a_gradient_already_written_into_the_slot_is_kept():
     engine._accumulate_leaf(x, slot)  # an op wrote it there (np.matmul(..., out=slot))
     assert x.grad is slot
     np.testing.assert_array_equal(slot, [7.0, 8.0])
-
-
-# --- sum_to -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("grad_shape", "shape"),
-    [((2, 3, 4), (3, 1)), ((2, 3, 4), (1, 4)), ((2, 3), ()), ((2, 1, 4), (1, 1, 4)),
-     ((5, 2, 3), (2, 3)), ((2, 3), (2, 3)), ((4, 1), (1,)), ((3, 2), (3, 1)),
-     ((3, 4, 1), (3, 1, 1))],
-)  # fmt: skip
-def test_sum_to_matches_torch_sum_to_size(grad_shape, shape):
-    g = np.arange(np.prod(grad_shape), dtype=np.float64).reshape(grad_shape)
-    expected = torch.tensor(g).sum_to_size(shape).numpy()
-    got = sum_to(g, shape)
-    assert got.shape == shape
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_sum_to_returns_the_same_array_when_nothing_is_broadcast():
-    g = np.ones((2, 3))
-    assert sum_to(g, (2, 3)) is g
-
-
-# --- gradcheck ----------------------------------------------------------------------------------
-
-
-def test_gradcheck_defaults_are_torchs():
-    ours = inspect.signature(nb.gradcheck).parameters
-    theirs = inspect.signature(torch.autograd.gradcheck).parameters
-    for name in ("eps", "atol", "rtol", "raise_exception"):
-        assert ours[name].default == theirs[name].default, name
-
-
-def test_gradcheck_tolerance_is_inclusive_and_not_negative():
-    """At x = 0 with eps a power of two, every value is exact: |analytic - numeric| == 0."""
-    x = leaf([0.0, 0.0])
-    assert nb.gradcheck(lambda t: t * 1.0, x, eps=2.0**-10, atol=0.0, rtol=0.0)
-    assert nb.gradcheck(lambda t: t * 1.0, x, eps=2.0**-10, atol=0.0, rtol=1e-3)
-
-
-def test_gradcheck_relative_tolerance_scales_with_the_derivative():
-    """f(x) = 1000 x reported as 1001 x: off by 1e-3 relative, 1 absolute."""
-
-    class Off(nb.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return 1000 * x
-
-        @staticmethod
-        def backward(ctx, g):
-            return 1001 * g
-
-    x = leaf([0.0])
-    ok = dict(eps=2.0**-10, atol=0.0, raise_exception=False)
-    assert nb.gradcheck(Off.apply, x, rtol=1.5e-3, **ok)
-    assert not nb.gradcheck(Off.apply, x, rtol=0.5e-3, **ok)
-    # The entries compared are projected on gradcheck's cotangent v (seed 0): off by |v|.
-    v = abs(np.random.default_rng(0).standard_normal(1)[0])
-    assert nb.gradcheck(Off.apply, x, rtol=0.0, atol=1.5 * v, eps=2.0**-10)
-    atol = round(0.5 * v, 3)
-    with pytest.raises(nb.GradcheckError, match=rf"difference {v:.3g} > atol {atol} \+ rtol 0.0"):
-        nb.gradcheck(Off.apply, x, rtol=0.0, atol=atol, eps=2.0**-10)
-
-
-def test_gradcheck_on_fortran_ordered_and_transposed_inputs():
-    a = np.asfortranarray(np.arange(6.0).reshape(2, 3) / 7)
-    x = nb.tensor(a, requires_grad=True)
-    assert nb.gradcheck(lambda t: (t * t).sum(axis=0), x)
-    assert nb.gradcheck(lambda t: (t * t).sum(axis=0), leaf(a.T))
-
-
-def test_gradcheck_leaves_the_callers_tensor_alone_even_when_fn_raises():
-    x = leaf([1.0, 2.0])
-    calls = []
-
-    def fn(t):
-        calls.append(1)
-        if len(calls) == 2:  # the first perturbed evaluation
-            raise ArithmeticError("boom")
-        return t * x  # also reads the caller's tensor, as a constant
-
-    with pytest.raises(ArithmeticError):
-        nb.gradcheck(fn, x)
-    np.testing.assert_array_equal(x.data, [1.0, 2.0])
-    y = leaf([1.0, 2.0])
-    assert nb.gradcheck(lambda t: t * y.detach(), y)  # perturbing t must not perturb y
-
-
-def test_gradcheck_errors_name_the_input_the_index_and_the_output_type():
-    class Off(nb.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return 2 * x
-
-        @staticmethod
-        def backward(ctx, g):
-            return 3 * g
-
-    with pytest.raises(nb.GradcheckError, match=r"input 0 \(shape \(\)\) at index \(\):"):
-        nb.gradcheck(Off.apply, leaf(0.5))
-    with pytest.raises(nb.GradcheckError, match=r"input 1 \(shape \(2, 2\)\) at index \(0, 0\):"):
-        nb.gradcheck(lambda c, t: Off.apply(t) * c, [nb.tensor(2.0), leaf([[0.5, 1], [2, 3]])])
-    with pytest.raises(TypeError, match="got ndarray"):
-        nb.gradcheck(lambda t: t.data, leaf([1.0]))
-
-
-def test_gradcheck_cotangent_is_random_in_every_entry():
-    """A backward that is right only along the all-ones direction (here: the reversed gradient
-    of the identity) must fail: the cotangent has to differ between entries."""
-
-    class Reversed(nb.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.copy()
-
-        @staticmethod
-        def backward(ctx, g):
-            return g[::-1].copy()
-
-    assert not nb.gradcheck(Reversed.apply, leaf([1.0, 2.0]), raise_exception=False)
-    assert nb.gradcheck(lambda t: t * 1.0, leaf([1.0, 2.0]))
-
-
-def test_gradcheck_passes_integer_inputs_through_unchanged():
-    index = nb.tensor([2, 0])
-    x = leaf([1.0, 2.0, 3.0])
-    seen = []
-
-    def fn(t, i):
-        seen.append(i.dtype)
-        return t[i] * 2
-
-    assert nb.gradcheck(fn, [x, index])
-    assert set(seen) == {np.dtype(np.int64)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import threading
 from concurrent.futures import Future
 
@@ -77,7 +78,7 @@ def test_a_schedule_giving_a_bad_size_is_named_with_its_epoch():
 
 def test_a_one_sample_dataset_is_not_empty():
     assert labels(DataLoader(dataset(1))) == [[0]]
-    with pytest.raises(ValueError, match="the dataset is empty"):
+    with pytest.raises(ValueError, match=r"^DataLoader: the dataset is empty$"):
         DataLoader(dataset(0))
 
 
@@ -101,7 +102,10 @@ def test_valid_shards(shard):
     "shard", [(2, 2), (-1, 2), (0, 0), (1, 1), (0,), (0, 1, 2), (0.0, 1), ("0", "1"), 0]
 )
 def test_invalid_shards_are_refused_naming_the_value(shard):
-    with pytest.raises(ValueError, match=r"shard must be \(rank, world_size\).* got "):
+    message = (
+        f"DataLoader: shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         DataLoader(dataset(), shard=shard)
 
 

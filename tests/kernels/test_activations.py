@@ -39,3 +39,20 @@ def test_relu_gradient_same_on_both_paths(contiguous):
             grads.append(x.grad)
     np.testing.assert_array_equal(grads[0], grads[1])
     np.testing.assert_array_equal(grads[0], np.arange(48.0).reshape(inputs.shape) * (inputs > 0))
+
+
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
+def test_relu_grad_of_a_large_gradient_on_two_threads_equals_the_reference():
+    """Large enough for the parallel variant: relu_grad passes the buffer's size to pick it."""
+    from nabla.ops.activations import relu_grad
+
+    rng = np.random.default_rng(2)
+    g = rng.standard_normal((runtime.PARALLEL_MIN // 64 + 1, 64)).astype(np.float32)
+    out = np.maximum(rng.standard_normal(g.shape), 0).astype(np.float32)
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(2)
+        result = relu_grad(g, out)
+    finally:
+        kernels.set_num_threads(before)
+    np.testing.assert_array_equal(result, g * (out > 0))

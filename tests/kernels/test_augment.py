@@ -131,6 +131,7 @@ def test_compiled_uniforms_are_the_reference_bits(seed, epoch, stream, dtype):
 
 
 @pytest.mark.parametrize("t", TRANSFORMS, ids=repr)
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_same_sample_same_result_in_any_batch_and_thread_count(t, monkeypatch):
     x = images((20, 3, 11, 13), np.float32)
     whole = run(t, x, Context(1, 4, np.arange(20)), True)

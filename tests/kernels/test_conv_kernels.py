@@ -140,6 +140,7 @@ def test_direct_rule_picks_the_direct_convolution_for_resnet_layers():
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_conv2d_same_with_one_or_two_threads(mode, direct_mode, monkeypatch):
     monkeypatch.setattr(conv_ops, "PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     rng = np.random.default_rng(3)
@@ -190,6 +191,7 @@ def test_weight_grad_kernel_equals_windows_times_gradient(n, c, o, size, dilatio
     np.testing.assert_allclose(results[0], want, rtol=0, atol=TOLERANCE[dtype] * scale)
 
 
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_launch_splits_only_large_work(monkeypatch):
     # a parallel kernel wakes a sleeping thread (tens of microseconds): small work stays on one
     monkeypatch.setattr(conv_ops, "PARALLEL_MIN", 1000)

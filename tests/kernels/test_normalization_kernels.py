@@ -106,6 +106,7 @@ def test_batch_norm_gradcheck_on_kernel_path(residual, relu, monkeypatch):
     assert calls  # the kernels ran
 
 
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_batch_norm_same_with_one_or_two_threads(monkeypatch):
     monkeypatch.setattr("nabla.ops.conv.PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     rng = np.random.default_rng(7)
@@ -121,3 +122,61 @@ def test_batch_norm_same_with_one_or_two_threads(monkeypatch):
         kernels.set_num_threads(threads)
     for one, two in zip(*results, strict=True):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("residual,relu", [(False, False), (True, True)])
+@pytest.mark.parametrize("weight,bias", [(True, True), (False, True), (False, False)])
+def test_float32_step_is_the_documented_formula_bit_for_bit(weight, bias, residual, relu):
+    """The kernels' promise (kernels/normalization.py): statistics and the two backward sums in
+    float64, everything else in float32 in the reference's order. The data make every float64
+    sum exact (float32 values k/8 around 2^20, 64 per channel, and gradients j/4), so the float32
+    result of each step is one number, computed here with NumPy; float32 sums (the reference's)
+    or a float64 intermediate (a weight or a mean left in float64) would round differently."""
+    rng = np.random.default_rng(9)
+    f32, shape, c, eps = np.float32, (4, 2, 4, 4), 2, 1e-5
+    x = (2.0**20 + rng.integers(-64, 65, shape) / 8).astype(f32)
+    r = (rng.integers(-16, 17, shape) / 8).astype(f32) if residual else None
+    g = (rng.integers(-8, 9, shape) / 4).astype(f32)
+    w = rng.integers(1, 9, c).astype(f32) / 4 if weight else None
+    b = (rng.integers(-8, 9, c) / 8).astype(f32) if bias else None
+
+    # the formula, in NumPy
+    col = (1, c, 1, 1)
+    x64 = x.astype(np.float64)
+    mu = x64.mean(axis=(0, 2, 3))  # exact: every partial sum fits in 53 bits
+    mean, var = mu.astype(f32), ((x64 - mu.reshape(col)) ** 2).mean(axis=(0, 2, 3)).astype(f32)
+    s = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mean.reshape(col)) * s.reshape(col)
+    wf = np.ones(c, f32) if w is None else w
+    bf = np.zeros(c, f32) if b is None else b
+    y = xhat * wf.reshape(col) + bf.reshape(col)
+    y = y if r is None else y + r
+    y = np.maximum(y, f32(0)) if relu else y
+    gm = np.where(y > 0, g, f32(0)) if relu else g
+    sums = np.stack([gm.astype(np.float64).sum(axis=(0, 2, 3)),
+                     (gm * xhat).astype(np.float64).sum(axis=(0, 2, 3))])  # fmt: skip
+    n = x.size // c
+    md, mdx = (sums * wf).astype(f32) / n
+    dx = s.reshape(col) * ((gm * wf.reshape(col) - md.reshape(col)) - xhat * mdx.reshape(col))
+    rm, rv = np.zeros(c, f32), np.ones(c, f32)
+    rm *= 1.0 - 0.1
+    rm += 0.1 * mean
+    rv *= 1.0 - 0.1
+    rv += (0.1 * n / (n - 1)) * var
+
+    xt = nb.from_numpy(chwn(x))
+    xt.requires_grad = True
+    rt = None if r is None else nb.from_numpy(chwn(r))
+    wt, bt = [None if a is None else nb.tensor(a, dtype="float32", requires_grad=True)
+              for a in (w, b)]  # fmt: skip
+    running = [nb.zeros(c, dtype="float32"), nb.ones(c, dtype="float32")]
+    out = norm.batch_norm(xt, *running, wt, bt, True, 0.1, eps, residual=rt, relu=relu)
+    out.backward(g)
+    np.testing.assert_array_equal(out.numpy(), y)
+    np.testing.assert_array_equal(xt.grad, dx)
+    np.testing.assert_array_equal(running[0].numpy(), rm)
+    np.testing.assert_array_equal(running[1].numpy(), rv)
+    if weight:
+        np.testing.assert_array_equal(wt.grad, sums[1].astype(f32))
+    if bias:
+        np.testing.assert_array_equal(bt.grad, sums[0].astype(f32))

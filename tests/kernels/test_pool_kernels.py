@@ -84,6 +84,7 @@ def test_pool_gradcheck_on_kernel_path(fn, extra):
 
 
 @pytest.mark.parametrize("fn,extra", POOLS)
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_pool_same_with_one_or_two_threads(fn, extra, monkeypatch):
     monkeypatch.setattr("nabla.ops.conv.PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     x = np.random.default_rng(3).standard_normal((16, 8, 32, 32)).astype(np.float32)

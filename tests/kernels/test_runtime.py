@@ -80,6 +80,7 @@ def test_thread_count_defaults_to_numba_num_threads_else_the_cores():
     assert run.stdout.strip() == str(runtime._cores), run.stderr  # the same affinity here
 
 
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_large_updates_run_in_parallel_small_ones_on_one_thread():
     if kernels.threading_layer() != "omp":
         pytest.skip("numba's OpenMP layer is not available here: every kernel runs on one thread")
@@ -105,10 +106,13 @@ def test_a_forked_child_can_still_update():
     opt = optim.Adam([w], lr=0.1)
     w.grad = np.ones(w.shape, np.float32)
     opt.step()  # the parent has used its OpenMP threads
+    parent = kernels.threading_layer()
     pid = os.fork()
     if pid == 0:  # the child: one more step, then report through the exit status
         try:
             opt.step()
+            if parent == "omp" and kernels.threading_layer() != "one thread (forked)":
+                os._exit(3)
             os._exit(0 if np.allclose(w.data, -0.2) else 1)
         except BaseException:
             os._exit(2)

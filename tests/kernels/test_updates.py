@@ -126,6 +126,7 @@ def test_empty_and_all_frozen_groups(case):
     assert np.all(frozen.data == 0) and np.all(live.data < 1)
 
 
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_kernel_agrees_with_reference_under_any_thread_count():
     make = CASES["adam"]
     shapes = [(runtime.PARALLEL_MIN * 3 + 1,)]

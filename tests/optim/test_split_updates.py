@@ -191,6 +191,7 @@ def check(case, active, threads):
 
 
 @pytest.mark.parametrize("case", CASES)
+@pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
 def test_every_element_follows_the_formula_on_one_and_two_threads(case):
     active = [[True] * len(SHAPES)] * STEPS
     one, two = (check(case, active, threads) for threads in (1, 2))
