@@ -76,6 +76,14 @@ MODULES = {
 }  # fmt: skip
 
 
+# Modules whose thread-split mutants are checked by the tests marked `threads` in a fresh
+# process (conftest.py): a process start per marked test and mutant. ops needs it (where each
+# kernel's work estimate goes); in optim, where a dozen marked tests reach every mutant of the
+# optimizer base class, it would take hours: docs/mutants/optim.md lists the mutants of its
+# kernel launches that only a fresh process kills.
+FRESH_THREAD_TESTS = {"ops"}
+
+
 def mutmut_section(files: list[str], tests: list[str]) -> str:
     quote = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
     return (
@@ -83,6 +91,7 @@ def mutmut_section(files: list[str], tests: list[str]) -> str:
         'source_paths = ["nabla/"]\n'
         f"only_mutate = {quote(files)}\n"
         f"pytest_add_cli_args_test_selection = {quote(tests)}\n"
+        'also_copy = ["conftest.py"]\n'  # the test-wide hooks (threads, torch under mutmut)
     )
 
 
@@ -101,6 +110,10 @@ def refresh_copy(folder: Path, section: str) -> None:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+    for copy in (folder, folder / "mutants"):  # files deleted or renamed here go there too
+        for stale in [*copy.glob("nabla/**/*.py"), *copy.glob("tests/**/*.py")]:
+            if not (ROOT / stale.relative_to(copy)).is_file():
+                stale.unlink()
     pyproject = (ROOT / "pyproject.toml").read_text().split("\n[tool.mutmut]")[0]
     (folder / "pyproject.toml").write_text(pyproject + section)
     if not (folder / ".git").exists():  # mutmut asks git which non-Python files changed
@@ -120,6 +133,8 @@ def run(name: str, only: list[str] | None, args: argparse.Namespace) -> None:
         shutil.rmtree(folder / "mutants", ignore_errors=True)
     # One BLAS/OpenMP thread per test process: mutmut runs `children` of them side by side.
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if name in FRESH_THREAD_TESTS:  # conftest.py: the tests marked `threads` in a fresh process
+        env["NABLA_THREAD_TESTS_FRESH"] = "1"
     command = ["mutmut", "run", "--max-children", str(args.children)]
     if args.recheck and (folder / "mutants").exists():  # survivors and timeouts, against new tests
         results = mutation_scores.collect(folder)

@@ -140,14 +140,15 @@ def test_direct_rule_picks_the_direct_convolution_for_resnet_layers():
 
 
 @pytest.mark.parametrize("mode", ["always", "never"])
+@pytest.mark.parametrize("k", [3, 5])  # 5x5 "always": a direct forward, an im2col dW (backward)
 @pytest.mark.threads  # in a forked process: runs in a fresh one (conftest.py)
-def test_conv2d_same_with_one_or_two_threads(mode, direct_mode, monkeypatch):
+def test_conv2d_same_with_one_or_two_threads(mode, k, direct_mode, monkeypatch):
     monkeypatch.setattr(conv_ops, "PARALLEL_MIN", 1)  # the parallel copies at 2 threads
     rng = np.random.default_rng(3)
     x = rng.standard_normal((16, 8, 16, 16)).astype(np.float32)
-    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((8, 8, k, k)).astype(np.float32)
     b = rng.standard_normal(8).astype(np.float32)
-    geometry = (16, 8, 8, (16, 16), (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    geometry = (16, 8, 8, (16, 16), (k, k), (1, 1), (1, 1), (1, 1), 1)
     direct_mode(mode)
     threads = kernels.get_num_threads()
     try:
