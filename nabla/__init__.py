@@ -45,6 +45,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .jit import compile
 from .kernels import get_num_threads, set_num_threads
 from .ops import *
 from .random import manual_seed

@@ -20,6 +20,7 @@ import weakref
 import numpy as np
 
 from .broadcast import sum_to
+from .trace import Trace
 
 FREED_GRAPH = (
     "trying to backward through the graph a second time (or to use a tensor computed in a "
@@ -35,6 +36,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             "backward() on a tensor that does not require grad: no input of the computation "
             "has requires_grad=True (or it was computed under no_grad)"
         )
+    if Trace.recorder is not None:  # nabla.compile: the order is recorded before the graph is freed
+        Trace.recorder.backward(root, grad, retain_graph)
     grad = _initial_grad(root, grad)
     if root._node is None:  # backward on a leaf: dL/dL
         _accumulate_leaf(root, grad)

@@ -35,6 +35,7 @@ import numpy as np
 
 from .grad_mode import _GradMode
 from .tensor import Tensor
+from .trace import Trace
 
 
 class Function:
@@ -96,6 +97,8 @@ class Function:
             t._vc = [0]
         if track and cls.saves_output:  # backward reads the output: it must not change either
             ctx.output_vc, ctx.output_version = t._vc, t._vc[0]
+        if Trace.recorder is not None:  # nabla.compile is tracing this step
+            Trace.recorder.op(cls, ctx, args, options, t)
         return t
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from . import engine
 from .dtypes import as_array, float32, int64
 from .grad_mode import is_grad_enabled
+from .trace import Trace
 
 
 class Tensor:
@@ -206,6 +207,8 @@ class Tensor:
                 f"{what}: in-place change of a tensor that requires grad is not differentiable; "
                 "do it under nb.no_grad() on a leaf, or compute a new tensor"
             )
+        if Trace.recorder is not None:  # a write outside the operations: a plan cannot replay it
+            Trace.recorder.unsupported(f"it writes into a tensor in place ({what})")
         self._vc[0] += 1
 
     def __setitem__(self, index, value) -> None:

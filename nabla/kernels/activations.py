@@ -13,3 +13,16 @@ def relu_backward(g, out, result):
     for i in prange(g.size):
         gi = g[i]
         result[i] = gi if out[i] > 0 else gi * 0
+
+
+def bias_relu(y, bias, relu):
+    """y += bias (broadcast over the rows of a 2-D, C-contiguous y), then, when ``relu``,
+    y = max(y, 0) with NumPy's conventions (NaN kept, -0 becomes +0): the same values as
+    ``y += bias; np.maximum(y, 0, out=y)``, in one pass and without NumPy's broadcasting buffer."""
+    rows, cols = y.shape
+    for i in prange(rows):
+        for j in range(cols):
+            v = y[i, j] + bias[j]
+            if relu and not (v > 0 or v != v):
+                v = 0.0
+            y[i, j] = v

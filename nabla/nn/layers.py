@@ -80,14 +80,22 @@ class Flatten(Module):
 
 
 class _DropoutFunction(Function):
+    """y = x * mask. The mask is drawn inside forward, so that a compiled step (``nb.compile``),
+    which replays forward, draws fresh numbers from the same generator in the same order."""
+
     @staticmethod
-    def forward(ctx, x, mask):
+    def forward(ctx, x, p, generator):
+        if p == 1.0:
+            mask = np.zeros(x.shape, dtype=x.dtype)
+        else:
+            keep = random.resolve(generator).random(x.shape, dtype=np.float32) >= p
+            mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
         ctx.mask = mask
         return x * mask
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.mask, None
+        return g * ctx.mask, None, None
 
 
 class Dropout(Module):
@@ -105,13 +113,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        rng = random.resolve(self.generator)
-        if self.p == 1.0:
-            mask = np.zeros(x.shape, dtype=x.dtype)
-        else:
-            keep = rng.random(x.shape, dtype=np.float32) >= self.p
-            mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return _DropoutFunction.apply(x, mask)
+        return _DropoutFunction.apply(x, self.p, self.generator)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace=False"  # as torch prints it; nabla never drops in place

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..autograd.dtypes import as_array, as_dtype
 from ..autograd.tensor import Tensor
+from ..autograd.trace import Trace
 
 
 class Parameter(Tensor):
@@ -119,6 +120,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if Trace.recorder is not None:  # nabla.compile guards on every traced module's mode
+            Trace.recorder.module(self)
         return self.forward(*args, **kwargs)
 
     # --- traversal -------------------------------------------------------------------------------

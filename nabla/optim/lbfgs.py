@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
+from ..autograd.trace import Trace
 from .optimizer import Optimizer
 from .saving import ENTRIES, problems, value_at
 
@@ -169,6 +170,8 @@ class LBFGS(Optimizer):
                 "LBFGS.step needs a closure that zeroes the gradients, computes the loss, calls "
                 "backward and returns the loss: opt.step(closure)"
             )
+        if Trace.recorder is not None:  # a closure's data-dependent loop: nothing to replay
+            Trace.recorder.unsupported("LBFGS.step runs a data-dependent line search")
         group = self.param_groups[0]
         h = {k: value_at(v, self.iterations) for k, v in group.items() if k != "params"}
         self.lr = lr = h["lr"]

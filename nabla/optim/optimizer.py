@@ -21,6 +21,7 @@ import numpy as np
 from .. import kernels, memory
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
+from ..autograd.trace import Trace
 from .flat import FlatGroup, Stretch
 from .saving import load_state_dict, problems, state_dict, value_at
 
@@ -149,6 +150,8 @@ class Optimizer:
         """Reset every gradient. As in PyTorch, ``.grad`` becomes None; the next backward writes
         each first gradient straight into the flat gradient buffer (no fill, no ``+=`` pass).
         ``set_to_none=False`` fills the buffer with zeros instead (``.grad`` stays a view)."""
+        if Trace.recorder is not None:  # nabla.compile replays this call
+            Trace.recorder.call(self.zero_grad, set_to_none)
         for i in range(len(self._packs)):
             if set_to_none:
                 self._pack(i).clear_grads()
@@ -161,6 +164,8 @@ class Optimizer:
         ``closure``, if given, re-evaluates the model and returns the loss (it is called with
         gradients enabled); its loss is returned.
         """
+        if Trace.recorder is not None:  # nabla.compile replays this call (a closure it cannot)
+            Trace.recorder.call(self.step, closure)
         loss = None
         if closure is not None:
             with enable_grad():

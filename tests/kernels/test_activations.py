@@ -56,3 +56,22 @@ def test_relu_grad_of_a_large_gradient_on_two_threads_equals_the_reference():
     finally:
         kernels.set_num_threads(before)
     np.testing.assert_array_equal(result, g * (out > 0))
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["bias+relu", "bias"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (600, 300)])  # the last one runs in parallel
+def test_bias_relu_kernel_equals_numpy_bit_for_bit(shape, dtype, relu):
+    """y += b; np.maximum(y, 0, out=y), as eager's Linear / LinearReLU: NaN kept, -0 -> +0."""
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(shape).astype(dtype)
+    bias = rng.standard_normal(shape[1]).astype(dtype)
+    y.flat[::11] = np.nan
+    if shape[1] > 2:
+        y[0, 1], y[0, 2], bias[2] = -bias[1], -0.0, -0.0  # sums of exactly 0 and of -0
+    reference = y.copy()
+    reference += bias
+    if relu:
+        np.maximum(reference, 0, out=reference)
+    kernels.kernel("activations.bias_relu", y.size)(y, bias, relu)
+    assert np.array_equal(y.view(f"u{y.itemsize}"), reference.view(f"u{y.itemsize}"))
