@@ -52,6 +52,7 @@ SCRIPTS = [
     ("op_overhead", False),
     ("mlp_step", True),
     ("mlp_train", True),
+    ("compile_step", True),  # nb.compile's replayed step against eager and torch
     ("profile_step", True),  # where the MLP step's time goes, by function (cProfile)
     ("conv", True),
     ("optim_step", True),
@@ -88,6 +89,7 @@ class Target:
 
 
 KERNELS_ISSUE = "compiled-kernels issue"  # moved the optimizers onto compiled kernels
+COMPILE_ISSUE = "define-and-run issue"  # nb.compile
 CONV_ISSUE = "convolution issue"  # compiled augmentation and convolution kernels
 TARGETS = [
     Target(
@@ -119,6 +121,24 @@ TARGETS = [
         "mlp_train.kernel_speedup_b512",
         ">= 1.0",
         issue=KERNELS_ISSUE,
+    ),
+    Target(
+        "MLP step, batch 64, compiled: step time / GEMM-only bound",
+        "compile_step.gemm_multiple_b64",
+        "<= 1.25",
+        issue=COMPILE_ISSUE,
+    ),
+    Target(
+        "MLP training, batch 64, compiled: nabla/fastest torch samples/s",
+        "compile_step.vs_torch_b64",
+        ">= 1.5",
+        issue=COMPILE_ISSUE,
+    ),
+    Target(
+        "Rosenbrock + Adam: compiled / eager steps per second",
+        "compile_step.rosenbrock_speedup",
+        ">= 5",
+        issue=COMPILE_ISSUE,
     ),
     Target("MLP training, batch 64: nabla/sklearn samples/s", "mlp_train.vs_sklearn_b64", "> 1"),
     Target("MLP training, batch 512: nabla/sklearn samples/s", "mlp_train.vs_sklearn_b512", "> 1"),

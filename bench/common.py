@@ -187,6 +187,20 @@ def alternate(script: str, jobs: dict, rounds: int, args: list[str]) -> dict[obj
     return results
 
 
+def rounds_parser(doc: str, threads: int) -> argparse.ArgumentParser:
+    """The options every round-based benchmark takes (``--quick``, ``--threads``, ``--rounds``,
+    ``--steps``) and the hidden ones its workers get (``--worker``, ``--batch``, ``--data``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 round of fewer steps (CI)")
+    parser.add_argument("--threads", type=int, default=threads, help="BLAS/OpenMP/torch threads")
+    parser.add_argument("--rounds", type=int, help="rounds of workers (default 3; --quick 1)")
+    parser.add_argument("--steps", type=int, help="timed steps per batch size (1000; --quick 300)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    return parser
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 

@@ -84,6 +84,7 @@ from common import (  # bench/common.py; pin before NumPy loads
     nabla_about,
     pin_threads,
     print_step_table,
+    rounds_parser,
     run_worker,
     send,
     thread_pools,
@@ -93,7 +94,6 @@ from common import (  # bench/common.py; pin before NumPy loads
 
 THREADS = pin_threads()
 
-import argparse  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -495,15 +495,8 @@ def breakdown(runs: dict, steps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 round of 300 steps (CI)")
-    parser.add_argument("--threads", type=int, default=THREADS, help="BLAS/OpenMP/torch threads")
-    parser.add_argument("--rounds", type=int, help="rounds of workers (default 3; --quick 1)")
-    parser.add_argument("--steps", type=int, help="timed steps per batch size (1000; --quick 300)")
+    parser = rounds_parser(__doc__, THREADS)
     parser.add_argument("--phase-steps", type=int, help="steps of the breakdown (200; --quick 50)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.steps = -(-(args.steps or (300 if args.quick else 1000)) // BLOCK) * BLOCK

@@ -58,7 +58,6 @@ class Builder:
         self.lowered: dict = {}  # OpEvent -> its lowering, when it has one
         self.grad_of: dict = {}  # Value -> name of the local holding its pending gradient
         self.counts: dict = {}  # Value -> how many gradient contributions it receives
-        self.accumulators: dict = {}  # Value -> the virtual buffer its gradients are summed in
         for value in recorder.values:
             if value.kind == "input":
                 self.expr[value] = value.name
@@ -211,22 +210,26 @@ class Builder:
             lines.append(f"{indent}leaf({value.name}, {expr})")
         else:
             g = self.grad_of[value]
-            if self.counts.get(value, 0) > 1:  # summed: a buffer of its own after the first
-                acc = self.accumulator(value)
-                lines.append(
-                    f"{indent}{g} = {expr} if {g} is None else np.add({g}, {expr}, out={acc})"
-                )
-                reads |= self.reads_of(g, acc)
-                writes.add(acc)
+            if self.counts.get(value, 0) > 1:  # summed: into an array of its own after the first
+                # The sum's memory layout must be eager's (``g + t`` follows its operands'
+                # layout, and later reductions sum in memory order): the first replay lets NumPy
+                # allocate it, later replays write into that same array.
+                store = self.bind("SUMS", self.namespace.get("SUMS", {}))
+                key = len(self.namespace["SUMS"])
+                self.namespace["SUMS"][key] = None
+                lines += [
+                    f"{indent}if {g} is None:",
+                    f"{indent}    {g} = {expr}",
+                    f"{indent}elif {store}[{key}] is None:",
+                    f"{indent}    {g} = {store}[{key}] = asarray(np.add({g}, {expr}))",
+                    f"{indent}else:",
+                    f"{indent}    {g} = np.add({g}, {expr}, out={store}[{key}])",
+                ]
+                reads |= self.reads_of(g)
             else:
                 lines.append(f"{indent}{g} = {expr}")
             self.aliases[g] = self.aliases.get(g, set()) | reads
         self.emit("backward", f"gradient of {value.name}", lines, reads, writes, lowered)
-
-    def accumulator(self, value: Value) -> str:
-        if value not in self.accumulators:
-            self.accumulators[value] = self.buffer(value.shape, value.dtype)
-        return self.accumulators[value]
 
     def leaf_product(self, value: Value, fill, reads: set, label: str) -> None:
         """A parameter's gradient that a lowering computes with ``fill(out)``: written straight

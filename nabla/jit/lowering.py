@@ -15,16 +15,20 @@ import numpy as np
 
 from .. import kernels, random
 from ..nn.layers import _DropoutFunction
-from ..ops.activations import dense
+from ..ops.activations import dense, relu_grad
 from ..ops.linalg import Linear, LinearReLU
 from ..ops.losses import CrossEntropy
+from .elementwise import LOWERINGS as ELEMENTWISE
 from .recorder import OpEvent, Value
 
 
 def relu_grad_into(g, out, result, mask, ones):
     """``nabla.ops.activations.relu_grad`` written into ``result``: g where out > 0, else 0
     (the compiled kernel where eager uses it, else ``g * (out > 0)``, the mask cast to ``ones``
-    by a copy: a ufunc that casts would allocate a buffer)."""
+    by a copy: a ufunc that casts would allocate a buffer). A ``g`` that is not C-contiguous
+    takes eager's own function, whose result has g's layout (later sums depend on it)."""
+    if not g.flags.c_contiguous:
+        return relu_grad(g, out)
     if g.dtype == out.dtype and g.strides == out.strides == result.strides and kernels.compiled():
         flat_g = dense(g)
         if flat_g is not None:
@@ -93,10 +97,11 @@ class LinearLowering:
             b.bind("relu_grad_into", relu_grad_into)
             b.emit(
                 "backward", f"{type_name(e)} backward: relu'",
-                [f"relu_grad_into({g}, {self.y}, {masked}, {mask}, {ones})"],
+                [f"gm = relu_grad_into({g}, {self.y}, {masked}, {mask}, {ones})"],
                 b.reads_of(g, self.y), {masked, mask, ones},
             )  # fmt: skip
-            g = masked
+            b.aliases["gm"] = b.reads_of(masked, g)
+            g = "gm"
         if need_x:
             gx = b.buffer(xv.shape, xv.dtype)
             b.emit(
@@ -215,7 +220,7 @@ def lower_cross_entropy(b, event: OpEvent):
         return None
     if len(logits.shape) != 2 or target.dtype.kind not in "iu" or reduction not in ("mean", "sum"):
         return None
-    if logits.dtype.kind != "f" or logits.shape[0] == 0:
+    if logits.dtype.kind != "f" or logits.shape[0] == 0 or not logits.contiguous:
         return None
     return CrossEntropyLowering(b, event)
 
@@ -251,14 +256,18 @@ class DropoutLowering:
         b, e = self.b, self.event
         xv = e.inputs[0]
         gx = b.buffer(xv.shape, xv.dtype)
-        b.emit("backward", "Dropout backward: G * mask", [f"np.multiply({g}, {self.mask}, out={gx})"],
-               b.reads_of(g, self.mask), {gx})  # fmt: skip
-        b.contribute(xv, gx)
+        lines = [  # a g of another layout: eager's product, whose result has g's layout
+            f"gd = np.multiply({g}, {self.mask}, out={gx}) if {g}.flags.c_contiguous "
+            f"else {g} * {self.mask}"
+        ]
+        b.emit("backward", "Dropout backward: G * mask", lines, b.reads_of(g, self.mask), {gx})
+        b.aliases["gd"] = b.reads_of(gx, g)
+        b.contribute(xv, "gd")
 
 
 def lower_dropout(b, event: OpEvent):
     x, p, _ = event.inputs
-    if not isinstance(x, Value) or x.dtype.kind != "f" or not 0.0 <= p < 1.0:
+    if not isinstance(x, Value) or x.dtype.kind != "f" or not 0.0 <= p < 1.0 or not x.contiguous:
         return None
     return DropoutLowering(b, event)
 
@@ -277,3 +286,4 @@ LOWERINGS = {
     CrossEntropy: lower_cross_entropy,
     _DropoutFunction: lower_dropout,
 }
+LOWERINGS.update(ELEMENTWISE)

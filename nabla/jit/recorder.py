@@ -36,6 +36,7 @@ class Value:
     tensor: Tensor | None = None  # kind "external": the tensor whose .data a replay reads
     array: object = None  # kind "constant": the frozen array (or number)
     label: str = ""  # a readable name: a parameter's name, "input 0", ...
+    contiguous: bool = True  # C-contiguous at the trace (lowerings that write C-order need it)
 
     def describe(self) -> str:
         return f"{self.name} {self.shape} {self.dtype}"
@@ -82,6 +83,7 @@ class Recorder:
         prefix = {"input": "x", "op": "v", "external": "p", "constant": "k"}[kind]
         count = sum(v.kind == kind for v in self.values)
         value = Value(f"{prefix}{count}", kind, data.shape, data.dtype, **extra)
+        value.contiguous = bool(data.flags.c_contiguous)
         self.values.append(value)
         self.by_array[id(data)] = value
         self.keep.append(data)

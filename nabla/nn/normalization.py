@@ -73,14 +73,11 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             self._check_batch_size(x, name)
-        momentum = 0.0
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            # momentum=None: m = 1/t makes the running statistics the plain mean over all batches
-            t = int(self.num_batches_tracked.data)
-            momentum = 1.0 / t if self.momentum is None else self.momentum
-        # the buffers are None when untracked; batch_norm updates them only in training
-        return self._normalize(x, use_batch_stats, momentum, residual, relu)
+        # The operation counts the batch (momentum=None: m = 1/t makes the running statistics
+        # the plain mean over all batches) and updates the running statistics: inside it, a
+        # compiled step (nb.compile) replays them. The buffers are None when untracked.
+        counter = self.num_batches_tracked if self.training and self.track_running_stats else None
+        return self._normalize(x, use_batch_stats, self.momentum, residual, relu, counter)
 
     def forward_relu(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         """``relu(self(x) + residual)`` (``relu(self(x))`` without one) as one fused operation:
@@ -90,10 +87,13 @@ class _BatchNorm(Module):
     def _check_batch_size(self, x: Tensor, name: str) -> None:
         _check_batch_size(x, name)
 
-    def _normalize(self, x, use_batch_stats: bool, momentum: float, residual=None, relu=False):
+    def _normalize(
+        self, x, use_batch_stats: bool, momentum, residual=None, relu=False, counter=None
+    ):
         return batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             use_batch_stats, momentum, self.eps, residual=residual, relu=relu,
+            num_batches_tracked=counter,
         )  # fmt: skip
 
     def extra_repr(self) -> str:

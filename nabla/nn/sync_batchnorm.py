@@ -71,12 +71,13 @@ class SyncBatchNorm(_BatchNorm):
         if not (self.training and distributed.active()):  # else: checked over all ranks
             super()._check_batch_size(x, name)
 
-    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum: float, residual=None,
-                   relu=False) -> Tensor:  # fmt: skip
+    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum, residual=None,
+                   relu=False, counter=None) -> Tensor:  # fmt: skip
         if not (self.training and distributed.active()):
-            return super()._normalize(x, use_batch_stats, momentum, residual, relu)
+            return super()._normalize(x, use_batch_stats, momentum, residual, relu, counter)
         return _batch_norm_train(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 momentum, self.eps, _global_statistics, residual, relu)  # fmt: skip
+                                 momentum, self.eps, _global_statistics, residual, relu,
+                                 counter)  # fmt: skip
 
     @classmethod
     def convert(cls, module: Module) -> Module:

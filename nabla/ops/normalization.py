@@ -64,10 +64,22 @@ class _BatchNormTrain(Function):
     relu = False
 
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, mean, var, eps, means):
-        # mean and var (biased) arrive precomputed so the caller can also update the running
-        # statistics; backward differentiates through them, so they take no gradient of their own.
-        # ``means`` computes backward's two batch means (over all ranks for SyncBatchNorm).
+    def forward(ctx, x, weight, bias, residual, running_mean, running_var, counter, momentum, eps,
+                statistics):  # fmt: skip
+        # ``statistics(x)`` gives the batch mean, biased variance, count, and ``means``, which
+        # computes backward's two batch means (over all ranks for SyncBatchNorm). The running
+        # statistics (and a module's batch counter) are updated here, inside the operation, so
+        # that a compiled step, which replays operations, replays the update too.
+        if counter is not None:  # momentum None: m = 1/t, the plain mean over all batches
+            counter += 1
+            momentum = 1.0 / int(counter) if momentum is None else momentum
+        mean, var, n, means = statistics(x)
+        if running_mean is not None:
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1.0 - momentum
+            running_var += (momentum * n / (n - 1)) * var
         relu = ctx.relu
         shape = (1, -1) + (1,) * (x.ndim - 2)
         inv_std = 1.0 / np.sqrt(var + eps)
@@ -103,7 +115,7 @@ class _BatchNormTrain(Function):
         need_x, need_w, need_b, need_r = ctx.needs_input_grad[:4]
         if ctx.xhat is None:
             dx, dweight, dbias, dres = _backward_kernels(ctx, g, need_x, need_r)
-            return dx, dweight if need_w else None, dbias if need_b else None, dres, *(None,) * 4
+            return dx, dweight if need_w else None, dbias if need_b else None, dres, *(None,) * 6
         xhat, weight, shape = ctx.xhat, ctx.weight, ctx.shape
         if ctx.relu:
             g = relu_grad(g, ctx.out)
@@ -116,7 +128,7 @@ class _BatchNormTrain(Function):
             dweight = (g * xhat).sum(axis=axes)
         if need_b:
             dbias = g.sum(axis=axes)
-        return dx, dweight, dbias, g if need_r else None, *(None,) * 4
+        return dx, dweight, dbias, g if need_r else None, *(None,) * 6
 
 
 class _BatchNormTrainReLU(_BatchNormTrain):
@@ -203,6 +215,7 @@ def batch_norm(
     *,
     residual: Tensor | None = None,
     relu: bool = False,
+    num_batches_tracked: Tensor | None = None,
 ) -> Tensor:
     """Batch normalization over every axis but 1, as ``torch.nn.functional.batch_norm``.
 
@@ -210,16 +223,17 @@ def batch_norm(
     (when given) are updated in place, outside the graph, with the *unbiased* variance:
     ``r <- (1 - momentum) r + momentum * stat``. Otherwise the running statistics normalize.
     ``residual`` and ``relu`` give ``relu(batch_norm(...) + residual)`` as one operation (the
-    end of a ResNet block), the same numbers as the three operations.
+    end of a ResNet block), the same numbers as the three operations. ``num_batches_tracked``
+    (a module's counter) is incremented in training; with it, ``momentum=None`` means 1/count.
     """
     if not training:
-        y = _BatchNormEval.apply(input, weight, bias, running_mean.data, running_var.data, eps)
+        y = _BatchNormEval.apply(input, weight, bias, running_mean, running_var, eps)
         y = y if residual is None else y + residual
         return y.relu() if relu else y
     _check_batch_size(input, "batch_norm")
     return _batch_norm_train(
         input, running_mean, running_var, weight, bias, momentum, eps, _local_statistics,
-        residual, relu,
+        residual, relu, num_batches_tracked,
     )  # fmt: skip
 
 
@@ -243,24 +257,21 @@ def _local_statistics(x: np.ndarray) -> tuple:
 
 
 def _batch_norm_train(
-    input, running_mean, running_var, weight, bias, momentum, eps, statistics, residual, relu
+    input, running_mean, running_var, weight, bias, momentum, eps, statistics, residual, relu,
+    counter=None,
 ):  # fmt: skip
     """Training-mode batch norm with the batch statistics ``statistics(x)`` gives (local, or
-    over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says."""
-    mean, var, n, means = statistics(input.data)
-    if running_mean is not None:
-        running_mean.data *= 1.0 - momentum
-        running_mean.data += momentum * mean
-    if running_var is not None:
-        running_var.data *= 1.0 - momentum
-        running_var.data += (momentum * n / (n - 1)) * var
+    over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says,
+    and a module's batch counter ``counter`` (then ``momentum=None`` means 1/count)."""
     if residual is not None and tuple(residual.shape) != tuple(input.shape):
         raise ValueError(
             f"batch_norm: residual of shape {tuple(residual.shape)} does not match the input "
             f"of shape {tuple(input.shape)}"
         )
     function = _BatchNormTrainReLU if relu else _BatchNormTrain
-    return function.apply(input, weight, bias, residual, mean, var, eps, means)
+    return function.apply(
+        input, weight, bias, residual, running_mean, running_var, counter, momentum, eps, statistics
+    )
 
 
 class _LayerNormFunction(Function):

@@ -100,7 +100,8 @@ class Run:
         loss = nabla.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.trainer = Trainer(self.model, loss, optimizer, metrics=["accuracy"], callbacks=callbacks,
                                clip_grad_norm=cfg["clip_grad_norm"] or None,
-                               distributed=distributed, keep_previous_checkpoint=True)  # fmt: skip
+                               distributed=distributed, keep_previous_checkpoint=True,
+                               compile=cfg["compile"])  # fmt: skip
         # the learning rate this config plans (a checkpoint brings back the one it was saved with)
         self.planned_lr = [group["lr"] for group in optimizer.param_groups]
 

@@ -8,7 +8,7 @@ import pytest
 from jit_twins import batches, eager, mlp_setup, same_bits, same_state, training_step
 
 import nabla as nb
-from nabla import nn, optim
+from nabla import models, nn, optim
 from nabla.lab.functions import FUNCTIONS
 
 
@@ -213,3 +213,83 @@ def test_models_mlp_trains_compiled_to_the_same_accuracy_as_eager():
     model.eval()
     accuracy = (model(nb.tensor(x)).data.argmax(1) == y).mean()
     assert accuracy > 0.95
+
+
+def _lenet_bn_setup(momentum):
+    """LeNet with batch norm after each convolution, SGD with Nesterov momentum."""
+    nb.manual_seed(4)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6, momentum=momentum), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16, momentum=momentum), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 84), nn.ReLU(), nn.Linear(84, 10),
+    )  # fmt: skip
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    return model, opt, training_step(model, opt)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum 0.1", "cumulative"])
+def test_lenet_with_batch_norm_and_nesterov_is_bit_identical_over_100_steps(momentum):
+    rng = np.random.default_rng(6)
+    data = [
+        (rng.random((8, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 8)) for _ in range(4)
+    ]
+    model_a, opt_a, step_a = _lenet_bn_setup(momentum)
+    losses_a = run(eager(step_a), data, 100)
+    model_b, opt_b, step_b = _lenet_bn_setup(momentum)
+    compiled = nb.compile(step_b)
+    losses_b = run(compiled, data, 100)
+    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
+    # running statistics and the batch counters included (state_dict holds them)
+    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    assert int(model_b[1].num_batches_tracked.data) == 100
+    # and evaluation with the running statistics, compiled, is eager's too
+    model_a.eval()
+    model_b.eval()
+    evaluate = nb.compile(lambda x: model_b(x))
+    for x, _ in data:
+        evaluate(x)
+        assert same_bits(evaluate(x), model_a(nb.Tensor._make(x)))
+
+
+def test_a_resnet_block_with_fused_batch_norm_residual_relu_is_bit_identical():
+    def setup():
+        nb.manual_seed(8)
+        model = models.resnet(depth=8, width=8)
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        return model, opt, training_step(model, opt)
+
+    rng = np.random.default_rng(7)
+    data = [
+        (rng.random((4, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 4)) for _ in range(2)
+    ]
+    model_a, opt_a, step_a = setup()
+    losses_a = run(eager(step_a), data, 6)
+    model_b, opt_b, step_b = setup()
+    losses_b = run(nb.compile(step_b), data, 6)
+    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
+    assert same_state(model_a, opt_a, model_b, opt_b) == []
+
+
+def test_dropout_after_a_convolution_keeps_eager_memory_layouts():
+    """A convolution's output is an (N, C, H, W) view of a (C, H, W, N) array, so dropout's
+    input is not C-contiguous: the plan then runs dropout's own code, whose results have the
+    layouts later sums depend on."""
+
+    def setup():
+        nb.manual_seed(2)
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.25), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+        )
+        opt = optim.Adam(model.parameters(), lr=1e-2)
+        return model, opt, training_step(model, opt)
+
+    rng = np.random.default_rng(3)
+    data = [(rng.random((5, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 5)) for _ in range(3)]
+    model_a, opt_a, step_a = setup()
+    losses_a = run(eager(step_a), data, 20)
+    model_b, opt_b, step_b = setup()
+    compiled = nb.compile(step_b)
+    losses_b = run(compiled, data, 20)
+    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
+    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    assert "_DropoutFunction" in str(compiled.plan).split("def replay")[0]  # not lowered
