@@ -42,6 +42,15 @@ class Instr:
     lowered: bool = True  # False: runs an operation's own code, which allocates
 
 
+def release(ctx) -> None:
+    """Drop the arrays an operation's forward saved on ``ctx``, keeping what the plan set: the
+    convolution's scratch arrays (nabla.ops.conv_buffers) return to their pool only when nothing
+    else refers to them, as in eager mode, where a node is freed once backward has used it."""
+    needs, inputs = ctx.needs_input_grad, ctx.inputs
+    ctx.__dict__.clear()
+    ctx.needs_input_grad, ctx.inputs = needs, inputs
+
+
 class Builder:
     def __init__(self, recorder: Recorder, lowerings: dict):
         self.recorder = recorder
@@ -50,7 +59,7 @@ class Builder:
         self.instrs: list[Instr] = []
         self.namespace: dict = {
             "np": np, "asarray": np.asarray, "sum_to": sum_to, "leaf": _accumulate_leaf,
-            "slot": grad_slot,
+            "slot": grad_slot, "release": release,
         }  # fmt: skip
         self.virtual: list[tuple] = []  # (shape, dtype) per virtual buffer
         self.expr: dict = {}  # Value -> the expression that reads it
@@ -58,6 +67,7 @@ class Builder:
         self.lowered: dict = {}  # OpEvent -> its lowering, when it has one
         self.grad_of: dict = {}  # Value -> name of the local holding its pending gradient
         self.counts: dict = {}  # Value -> how many gradient contributions it receives
+        self.scalars: set = set()  # values the program holds as Python floats (jit/scalars.py)
         for value in recorder.values:
             if value.kind == "input":
                 self.expr[value] = value.name
@@ -152,14 +162,16 @@ class Builder:
         self.expr[event.out] = name
         reads = self.reads_of(*args)
         self.aliases[name] = reads  # the output may view any input (reshape, transpose, ...)
-        self.emit(
-            "forward", event.cls.__name__, [f"{name} = asarray({op}.forward(ctx{i}, {', '.join(args)}))"],
-            reads=reads, lowered=False,
-        )  # fmt: skip
+        lines = [f"{name} = asarray({op}.forward(ctx{i}, {', '.join(args)}))"]
+        if True not in event.needs:  # no backward will read what forward saved: drop it now
+            lines.append(f"release(ctx{i})")
+        self.emit("forward", event.cls.__name__, lines, reads=reads, lowered=False)
 
     def _backward(self, event: BackwardEvent) -> None:
         root = event.root
-        if event.grad is None:
+        if event.grad is None and root in self.scalars:
+            seed = "1.0"
+        elif event.grad is None:
             ones = np.ones(root.shape, root.dtype)
             ones.flags.writeable = False  # a backward must never write into its gradient
             seed = self.bind(f"ONE{event.root.name}", ones)
@@ -185,6 +197,7 @@ class Builder:
         i = op.index
         lines = [f"if {g} is not None:", f"    gs = {self.op_name(op.cls)}.backward(ctx{i}, {g})"]
         lines.append("    gs = gs if gs.__class__ is tuple else (gs,)")
+        lines.append(f"release(ctx{i})")  # what forward saved, as eager frees a used node
         saved = [self.expr[a] for a in op.inputs if isinstance(a, Value)]
         reads = self.reads_of(g, self.expr[op.out], *saved)  # ctx may hold any of them
         self.emit("backward", f"{op.cls.__name__} backward", lines, reads, lowered=False)
@@ -210,7 +223,9 @@ class Builder:
             lines.append(f"{indent}leaf({value.name}, {expr})")
         else:
             g = self.grad_of[value]
-            if self.counts.get(value, 0) > 1:  # summed: into an array of its own after the first
+            if self.counts.get(value, 0) > 1 and value in self.scalars:  # floats: g + t
+                lines.append(f"{indent}{g} = {expr} if {g} is None else {g} + {expr}")
+            elif self.counts.get(value, 0) > 1:  # summed: into an array of its own after the first
                 # The sum's memory layout must be eager's (``g + t`` follows its operands'
                 # layout, and later reductions sum in memory order): the first replay lets NumPy
                 # allocate it, later replays write into that same array.

@@ -15,6 +15,7 @@ import numbers
 from ..ops.elementwise import Add, Mul, Neg, Pow, Sub
 from ..ops.shape import GetItem
 from .recorder import OpEvent, Value
+from .scalars import lower_scalar
 
 UFUNCS = {Add: "np.add", Sub: "np.subtract", Mul: "np.multiply"}
 
@@ -86,6 +87,9 @@ class Arithmetic:
 
 
 def lower_arithmetic(b, event: OpEvent):
+    scalar = lower_scalar(b, event)
+    if scalar is not None:
+        return scalar
     out = event.out
     if out.dtype.kind != "f":
         return None
@@ -128,6 +132,9 @@ class Index:
 
 
 def lower_index(b, event: OpEvent):
+    scalar = lower_scalar(b, event)
+    if scalar is not None:
+        return scalar
     x, index = event.inputs[:2]
     if not isinstance(x, Value) or x.dtype.kind != "f" or event.out.shape != ():
         return None

@@ -29,7 +29,7 @@ class Plan:
         self.grad_mode = _GradMode.enabled
         self.kernels = kernels.compiled()
         self.modules = _modules_and_children(recorder.modules.values())
-        self.names = _parameter_names(self.modules)
+        self.names = _parameter_names(self.modules, recorder.optimizers.values())
         self.externals = [
             (v.tensor, v.tensor.data, v.tensor._requires_grad, v)
             for v in recorder.values
@@ -147,16 +147,20 @@ def _groups(opt) -> tuple:
     return tuple(len(g["params"]) for g in opt.param_groups)
 
 
-def _parameter_names(modules) -> dict:
-    """id(tensor) -> its name in the outermost traced module ("0.weight"), as state_dict says."""
-    if not modules:
-        return {}
-    root = modules[0][0]
+def _parameter_names(modules, optimizers) -> dict:
+    """id(tensor) -> its name: in the outermost traced module ("0.weight"), as state_dict says,
+    else in an optimizer ("optimizer parameter 0.0")."""
     names = {}
-    for name, p in root.named_parameters():
-        names.setdefault(id(p), name)
-    for name, buf in root.named_buffers():
-        names.setdefault(id(buf), name)
+    if modules:
+        root = modules[0][0]
+        for name, p in root.named_parameters():
+            names.setdefault(id(p), name)
+        for name, buf in root.named_buffers():
+            names.setdefault(id(buf), name)
+    for opt in optimizers:
+        for group, group_names in zip(opt.param_groups, opt._names):
+            for p, name in zip(group["params"], group_names):
+                names.setdefault(id(p), f"optimizer parameter {name}")
     return names
 
 

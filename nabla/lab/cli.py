@@ -21,6 +21,10 @@ LAB_COMMANDS = {
     ),
     "lr-range": ("lr_range", "learning-rate range test: loss against an exponentially growing lr"),
     "capacity": ("capacity", "train vs dev error against model size, L2 and dropout"),
+    "compile": (
+        "compile",
+        "define-by-run against define-and-run (nb.compile): time, memory, the plan",
+    ),
 }
 
 EXPERIMENT_EXAMPLES = """examples:

@@ -29,6 +29,8 @@ EXTRA_CSS = """
 .outcome.pass { border-left-color: #1a7f37; background: var(--good); }
 .outcome.fail { border-left-color: #cf222e; background: #ffebe9; }
 .prose p { margin: 0 0 10px; max-width: 80ch; }
+pre.code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
+  padding: 12px 16px; overflow-x: auto; line-height: 1.35; }
 caption { caption-side: bottom; color: var(--muted); font-size: 13px; padding: 8px 12px;
   text-align: left; }
 """
@@ -98,6 +100,10 @@ class LabReport:
             f'<section><figure class="card"><img src="data:{kind};base64,{data}" '
             f'alt="{_e(path.stem)}"><figcaption>{_e(caption)}</figcaption></figure></section>'
         )
+
+    def code(self, text: str) -> None:
+        """Preformatted text: a program, a printout."""
+        self.parts.append(f'<section><pre class="card code">{_e(text)}</pre></section>')
 
     def table(self, header: list[str], rows: list[list], caption: str = "") -> None:
         head = "".join(f"<th>{_e(h)}</th>" for h in header)

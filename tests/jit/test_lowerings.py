@@ -50,8 +50,10 @@ def test_arithmetic_is_lowered_and_bit_identical(shape, dtype):
     plan = run_both(f, shape, dtype)
     forward = plan.split("# --- call")[0]
     for op in ("Sub", "Mul", "Neg", "Pow", "Add"):
-        assert "# [" in forward and f"] {op}\n" in forward, op
+        assert f"] {op}\n" in forward or f"] {op} (floats)\n" in forward, op
         assert f"] {op}  (the operation's own code" not in forward, op
+    # float64 numbers run as Python floats, but not the last sum's input: Sum wants an array
+    assert ("(floats)" in forward) == (shape == () and dtype == "float64")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -60,7 +62,8 @@ def test_indexing_one_element_is_lowered_and_bit_identical(dtype):
         return a[0, 1] * b[1, 2] + a[1, 0] ** 2 + a[0, 1]  # a[0, 1] read twice
 
     plan = run_both(f, (2, 3), dtype)
-    assert "] GetItem\n" in plan and "GetItem  (the operation's own code" not in plan
+    label = "] GetItem (floats)\n" if dtype == "float64" else "] GetItem\n"
+    assert label in plan and "GetItem  (the operation's own code" not in plan
 
 
 def test_broadcasting_and_tensor_exponents_run_the_operations_own_code():
@@ -89,4 +92,32 @@ def test_rosenbrock_is_allocation_free_apart_from_python_objects():
 
     compiled = nb.compile(step)
     compiled()
-    assert "\nallocation-free\n" in str(compiled.plan)
+    text = str(compiled.plan)
+    assert "\nallocation-free\n" in text
+    forward = text.split("# --- forward")[1].split("# --- call")[0]
+    assert forward.count("(floats)") == 9  # two indexings, seven arithmetic operations
+    assert "    s8 = s3 + s7\n" in forward  # (1 - x)^2 + 100 (y - x^2)^2, in plain floats
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_floats_meet_arrays_and_zero_d_parameters_as_eager(dtype):
+    """Float values feeding an operation that wants arrays (exp), gradients coming back from it
+    as arrays, a 0-d parameter taking float gradients, a value read three times."""
+
+    def f(a, w):
+        u = a[0] * w  # floats: read by +, -, * below
+        return (w * w + u).exp() + (w - a[1]) ** 2 + u * 3.0 - (-u)
+
+    runs = []
+    for compiled in (False, True):
+        a = nb.tensor([0.3, -0.7, 1.1], dtype=dtype, requires_grad=True)
+        w = nb.tensor(0.5, dtype=dtype, requires_grad=True)
+        opt = optim.Adam([a, w], lr=0.05)
+        step = training_step(f, a, w, opt)
+        fn = nb.compile(step) if compiled else step
+        runs.append(([fn() for _ in range(6)], a, w, fn))
+    (la, a1, w1, _), (lb, a2, w2, fn) = runs
+    assert all(same_bits(x, y) for x, y in zip(la, lb))
+    assert same_bits(a1, a2) and same_bits(w1, w2) and same_bits(w1.grad, w2.grad)
+    assert fn.replays == 5
+    assert ("(floats)" in str(fn.plan)) == (dtype == "float64")
