@@ -267,7 +267,9 @@ class Builder:
     def _call(self, event: CallEvent) -> None:
         owner = event.method.__self__
         names = self.namespace.setdefault("_owners", {})
-        name = names.setdefault(id(owner), f"opt{len(names)}")
+        kind = "opt" if hasattr(owner, "param_groups") else "module"
+        count = sum(n.startswith(kind) for n in names.values())
+        name = names.setdefault(id(owner), f"{kind}{count}")
         self.bind(name, owner)
         args = ", ".join(self.literal(a) for a in event.args)
         method = event.method.__name__

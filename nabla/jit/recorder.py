@@ -140,7 +140,8 @@ class Recorder:
         if method.__name__ == "step" and args and args[0] is not None:
             self.unsupported("optimizer.step(closure) re-evaluates the model inside the step")
         owner = method.__self__
-        self.optimizers[id(owner)] = owner
+        if hasattr(owner, "param_groups"):  # an optimizer: the plan guards on its groups
+            self.optimizers[id(owner)] = owner
         self.keep.append(owner)
         self.events.append(CallEvent(method, args))
 

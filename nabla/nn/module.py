@@ -206,6 +206,8 @@ class Module:
         Unlike PyTorch's default (``set_to_none``), existing gradient arrays are kept and filled
         with zeros, so a ``.grad`` that views an optimizer's flat buffer stays a view.
         """
+        if Trace.recorder is not None:  # nabla.compile replays this call
+            Trace.recorder.call(self.zero_grad)
         for p in self.parameters():
             if p.grad is not None:
                 p.grad.fill(0)

@@ -237,6 +237,8 @@ class Optimizer:
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> float:
         """Scale all gradients so their joint norm is at most ``max_norm``; returns the norm before."""
+        if Trace.recorder is not None:  # nabla.compile replays this call
+            Trace.recorder.call(self.clip_grad_norm_, max_norm, norm_type)
         if not norm_type > 0:
             raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
         grads = [self._pack(i).grad for i in range(len(self._packs))]
@@ -252,6 +254,8 @@ class Optimizer:
 
     def clip_grad_value_(self, clip_value: float) -> None:
         """Clip every gradient element to [-clip_value, clip_value]."""
+        if Trace.recorder is not None:  # nabla.compile replays this call
+            Trace.recorder.call(self.clip_grad_value_, clip_value)
         for i in range(len(self._packs)):
             g = self._pack(i).grad
             np.clip(g, -clip_value, clip_value, out=g)

@@ -293,3 +293,40 @@ def test_dropout_after_a_convolution_keeps_eager_memory_layouts():
     assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
     assert same_state(model_a, opt_a, model_b, opt_b) == []
     assert "_DropoutFunction" in str(compiled.plan).split("def replay")[0]  # not lowered
+
+
+def test_module_zero_grad_and_gradient_clipping_inside_the_step_are_replayed():
+    """Python calls that write the gradients between backward and the update: replayed as
+    calls (skipping them would let gradients accumulate, or go unclipped)."""
+
+    def setup():
+        nb.manual_seed(1)
+        model = models.mlp([20, 16, 5])
+        opt = optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+
+        def step(x, y):
+            loss = nn.functional.cross_entropy(model(x), y)
+            model.zero_grad()  # fills the existing .grad arrays with zeros
+            loss.backward()
+            opt.clip_grad_norm_(0.05)
+            opt.clip_grad_value_(0.01)
+            opt.step()
+            return loss
+
+        return model, opt, step
+
+    data = batches(3)
+    model_a, opt_a, step_a = setup()
+    losses_a = run(eager(step_a), data, 12)
+    model_b, opt_b, step_b = setup()
+    compiled = nb.compile(step_b)
+    losses_b = run(compiled, data, 12)
+    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
+    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    source = compiled.plan.source
+    for call in (
+        "module0.zero_grad()",
+        "opt0.clip_grad_norm_(0.05, 2.0)",
+        "opt0.clip_grad_value_(0.01)",
+    ):
+        assert call in source, call
