@@ -16,6 +16,20 @@ def run(step, data, steps):
     return [step(*data[i % len(data)]) for i in range(steps)]
 
 
+def eager_then_compiled(setup, data, steps):
+    """Train ``setup()`` eagerly, then a fresh ``setup()`` compiled (one after the other: both
+    draw from the default generator); assert the same losses and state, bit for bit. Returns
+    the compiled step and the compiled run's (model, optimizer)."""
+    model_a, opt_a, step_a = setup()
+    losses_a = run(eager(step_a), data, steps)
+    model_b, opt_b, step_b = setup()
+    compiled = nb.compile(step_b)
+    losses_b = run(compiled, data, steps)
+    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
+    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    return compiled, (model_a, model_b)
+
+
 def test_mlp_with_dropout_adam_and_cosine_schedule_is_bit_identical_over_100_steps():
     data = batches(7)
     # Each run starts from manual_seed(0) and draws its dropout masks from the default
@@ -233,14 +247,8 @@ def test_lenet_with_batch_norm_and_nesterov_is_bit_identical_over_100_steps(mome
     data = [
         (rng.random((8, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 8)) for _ in range(4)
     ]
-    model_a, opt_a, step_a = _lenet_bn_setup(momentum)
-    losses_a = run(eager(step_a), data, 100)
-    model_b, opt_b, step_b = _lenet_bn_setup(momentum)
-    compiled = nb.compile(step_b)
-    losses_b = run(compiled, data, 100)
-    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
     # running statistics and the batch counters included (state_dict holds them)
-    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    _, (model_a, model_b) = eager_then_compiled(lambda: _lenet_bn_setup(momentum), data, 100)
     assert int(model_b[1].num_batches_tracked.data) == 100
     # and evaluation with the running statistics, compiled, is eager's too
     model_a.eval()
@@ -262,12 +270,7 @@ def test_a_resnet_block_with_fused_batch_norm_residual_relu_is_bit_identical():
     data = [
         (rng.random((4, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 4)) for _ in range(2)
     ]
-    model_a, opt_a, step_a = setup()
-    losses_a = run(eager(step_a), data, 6)
-    model_b, opt_b, step_b = setup()
-    losses_b = run(nb.compile(step_b), data, 6)
-    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
-    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    eager_then_compiled(setup, data, 6)
 
 
 def test_dropout_after_a_convolution_keeps_eager_memory_layouts():
@@ -285,13 +288,7 @@ def test_dropout_after_a_convolution_keeps_eager_memory_layouts():
 
     rng = np.random.default_rng(3)
     data = [(rng.random((5, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 5)) for _ in range(3)]
-    model_a, opt_a, step_a = setup()
-    losses_a = run(eager(step_a), data, 20)
-    model_b, opt_b, step_b = setup()
-    compiled = nb.compile(step_b)
-    losses_b = run(compiled, data, 20)
-    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
-    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    compiled, _ = eager_then_compiled(setup, data, 20)
     assert "_DropoutFunction" in str(compiled.plan).split("def replay")[0]  # not lowered
 
 
@@ -316,13 +313,7 @@ def test_module_zero_grad_and_gradient_clipping_inside_the_step_are_replayed():
         return model, opt, step
 
     data = batches(3)
-    model_a, opt_a, step_a = setup()
-    losses_a = run(eager(step_a), data, 12)
-    model_b, opt_b, step_b = setup()
-    compiled = nb.compile(step_b)
-    losses_b = run(compiled, data, 12)
-    assert all(same_bits(a, b) for a, b in zip(losses_a, losses_b))
-    assert same_state(model_a, opt_a, model_b, opt_b) == []
+    compiled, _ = eager_then_compiled(setup, data, 12)
     source = compiled.plan.source
     for call in (
         "module0.zero_grad()",
