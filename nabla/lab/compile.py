@@ -212,16 +212,29 @@ def main(args) -> int:
                   f"{r.compiled_seconds * 1e6:.0f} us per step")  # fmt: skip
     page = LabReport(out, "Define-by-run and define-and-run",
                      subtitle=f"{args.steps} timed steps per problem and mode, in one process")  # fmt: skip
-    page.text(*[p.strip().replace("\n", " ") for p in __doc__.split("\n\n")[1:3]])
+    page.text(
+        "Define-by-run (nabla's eager mode, as Chainer and PyTorch) records the graph anew at "
+        "every step: every operation creates a Tensor and a graph node, backward sorts the "
+        "nodes, every intermediate array is allocated and freed. Define-and-run (nb.compile, as "
+        "Theano and TensorFlow 1) records the step once and replays a fixed program over "
+        "preallocated buffers. The arithmetic is the same, bit for bit (each problem's first "
+        "loss is checked); what differs is the bookkeeping around it.",
+        "Problems: " + "; ".join(f"{r.name}: {r.note}" for r in results) + ". Time per step: "
+        "the median of blocks of steps after a warm-up. Bookkeeping share: (eager - compiled) "
+        "/ eager, the part of an eager step that define-and-run removes. Memory: tracemalloc's "
+        "peak above the start during a step (the plan's own buffers are allocated once, at "
+        "the trace). Convolution and pooling have no lowering yet: in LeNet-5 they run their "
+        "own code inside the plan, allocations included.",
+    )
     page.figure(plot(results), "compile", "time per step and memory allocated per step")
     page.table(
-        ["problem", "setup", "eager us/step", "compiled us/step", "speed-up",
-         "bookkeeping share of eager", "eager KiB/step", "compiled KiB/step", "plan buffers KiB"],
-        [[r.name, r.note, r.eager_seconds * 1e6, r.compiled_seconds * 1e6,
+        ["problem", "eager us", "compiled us", "speed-up", "bookkeeping", "eager KiB",
+         "compiled KiB", "plan KiB"],
+        [[r.name, r.eager_seconds * 1e6, r.compiled_seconds * 1e6,
           r.eager_seconds / r.compiled_seconds, r.bookkeeping, r.eager_bytes / 1024,
           r.compiled_bytes / 1024, r.plan_bytes / 1024] for r in results],
-        caption="bookkeeping share = (eager - compiled) / eager: the part of an eager step that "
-        "is not the step's arithmetic; KiB/step: tracemalloc's peak during a step",
+        caption="us: microseconds per step; bookkeeping: share of the eager step; KiB: "
+        "allocated during a step; plan KiB: the buffers a plan keeps",
     )  # fmt: skip
     page.heading(f"The recorded program: {results[-1].name}")
     page.code(results[-1].plan)
