@@ -45,11 +45,11 @@ MODULES = {
     "autograd": (
         ["nabla/autograd/*"],
         ["tests/autograd", "tests/ops/test_ops.py", "tests/ops/test_op_details.py",
-         "tests/test_regressions.py", "tests/test_pytorch_names.py"],
+         "tests/test_regressions.py", "tests/test_pytorch_names.py", "tests/jit"],
     ),
     "ops": (
         ["nabla/ops/*"],
-        ["tests/ops", "tests/nn", "tests/kernels/test_activations.py",
+        ["tests/ops", "tests/nn", "tests/jit", "tests/kernels/test_activations.py",
          "tests/kernels/test_conv_kernels.py", "tests/kernels/test_pool_kernels.py",
          "tests/kernels/test_normalization_kernels.py", "tests/test_pytorch_names.py",
          "tests/test_regressions.py"],
@@ -57,7 +57,7 @@ MODULES = {
     "optim": (
         ["nabla/optim/*"],
         ["tests/optim", "tests/kernels/test_updates.py", "tests/kernels/test_subnormals.py",
-         "tests/train/test_resume.py", "tests/test_serialization.py"],
+         "tests/train/test_resume.py", "tests/test_serialization.py", "tests/jit"],
     ),
     "loader": (
         ["nabla/data/loader.py"],

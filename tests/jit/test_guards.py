@@ -240,3 +240,23 @@ def test_bad_uses_of_compile_are_refused_clearly():
     with pytest.raises(RuntimeError, match="a compiled step cannot be traced inside another trace"):
         outer(np.ones(2, np.float32))
     assert nb.autograd.trace.Trace.recorder is None  # left clean after the error
+
+
+def test_lbfgs_inside_a_step_runs_eagerly_with_a_warning_naming_it():
+    nb.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = optim.LBFGS(model.parameters(), lr=0.5, max_iter=3)
+    x = np.ones((4, 3), np.float32)
+
+    def closure():
+        opt.zero_grad()
+        loss = (model(nb.Tensor._make(x)) ** 2).mean()
+        loss.backward()
+        return loss
+
+    step = nb.compile(lambda: opt.step(closure))
+    with pytest.warns(
+        RuntimeWarning, match=r"runs eagerly: LBFGS\.step runs a data-dependent line search$"
+    ):
+        step()
+    assert step.eager_reason == "LBFGS.step runs a data-dependent line search"
