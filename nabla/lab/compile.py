@@ -183,11 +183,9 @@ def plot(results: list[Measured]):
             axes.annotate(f"{e / c:.1f}x", (x, max(e, c)), ha="center", va="bottom", fontsize=9)
         axes.margins(y=0.15)
     handles, labels = time_axes.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", ncol=2, fontsize=9, frameon=False,
-                  bbox_to_anchor=(0.5, 0.93))  # fmt: skip
     figure.suptitle("The same steps, bit for bit: eager against nb.compile "
                     "(above the bars: eager / compiled)", fontsize=10)  # fmt: skip
-    figure.subplots_adjust(top=0.8)
+    figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     return figure
 
 
