@@ -7,7 +7,8 @@ the step once and replays a fixed program over preallocated buffers. The arithme
 bit for bit; what differs is the bookkeeping around it. For three problems (the MNIST MLP,
 LeNet-5, and the 2-D Rosenbrock function with Adam) this page measures, both ways:
 
-* the time per step (median of blocks of steps, after a warm-up, in this process);
+* the time per step (median of blocks of steps after a warm-up, in this process, the two modes
+  in alternating blocks);
 * the *bookkeeping share* of eager mode: (eager - compiled) / eager, the part of a step that
   define-and-run removes (graph recording, Tensor objects, dispatch, allocation);
 * the memory one step allocates (tracemalloc's peak above the start, over a few steps), and the
@@ -113,15 +114,21 @@ def problems() -> list[Problem]:
     ]  # fmt: skip
 
 
-def seconds_per_step(step, args, steps: int) -> float:
-    for _ in range(max(steps // 5, 3)):  # warm-up: kernels, allocators, thread pools
-        step(*args)
-    bounds = [time.perf_counter()]
-    for i in range(1, steps + 1):
-        step(*args)
-        if i % BLOCK == 0:
-            bounds.append(time.perf_counter())
-    return statistics.median((b - a) / BLOCK for a, b in zip(bounds, bounds[1:]))
+def seconds_per_step(steps_and_args: list, steps: int) -> list[float]:
+    """Seconds per step of each (step, args), timed in alternating blocks of ``BLOCK`` steps
+    (A B A B ...) after a warm-up, the median block each: a slow spell of a shared machine then
+    falls on both modes alike, not on whichever ran during it."""
+    for step, args in steps_and_args:
+        for _ in range(max(steps // 5, 3)):  # warm-up: kernels, allocators, thread pools
+            step(*args)
+    blocks = [[] for _ in steps_and_args]
+    for _ in range(steps // BLOCK):
+        for times, (step, args) in zip(blocks, steps_and_args):
+            start = time.perf_counter()
+            for _ in range(BLOCK):
+                step(*args)
+            times.append((time.perf_counter() - start) / BLOCK)
+    return [statistics.median(times) for times in blocks]
 
 
 def bytes_per_step(step, args, steps: int = 5) -> int:
@@ -142,18 +149,15 @@ def measure(problem: Problem, steps: int) -> Measured:
     eager_step, args = problem.setup()
     tensors = tuple(nb.Tensor._make(a) for a in args)
     first = eager_step(*tensors)
-    eager = seconds_per_step(eager_step, tensors, steps)
-    eager_bytes = bytes_per_step(eager_step, tensors)
-
-    train_step, args = problem.setup()
+    train_step, arrays = problem.setup()
     compiled = nb.compile(train_step)
-    if not np.array_equal(compiled(*args).data, first.data):  # the trace: eager's numbers
+    if not np.array_equal(compiled(*arrays).data, first.data):  # the trace: eager's numbers
         raise AssertionError(f"{problem.name}: the compiled step's first loss differs from eager's")
-    compiled_seconds = seconds_per_step(compiled, args, steps)
-    compiled_bytes = bytes_per_step(compiled, args)
+    eager, compiled_seconds = seconds_per_step([(eager_step, tensors), (compiled, arrays)], steps)
     plan = compiled.plan
-    return Measured(problem.name, problem.note, eager, compiled_seconds, eager_bytes,
-                    compiled_bytes, sum(b.nbytes for b in plan.buffers), str(plan))  # fmt: skip
+    return Measured(problem.name, problem.note, eager, compiled_seconds,
+                    bytes_per_step(eager_step, tensors), bytes_per_step(compiled, arrays),
+                    sum(b.nbytes for b in plan.buffers), str(plan))  # fmt: skip
 
 
 def plot(results: list[Measured]):
@@ -218,7 +222,7 @@ def main(args) -> int:
         "preallocated buffers. The arithmetic is the same, bit for bit (each problem's first "
         "loss is checked); what differs is the bookkeeping around it.",
         "Problems: " + "; ".join(f"{r.name}: {r.note}" for r in results) + ". Time per step: "
-        "the median of blocks of steps after a warm-up. Bookkeeping share: (eager - compiled) "
+        "the median of 10-step blocks after a warm-up, eager and compiled blocks in turn. Bookkeeping share: (eager - compiled) "
         "/ eager, the part of an eager step that define-and-run removes. Memory: tracemalloc's "
         "peak above the start during a step (the plan's own buffers are allocated once, at "
         "the trace). Convolution and pooling have no lowering yet: in LeNet-5 they run their "
