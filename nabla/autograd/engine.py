@@ -37,7 +37,7 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             "has requires_grad=True (or it was computed under no_grad)"
         )
     if Trace.recorder is not None:  # nabla.compile: the order is recorded before the graph is freed
-        Trace.recorder.backward(root, grad, retain_graph)
+        Trace.recorder.backward(root, grad)
     grad = _initial_grad(root, grad)
     if root._node is None:  # backward on a leaf: dL/dL
         _accumulate_leaf(root, grad)

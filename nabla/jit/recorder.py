@@ -120,7 +120,7 @@ class Recorder:
         self.by_node[id(ctx)] = event
         self.events.append(event)
 
-    def backward(self, root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    def backward(self, root: Tensor, grad) -> None:
         order = []
         if root._node is not None:
             for node in reversed(_topological_order(root._node)):

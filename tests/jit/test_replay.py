@@ -321,3 +321,34 @@ def test_module_zero_grad_and_gradient_clipping_inside_the_step_are_replayed():
         "opt0.clip_grad_value_(0.01)",
     ):
         assert call in source, call
+
+
+@pytest.mark.parametrize("given", ["array", "tensor", "list"])
+def test_a_backward_with_an_explicit_gradient_replays_that_gradient(given):
+    """backward(grad) on a non-scalar output: the plan seeds backward with the given gradient,
+    not with ones."""
+
+    def setup():
+        nb.manual_seed(3)
+        layer = nn.Linear(4, 3)
+        opt = optim.SGD(layer.parameters(), lr=0.1)
+        weights = np.array([[1.0, -2.0, 0.5]] * 2, np.float32)
+        seed = {"array": weights, "tensor": nb.tensor(weights), "list": weights.tolist()}[given]
+
+        def step(x):
+            out = layer(x)
+            opt.zero_grad()
+            out.backward(seed)
+            opt.step()
+            return out
+
+        return layer, opt, step
+
+    x = np.arange(8, dtype=np.float32).reshape(2, 4) / 8
+    layer_a, _, step_a = setup()
+    layer_b, _, step_b = setup()
+    compiled = nb.compile(step_b)
+    for _ in range(4):
+        assert same_bits(eager(step_a)(x), compiled(x))
+    assert same_bits(layer_a.weight, layer_b.weight) and same_bits(layer_a.bias, layer_b.bias)
+    assert compiled.replays == 3
