@@ -49,7 +49,7 @@ MODULES = {
     ),
     "ops": (
         ["nabla/ops/*"],
-        ["tests/ops", "tests/nn", "tests/jit", "tests/kernels/test_activations.py",
+        ["tests/ops", "tests/nn", "tests/kernels/test_activations.py",
          "tests/kernels/test_conv_kernels.py", "tests/kernels/test_pool_kernels.py",
          "tests/kernels/test_normalization_kernels.py", "tests/test_pytorch_names.py",
          "tests/test_regressions.py"],
