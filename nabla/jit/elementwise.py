@@ -15,7 +15,7 @@ import numbers
 from ..ops.elementwise import Add, Mul, Neg, Pow, Sub
 from ..ops.shape import GetItem
 from .recorder import OpEvent, Value
-from .scalars import lower_scalar
+from .scalars import lower_scalar, scatter
 
 UFUNCS = {Add: "np.add", Sub: "np.subtract", Mul: "np.multiply"}
 
@@ -123,12 +123,7 @@ class Index:
         return y
 
     def backward(self, g: str) -> None:
-        b, e = self.b, self.event
-        xv = e.inputs[0]
-        out = b.buffer(xv.shape, xv.dtype)
-        lines = [f"{out}.fill(0)", f"{out}[{e.inputs[1]!r}] = {g}"]
-        b.emit("backward", "GetItem backward", lines, b.reads_of(g), {out})
-        b.contribute(xv, out)
+        scatter(self.b, self.event, g)
 
 
 def lower_index(b, event: OpEvent):

@@ -135,12 +135,17 @@ class ScalarIndex(Scalar):
         return name
 
     def backward(self, g: str) -> None:
-        b, e = self.b, self.event
-        xv = e.inputs[0]
-        out = b.buffer(xv.shape, xv.dtype)
-        lines = [f"{out}.fill(0)", f"{out}[{e.inputs[1]!r}] = {g}"]
-        b.emit("backward", "GetItem backward", lines, b.reads_of(g), {out})
-        b.contribute(xv, out)
+        scatter(self.b, self.event, g)
+
+
+def scatter(b, event: OpEvent, g: str) -> None:
+    """GetItem's backward for one element, as eager's: g into zeros of x's shape (g a float or a
+    0-d array)."""
+    xv = event.inputs[0]
+    out = b.buffer(xv.shape, xv.dtype)
+    lines = [f"{out}.fill(0)", f"{out}[{event.inputs[1]!r}] = {g}"]
+    b.emit("backward", "GetItem backward", lines, b.reads_of(g), {out})
+    b.contribute(xv, out)
 
 
 def lower_scalar(b, event: OpEvent):
