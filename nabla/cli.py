@@ -45,37 +45,9 @@ SWEEP_EXAMPLES = """examples:
 """
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    from .train import config
-
-    group = parser.add_argument_group("settings (each overrides the config file)")
-    for key, setting in config.SCHEMA.items():
-        flag = "--" + key.replace("_", "-")
-        choices = f" ({', '.join(setting.choices)})" if setting.choices else ""
-        default = (
-            setting.default if setting.type is not list else ",".join(map(str, setting.default))
-        )
-        text = f"{setting.help}{choices}; default {default!s}"
-        if setting.type is bool:
-            group.add_argument(
-                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        else:
-            group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
-
-
-def _overrides(args) -> dict:
-    from .train import config
-
-    out = {}
-    for key, setting in config.SCHEMA.items():
-        value = getattr(args, key, None)
-        if value is not None:
-            out[key] = value if setting.type is bool else config.parse_value(key, value)
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .train import config
+
     parser = argparse.ArgumentParser(
         prog="nabla",
         description="nabla: a readable deep-learning framework and optimizer lab on NumPy.",
@@ -103,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training on the ranks of `mpirun -np N` (batch_size is "
                        "the global batch; needs mpi4py)")  # fmt: skip
-    _add_settings(train)
+    config.add_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a finished run on a split",
                                    epilog="example:\n  nabla evaluate runs/my-run --split dev",
@@ -138,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "pool of MPI processes (needs mpi4py; see the last example)")  # fmt: skip
     sweep.add_argument("--out", help="the sweep folder (default: sweeps/<time>)")
     sweep.add_argument("--quiet", action="store_true")
-    _add_settings(sweep)
+    config.add_flags(sweep)
 
     download = commands.add_parser("download", help="download datasets (checksummed) for later runs",
                                    epilog=DOWNLOAD_EXAMPLES, formatter_class=raw)  # fmt: skip
@@ -257,7 +229,7 @@ def _train(args) -> int:
             f"started by an MPI launcher as one of {dist.launched_size()} processes: add "
             "--distributed for data-parallel training (or start a single process)"
         )
-    overrides = _overrides(args)
+    overrides = config.overrides(args)
     if args.resume:
         if args.config or args.out:
             raise config.ConfigError(
@@ -271,6 +243,12 @@ def _train(args) -> int:
     directory = Path(dist.broadcast_text(str(directory)))  # rank 0's clock names the folder
     run.train(cfg, directory, resume=bool(args.resume), verbose=0 if args.quiet else 1,
               distributed=args.distributed, overwrite=args.overwrite)  # fmt: skip
+    if dist.is_main():  # rank 0 writes the folder, the report too
+        from .report import build
+
+        path = build(directory)
+        if not args.quiet:
+            print(f"report: {path}", flush=True)
     return 0
 
 
@@ -314,10 +292,11 @@ def _report(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .train import config, sweep
+    from . import sweep
+    from .train import config
 
     base = config.read_toml(args.config) if args.config else {}
-    base.update(_overrides(args))
+    base.update(config.overrides(args))
     sweep.run_sweep(base, [sweep.parse_grid(g) for g in args.grid], random_count=args.random,
                     seeds=args.seeds, workers=args.workers, out=args.out, verbose=not args.quiet,
                     executor=args.executor)  # fmt: skip

@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .records import Curve, Surface
 
 __all__ = [
     "NONCONVEX", "Curve", "LossEvaluator", "Surface", "filter_normalize", "fixed_subset",
@@ -186,25 +187,6 @@ def _evaluate_along(model, evaluate, combinations) -> tuple[np.ndarray, np.ndarr
             results.append(evaluate())
     loss, accuracy = np.array(results, dtype=np.float64).reshape(-1, 2).T
     return loss, accuracy
-
-
-@dataclass
-class Curve:
-    """A 1-D profile: loss and accuracy at each α."""
-
-    alphas: np.ndarray
-    loss: np.ndarray
-    accuracy: np.ndarray
-
-
-@dataclass
-class Surface:
-    """A 2-D slice: ``loss[i, j]`` = L(θ + alphas[i] δ + betas[j] η), the same for accuracy."""
-
-    alphas: np.ndarray
-    betas: np.ndarray
-    loss: np.ndarray
-    accuracy: np.ndarray
 
 
 def interpolation_alphas(points: int = 97) -> np.ndarray:
@@ -356,7 +338,9 @@ def landscape(run_dir, split: str = "train", points: int = 25, span: float = 1.0
                 "model_parameters": int(sum(w.size for w in theta.values())),
                 "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
     out = Path(out) if out is not None else Path(run_dir) / "landscape"
-    page = landscape_plots.write_landscape(out, settings, interpolation, profile, surface, r)
+    page = landscape_plots.write_landscape(
+        out, settings, interpolation, profile, surface, r, NONCONVEX
+    )
     if verbose:
         print(f"{settings['seconds']:.1f}s; report: {page}", flush=True)
     return page

@@ -160,18 +160,20 @@ def summary(settings: dict, interpolation, profile, surface, r, threshold: float
     }
 
 
-def write_landscape(out, settings: dict, interpolation, profile, surface, r) -> Path:
+def write_landscape(
+    out, settings: dict, interpolation, profile, surface, r, threshold: float
+) -> Path:
     """Figures, ``landscape.safetensors`` (arrays), ``landscape.json`` (summary) and
-    ``report.html`` of ``nabla lab landscape`` in ``out``; returns the report's path."""
+    ``report.html`` of ``nabla lab landscape`` in ``out``; returns the report's path. ``threshold``:
+    the r above which a point counts as non-convex (``landscape.NONCONVEX``)."""
     import matplotlib as mpl
 
     from ..serialization import save
-    from .landscape import NONCONVEX
     from .report import STYLE, LabReport, new_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    facts = summary(settings, interpolation, profile, surface, r, NONCONVEX)
+    facts = summary(settings, interpolation, profile, surface, r, threshold)
     page = LabReport(out, "Loss landscape", subtitle=f"{settings['run_dir']} ({settings['checkpoint']}): "
                      f"{settings['samples']} {settings['split']} samples, seed {settings['seed']}")  # fmt: skip
     page.text(
@@ -211,9 +213,9 @@ def write_landscape(out, settings: dict, interpolation, profile, surface, r) -> 
 
         figure = new_figure((6, 5))
         ax = figure.add_subplot()
-        draw_nonconvexity(ax, r, surface, NONCONVEX)
+        draw_nonconvexity(ax, r, surface, threshold)
         ax.set_title(f"Non-convexity of the slice: {facts['nonconvex_share']:.0%} of points "
-                     f"with r > {NONCONVEX}")  # fmt: skip
+                     f"with r > {threshold}")  # fmt: skip
         page.figure(figure, "nonconvexity", "r = |λ_min/λ_max| of the slice's 2x2 Hessian "
                     "(central differences on the grid), 0 where the slice is locally convex "
                     "(Li et al., section 6, for the slice rather than the full Hessian).")  # fmt: skip

@@ -263,7 +263,7 @@ def write_csv(result: RangeTest, path: Path) -> None:
 
 
 def add_arguments(parser) -> None:
-    from ..cli import _add_settings
+    from ..train import config
 
     parser.add_argument("config", nargs="?", help="a TOML file of training settings")
     parser.add_argument("--min-lr", type=float, default=1e-7, help="the first lr (default 1e-7)")
@@ -272,15 +272,16 @@ def add_arguments(parser) -> None:
                         help="updates from --min-lr to --max-lr, at most (default 100)")  # fmt: skip
     parser.add_argument("--out", default="lr-range", help="the output folder (default lr-range/)")
     parser.add_argument("--quiet", action="store_true", help="print only the suggestion")
-    _add_settings(parser)
+    config.add_flags(parser)
 
 
 def main(args) -> int:
-    from ..cli import _overrides
     from ..train import config
     from .report import LabReport
 
-    cfg = config.resolve(config.read_toml(args.config) if args.config else {}, _overrides(args))
+    cfg = config.resolve(
+        config.read_toml(args.config) if args.config else {}, config.overrides(args)
+    )
     try:
         ExponentialRange(args.min_lr, args.max_lr, args.steps)
     except ValueError as err:  # shown as "nabla lab: error: ..." with exit status 2

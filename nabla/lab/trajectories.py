@@ -24,13 +24,13 @@ import csv
 import io
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..autograd.tensor import Tensor
 from .functions import FUNCTIONS, OPTIMIZERS, Function2D, get
+from .records import Trajectory
 
 __all__ = [
     "OPTIMIZERS", "Trajectory", "distance_to_minimum", "escape_step", "format_table", "main",
@@ -45,29 +45,6 @@ EXAMPLES = """examples:
 
 writes the GIF at --out, the contour plot beside it (same stem, .png) and the table as
 <stem>.csv, and prints the table. Functions: """ + ", ".join(FUNCTIONS)
-
-
-@dataclass
-class Trajectory:
-    """One optimizer's run: ``positions`` (n + 1, 2) and ``losses`` (n + 1,), entry t after t
-    steps; ``status`` is "ok", "diverged" (not finite) or "left the box"; ``stopped`` the step
-    where a stopped run was halted (None if it ran to the end)."""
-
-    name: str
-    lr: float
-    positions: np.ndarray
-    losses: np.ndarray
-    status: str = "ok"
-    stopped: int | None = None
-
-    @property
-    def steps(self) -> int:
-        return len(self.losses) - 1
-
-    @property
-    def label(self) -> str:
-        text = f"{self.name} (lr {self.lr:g})"
-        return text if self.status == "ok" else f"{text}, {self.status} at step {self.stopped}"
 
 
 def make_optimizer(name: str, params: list, lr: float):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .functions import Function2D
+from .records import Trajectory
 from .report import STYLE, new_figure, save_figure
-from .trajectories import Trajectory
 
 __all__ = ["COLORS", "animation", "contour", "frame_steps", "progress", "save_gif", "save_static",
            "static_figure"]  # fmt: skip

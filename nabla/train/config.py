@@ -16,6 +16,7 @@ nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optim
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import math
 import sys
@@ -171,6 +172,35 @@ def check(key: str, value):
             if not low <= item <= high:
                 raise ConfigError(f"{key}: {item!r} is outside [{low}, {high}]")
     return list(value) if setting.type is list else value
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One command-line flag per setting (``--batch-size``, ``--nesterov/--no-nesterov``), each
+    with its help, choices and default; an unset flag stays None, so the config file keeps it."""
+    group = parser.add_argument_group("settings (each overrides the config file)")
+    for key, setting in SCHEMA.items():
+        flag = "--" + key.replace("_", "-")
+        choices = f" ({', '.join(setting.choices)})" if setting.choices else ""
+        default = (
+            setting.default if setting.type is not list else ",".join(map(str, setting.default))
+        )
+        text = f"{setting.help}{choices}; default {default!s}"
+        if setting.type is bool:
+            group.add_argument(
+                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The settings given as flags (parsed from their text), for :func:`resolve`'s last layer."""
+    out = {}
+    for key, setting in SCHEMA.items():
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = value if setting.type is bool else parse_value(key, value)
+    return out
 
 
 def read_toml(path) -> dict:

@@ -259,8 +259,8 @@ def new_run_directory(cfg: dict, root="runs") -> Path:
     return path
 
 
-def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: bool = True,
-          test: bool = True, distributed: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
+def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, test: bool = True,
+          distributed: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
     """Train the run ``cfg`` in ``directory`` (continuing its last checkpoint with ``resume``);
     returns the results written to ``results.json``. ``test=False`` leaves the test split
     untouched (sweeps evaluate only the configuration they select). ``distributed``: this process
@@ -270,7 +270,7 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
     if distributed:
         dist.init()
     main = dist.is_main()  # rank 0 writes the folder
-    verbose, report = (verbose, report) if main else (0, False)
+    verbose = verbose if main else 0
     with RunFolder(directory, resume=resume, overwrite=overwrite, owner=main) as folder:
         run = Run(cfg, directory, distributed)
         if resume:
@@ -288,12 +288,6 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
                 for split, m in results["evaluations"].items()
             )
             print(f"{scores}  ({results['wall_time']:.1f}s training)", flush=True)
-        if report:
-            from ..report import build as build_report
-
-            path = build_report(directory)
-            if verbose:
-                print(f"report: {path}", flush=True)
     return results
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from mpi_harness import _is_open_mpi, run_mpi, skip_reason
 
-from nabla import cli
+from nabla import cli, sweep
 from nabla.distributed import DistributedError
-from nabla.train import config, sweep
+from nabla.train import config
 
 needs_mpi = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 GRID, SEEDS = "lr=0.01,0.001", 2

@@ -33,7 +33,7 @@ def no_report(monkeypatch):
 
 def a_finished_run(folder) -> None:
     cfg = config.resolve({"epochs": 1, "hidden": [16]})
-    run.train(cfg, folder, verbose=0, report=False)
+    run.train(cfg, folder, verbose=0)
 
 
 def test_out_on_an_existing_run_is_refused_without_overwrite(tmp_path, capsys, no_report):
@@ -105,7 +105,7 @@ def test_the_lock_is_refused_in_process_too(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         cfg = config.resolve({"epochs": 1, "hidden": [16]})
         with pytest.raises(run.RunFolderError, match="another run"):
-            run.train(cfg, out, verbose=0, report=False)
+            run.train(cfg, out, verbose=0)
     assert os.listdir(out) == [run.LOCK_FILE]
 
 

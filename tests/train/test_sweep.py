@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from nabla.train import sweep
+from nabla import sweep
 from nabla.train.config import ConfigError
 
 

@@ -22,7 +22,7 @@ def no_report(monkeypatch):
 
 def train(folder, epochs: int, schedule: str, resume: bool = False):
     cfg = config.resolve({**SETTINGS, "schedule": schedule, "epochs": epochs})
-    return run.train(cfg, folder, resume=resume, verbose=0, report=False)
+    return run.train(cfg, folder, resume=resume, verbose=0)
 
 
 def last(folder) -> dict:

@@ -48,8 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import distributed as dist
-from . import config
+from . import distributed as dist
+from .train import config
 
 EXECUTORS = ("process", "mpi")
 _THREAD_VARIABLES = (
@@ -148,12 +148,14 @@ def folder_name(settings: dict) -> str:
 
 
 def _train_one(job: tuple[dict, str]) -> dict:
-    from . import run
+    from .report import build as build_report
+    from .train import run
 
     cfg, directory = job
     # distributed=False: under mpirun, Trainer would otherwise take this worker for a rank of a
     # data-parallel job
-    results = run.train(cfg, directory, verbose=0, report=True, test=False, distributed=False)
+    results = run.train(cfg, directory, verbose=0, test=False, distributed=False)
+    build_report(directory)
     return {
         "directory": directory,
         "dev": results["evaluations"]["dev"],
@@ -162,7 +164,7 @@ def _train_one(job: tuple[dict, str]) -> dict:
 
 
 def _test_one(directory: str) -> dict:
-    from . import run
+    from .train import run
 
     return run.evaluate(directory, "test")
 
@@ -217,7 +219,7 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     table = summary_table(rows, chosen)
     (out / "summary.md").write_text(table, encoding="utf-8")
-    from ..report import plot_sweep
+    from .report import plot_sweep
 
     plot_sweep({r["label"]: [Path(d) for d in r["runs"]] for r in rows}, out / "curves.png")
     if verbose:
