@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from . import distributed as dist
+from .files import write_text_atomic
 from .train import config
 
 EXECUTORS = ("process", "mpi")
@@ -216,9 +217,9 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
     chosen["test_accuracy"] = _mean_std([t["accuracy"] for t in tests])
     chosen["test_loss"] = _mean_std([t["loss"] for t in tests])
     summary = {"base": base, "seeds": seeds, "configurations": rows, "chosen": chosen["label"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     table = summary_table(rows, chosen)
-    (out / "summary.md").write_text(table, encoding="utf-8")
+    write_text_atomic(out / "summary.md", table)
     from .report import plot_sweep
 
     plot_sweep({r["label"]: [Path(d) for d in r["runs"]] for r in rows}, out / "curves.png")

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Bottom to top. "nabla" is the package's own __init__.py (the names ``import nabla`` gives).
 LAYERS = [
-    ["autograd", "kernels", "random", "memory"],
+    ["autograd", "kernels", "random", "memory", "files"],
     ["creation", "ops", "optim", "distributed"],
     ["nn", "data", "serialization"],
     ["jit", "models", "state"],

@@ -14,7 +14,7 @@ from safetensors.torch import load_file as torch_load_file
 from safetensors.torch import save_file as torch_save_file
 
 import nabla as nb
-from nabla import nn
+from nabla import files, nn
 from nabla.serialization import CheckpointError
 
 RNG = np.random.default_rng(0)
@@ -241,11 +241,10 @@ def test_a_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch, fail_at)
         raise OSError("simulated crash")
 
     if fail_at == "write":
-        real_fdopen = os.fdopen
 
         class Failing:
             def __init__(self, *args, **kwargs):
-                self.file = real_fdopen(*args, **kwargs)
+                self.file = open(*args, **kwargs)  # closed in __exit__
 
             def __enter__(self):
                 return self
@@ -257,7 +256,7 @@ def test_a_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch, fail_at)
                 self.file.write(data[: len(data) // 2])  # half a file on disk, then the crash
                 crash()
 
-        monkeypatch.setattr(os, "fdopen", Failing)
+        monkeypatch.setattr(files, "open", Failing, raising=False)  # nabla.files' open()
     else:
         monkeypatch.setattr(os, fail_at, crash)
     with pytest.raises(OSError, match="simulated crash"):

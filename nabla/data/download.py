@@ -30,7 +30,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -39,6 +38,8 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
+
+from ..files import atomic_path
 
 __all__ = [
     "MIRRORS", "Checksum", "ChecksumError", "DownloadError", "cache_dir", "download", "fetch",
@@ -138,17 +139,16 @@ def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
         if attempt:
             time.sleep(wait * 2 ** (attempt - 1))
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            writing = atomic_path(path, suffix=".part")
         except OSError as error:
             raise DownloadError(f"download {url} -> {path}: cannot write there ({error})") from None
         try:
-            with os.fdopen(fd, "wb") as out:
-                _stream(url, out, timeout, bar, path.name)
-            mismatch = verify(tmp, md5, raw_md5)
-            if mismatch is not None:
-                raise ChecksumError(f"download {url} -> {path}: {mismatch}")
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a data file is world-readable
-            os.replace(tmp, path)
+            with writing as temporary:  # renamed into place once verified; else removed
+                with open(temporary, "wb") as out:
+                    _stream(url, out, timeout, bar, path.name)
+                mismatch = verify(temporary, md5, raw_md5)
+                if mismatch is not None:
+                    raise ChecksumError(f"download {url} -> {path}: {mismatch}")
             return path
         except urllib.error.HTTPError as error:
             reason = f"HTTP {error.code} {error.reason}"
@@ -160,9 +160,6 @@ def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
             break
         except (OSError, http.client.HTTPException, _TruncatedError) as error:
             reason = f"{type(error).__name__}: {error}"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     else:
         reason += f" (after {max(0, retries) + 1} attempts)"
     raise DownloadError(f"download {url} -> {path} failed: {reason}", reason)

@@ -27,11 +27,14 @@ trained model) and ``report.html``.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_text_atomic
 
 __all__ = ["Point", "Sweep", "load", "train_one", "sweep", "best_index"]
 
@@ -243,12 +246,13 @@ def plot_regularization(result: Sweep, title: str):
 
 def write_csv(result: Sweep, path: Path) -> None:
     fields = ["sweep", "value", "seed", "train_error", "dev_error", "train_loss", "dev_loss"]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(fields)
-        for p in result.points:
-            writer.writerow([p.sweep, f"{p.value:g}", p.seed,
-                             *(f"{getattr(p, k):.6g}" for k in fields[3:])])  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    for p in result.points:
+        writer.writerow([p.sweep, f"{p.value:g}", p.seed,
+                         *(f"{getattr(p, k):.6g}" for k in fields[3:])])  # fmt: skip
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _list(kind, text: str, name: str) -> list:

@@ -9,10 +9,11 @@ trained network's loss spans orders of magnitude between the minimum and the sli
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_text_atomic
 
 __all__ = [
     "draw_contour",
@@ -232,7 +233,5 @@ def write_landscape(
     }  # fmt: skip
     save({k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()},
          out / "landscape.safetensors", metadata={"summary": json.dumps(facts)})  # fmt: skip
-    temporary = out / f".landscape.json.tmp{os.getpid()}"
-    temporary.write_text(json.dumps(facts, indent=2) + "\n")
-    os.replace(temporary, out / "landscape.json")
+    write_text_atomic(out / "landscape.json", json.dumps(facts, indent=2) + "\n")
     return page.write()

@@ -45,12 +45,14 @@ opinion. The model's weights are thrown away: the test is a probe.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_text_atomic
 from ..optim.schedules import Schedule
 
 __all__ = ["ExponentialRange", "RangeTest", "range_test", "should_stop", "smooth", "smoothing_beta",
@@ -255,11 +257,12 @@ def plot(result: RangeTest, title: str):
 
 
 def write_csv(result: RangeTest, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "lr", "loss", "smoothed_loss"])
-        for t, (lr, loss, s) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
-            writer.writerow([t, f"{lr:.6g}", f"{loss:.6g}", f"{s:.6g}"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
+    for t, (lr, loss, s) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
+        writer.writerow([t, f"{lr:.6g}", f"{loss:.6g}", f"{s:.6g}"])
+    write_text_atomic(path, buffer.getvalue())
 
 
 def add_arguments(parser) -> None:

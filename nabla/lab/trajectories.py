@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from ..files import write_text_atomic
 from .functions import FUNCTIONS, OPTIMIZERS, Function2D, get
 from .records import Trajectory
 
@@ -190,7 +191,7 @@ def write_csv(path, header: list, rows: list) -> Path:
     writer.writerow(header)
     writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in rows])
     path = Path(path)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    write_text_atomic(path, buffer.getvalue())
     return path
 
 

@@ -9,11 +9,11 @@ Figures use matplotlib's ``Figure`` API (never pyplot); the GIF is written by
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .functions import Function2D
 from .records import Trajectory
 from .report import STYLE, new_figure, save_figure
@@ -142,9 +142,8 @@ def save_static(function: Function2D, runs: list[Trajectory], path, tol: float |
     path = save_figure(static_figure(function, runs, tol), path)
     with Image.open(path) as image:
         small = _quantizer([_color(r.name) for r in runs])(image)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    small.save(temporary, optimize=True)
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".png") as temporary:
+        small.save(temporary, optimize=True)
     return path
 
 
@@ -310,11 +309,9 @@ def save_gif(
     shown = frame_steps(max(r.steps for r in runs), frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.gif")
     writer = _writer(fps, [_color(r.name) for r in runs])
-    with writer.saving(fig, temporary, dpi=fig.dpi):
+    with atomic_path(path, suffix=".gif") as temporary, writer.saving(fig, temporary, dpi=fig.dpi):
         for step in [*shown, *[shown[-1]] * fps]:
             draw(int(step))
             writer.grab_frame()
-    os.replace(temporary, path)
     return path

@@ -13,6 +13,7 @@ import html
 import json
 from pathlib import Path
 
+from ..files import write_text_atomic
 from .plots import file_stem, is_fraction, metric_label, metric_names, read_metrics, read_results
 from .style import CSS
 
@@ -82,7 +83,7 @@ def write_report(run_dir) -> Path:
         + f"\n<footer>{footer}</footer>\n</main>\n</body>\n</html>\n"
     )
     path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)
     return path
 
 

@@ -30,7 +30,8 @@ import warnings
 import numpy as np
 
 from .. import random
-from ..serialization import CheckpointError, has_digest, load_metadata, write_atomic
+from ..files import write_atomic
+from ..serialization import CheckpointError, has_digest, load_metadata
 from ..state import load_state, state_to_bytes
 
 FORMAT, VERSION = "nabla.checkpoint", 2

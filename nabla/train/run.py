@@ -46,6 +46,7 @@ import nabla
 
 from .. import distributed as dist
 from .. import random
+from ..files import write_text_atomic
 from ..serialization import save
 from . import build, config
 from .callbacks import EarlyStopping, JSONLLogger, ModelCheckpoint, SnapshotEnsemble
@@ -277,7 +278,7 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, test: bo
             _resume(run, directory, verbose)
         folder.training = True  # from here on, a failure says what became of the folder
         if main:
-            _write_text(directory / "config.toml", config.to_toml(cfg))
+            write_text_atomic(directory / "config.toml", config.to_toml(cfg))
         if verbose:
             print(f"nabla {nabla.__version__}: training {describe(cfg)} -> {directory}", flush=True)
         run.trainer.fit(run.train_loader, cfg["epochs"], dev=run.dev_loader, verbose=verbose)
@@ -386,7 +387,7 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
         results["ranks"] = dist.world_size()
     if not write:
         return results
-    _write_text(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
     wrong = np.flatnonzero(predictions != labels)[:MISCLASSIFIED]
     if data.images and wrong.size:
         save({"images": dataset.x[wrong].astype(np.float32), "labels": labels[wrong],
@@ -418,9 +419,3 @@ def evaluate(directory, split: str = "test", checkpoint: str = "last") -> dict:
             run.data.train, batch_size=256, transform=run.test_loader.transform
         )
     return run.trainer.evaluate(loader)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
