@@ -16,10 +16,10 @@ Decisions:
 - ``metadata`` is a flat ``dict[str, str]``, exactly what safetensors stores, so every safetensors
   tool shows it unchanged; other values are refused with a ``TypeError`` (``json.dumps`` them
   yourself for structured data).
-- Writes are atomic (:mod:`nabla.files`): the bytes go to a temporary file in the target's directory, which is flushed,
-  fsync'd and then ``os.replace``-d over the target. An exception leaves the previous file intact
-  and removes the temporary file; a killed process may leave a ``.<name>.*.tmp`` file behind but
-  never a half-written checkpoint under the real name.
+- Writes are atomic (:mod:`nabla.files`): the bytes go to a temporary file in the target's
+  directory, which is flushed, fsync'd and then ``os.replace``-d over the target. An exception
+  leaves the previous file intact and removes the temporary file; a killed process may leave a
+  ``.<name>.*.tmp`` file behind but never a half-written checkpoint under the real name.
 - Every file nabla writes carries a digest: ``"nabla.sha256"`` in its metadata is the sha256 of
   the other metadata and of every tensor's name, dtype, shape and bytes. ``load`` recomputes it
   and refuses a file whose content changed since it was written (a flipped bit in the data, an

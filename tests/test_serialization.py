@@ -1,4 +1,5 @@
-"""nb.save / nb.load: safetensors round trips, interchange with PyTorch, corrupt files, atomicity."""
+"""nb.save / nb.load: safetensors round trips, interchange with PyTorch, corrupt files,
+atomicity."""
 
 from __future__ import annotations
 
@@ -228,7 +229,7 @@ def test_missing_file(tmp_path):
             fn(path)
 
 
-# --- atomic writes ---------------------------------------------------------------------------------
+# --- atomic writes --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fail_at", ["replace", "fsync", "write"])
@@ -283,7 +284,7 @@ def test_save_into_missing_directory(tmp_path):
         nb.save({"w": np.ones(1)}, tmp_path / "missing" / "a.safetensors")
 
 
-# --- bad arguments ---------------------------------------------------------------------------------
+# --- bad arguments --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,17 @@ from typing import NamedTuple
 from ..files import atomic_path
 
 __all__ = [
-    "MIRRORS", "Checksum", "ChecksumError", "DownloadError", "cache_dir", "download", "fetch",
-    "md5sum", "search_dirs", "verify",
-]  # fmt: skip
+    "MIRRORS",
+    "Checksum",
+    "ChecksumError",
+    "DownloadError",
+    "cache_dir",
+    "download",
+    "fetch",
+    "md5sum",
+    "search_dirs",
+    "verify",
+]
 
 # Base URLs tried in order; a file's URL is the base followed by its file name.
 MIRRORS: dict[str, list[str]] = {
@@ -112,9 +120,16 @@ def verify(path, md5: str | None = None, raw_md5: str | None = None) -> str | No
     return f"checksum mismatch: expected {' or '.join(expected)}, got {', '.join(found)}"
 
 
-def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
-             retries: int = 3, timeout: float = 10, progress: bool = True,
-             backoff: float | None = None) -> Path:  # fmt: skip
+def download(
+    url: str,
+    path,
+    md5: str | None = None,
+    raw_md5: str | None = None,
+    retries: int = 3,
+    timeout: float = 10,
+    progress: bool = True,
+    backoff: float | None = None,
+) -> Path:
     """Download ``url`` to ``path``, verified, atomically; return ``path``.
 
     The bytes stream into a temporary file in ``path``'s folder (a tqdm bar on a terminal when
@@ -220,8 +235,14 @@ def _mirrors(name: str) -> list[str]:
     return MIRRORS[name]
 
 
-def fetch(name: str, files: Mapping, root=None, download: bool = True,
-          retries: int = 3, progress: bool = True) -> dict[str, Path]:  # fmt: skip
+def fetch(
+    name: str,
+    files: Mapping,
+    root=None,
+    download: bool = True,
+    retries: int = 3,
+    progress: bool = True,
+) -> dict[str, Path]:
     """The verified local paths of dataset ``name``'s ``files``, downloading missing ones.
 
     ``files`` maps each file name to a :class:`Checksum`, an md5 string, or None (unchecked).
@@ -251,9 +272,12 @@ def fetch(name: str, files: Mapping, root=None, download: bool = True,
         for base in _mirrors(name):
             try:
                 paths[filename] = _download(
-                    base + filename, target / filename, *checksum,
-                    retries=retries, progress=progress,
-                )  # fmt: skip
+                    base + filename,
+                    target / filename,
+                    *checksum,
+                    retries=retries,
+                    progress=progress,
+                )
                 break
             except DownloadError as error:
                 errors.append(error.reason)

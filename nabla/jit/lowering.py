@@ -96,10 +96,12 @@ class LinearLowering:
             ones = b.buffer(e.out.shape, e.out.dtype)
             b.bind("relu_grad_into", relu_grad_into)
             b.emit(
-                "backward", f"{type_name(e)} backward: relu'",
+                "backward",
+                f"{type_name(e)} backward: relu'",
                 [f"gm = relu_grad_into({g}, {self.y}, {masked}, {mask}, {ones})"],
-                b.reads_of(g, self.y), {masked, mask, ones},
-            )  # fmt: skip
+                b.reads_of(g, self.y),
+                {masked, mask, ones},
+            )
             b.aliases["gm"] = b.reads_of(masked, g)
             g = "gm"
         if need_x:

@@ -42,7 +42,8 @@ def new_figure(figsize=(6, 4)) -> Figure:
 
 
 def save_figure(figure: Figure, path) -> Path:
-    """Save ``figure`` as PNG (or the format of ``path``'s suffix) atomically: temp file + rename."""
+    """Save ``figure`` as PNG (or in the format of ``path``'s suffix), atomically
+    (:mod:`nabla.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:

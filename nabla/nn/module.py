@@ -83,9 +83,12 @@ class Module:
         else:
             # replacing an entry of the same kind keeps its place (a Sequential's order)
             target = (
-                self._parameters if isinstance(value, Parameter)
-                else self._modules if isinstance(value, Module) else None
-            )  # fmt: skip
+                self._parameters
+                if isinstance(value, Parameter)
+                else self._modules
+                if isinstance(value, Module)
+                else None
+            )
             for registry in (self._parameters, self._buffers, self._modules):
                 if registry is not target:
                     registry.pop(name, None)

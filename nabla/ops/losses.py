@@ -74,7 +74,8 @@ class CrossEntropy(Function):
 def cross_entropy(
     logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> Tensor:
-    """Cross-entropy between softmax(logits) and the target, as ``torch.nn.functional.cross_entropy``.
+    """Cross-entropy between softmax(logits) and the target, as
+    ``torch.nn.functional.cross_entropy``.
 
     logits: (N, C) or (N, C, d1, ...), or (C,) for one sample.
     target: class indices (integers, shape (N,) or (N, d1, ...), values in [0, C)) or class
@@ -115,7 +116,8 @@ def cross_entropy(
             )
     else:
         raise TypeError(
-            f"cross_entropy: target must hold class indices or probabilities, got {target_array.dtype}"
+            "cross_entropy: target must hold class indices or probabilities, got "
+            f"{target_array.dtype}"
         )
     loss = CrossEntropy.apply(logits, target_array, reduction, label_smoothing)
     if unbatched and reduction == "none":

@@ -280,12 +280,14 @@ def _figures(plots: Path, names: list[str], results: dict) -> str:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         caption = captions[stem]
         cards.append(
-            f'<figure class="card">\n<img src="data:image/png;base64,{data}" alt="{_e(stem)} plot">\n'
+            f'<figure class="card">\n<img src="data:image/png;base64,{data}" '
+            f'alt="{_e(stem)} plot">\n'
             f"<figcaption>{_e(caption)}</figcaption>\n</figure>"
         )
     if not cards:
         return '<section>\n<h2>Figures</h2>\n<p class="note">No figures drawn yet.</p>\n</section>'
-    return f'<section>\n<h2>Figures</h2>\n<div class="figures">\n{chr(10).join(cards)}\n</div>\n</section>'
+    figures = "\n".join(cards)
+    return f'<section>\n<h2>Figures</h2>\n<div class="figures">\n{figures}\n</div>\n</section>'
 
 
 # When a setting matters: the others in the config are shown always. A setting whose rule needs

@@ -11,7 +11,7 @@ choices) and writes the result to the run folder as ``config.toml``.
 >>> resolve({"optimiser": "sgd"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); valid settings: ...
+nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); ...
 """
 
 from __future__ import annotations
@@ -73,40 +73,93 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 SCHEMA: dict[str, Setting] = {
     # data
-    "dataset": Setting(str, "digits", "the dataset (digits is embedded; the others download or read $NABLA_DATA)", DATASETS),
-    "dev_fraction": Setting(float, 0.1, "share of the training split held out as dev data (datasets without a dev split)", minimum=0.01, maximum=0.5),
-    "standardize": Setting(bool, False, "standardize inputs per channel with training-set statistics"),
+    "dataset": Setting(
+        str,
+        "digits",
+        "the dataset (digits is embedded; the others download or read $NABLA_DATA)",
+        DATASETS,
+    ),
+    "dev_fraction": Setting(
+        float,
+        0.1,
+        "share of the training split held out as dev data (datasets without a dev split)",
+        minimum=0.01,
+        maximum=0.5,
+    ),
+    "standardize": Setting(
+        bool, False, "standardize inputs per channel with training-set statistics"
+    ),
     "augment": Setting(list, [], "augmentations of training batches, in order", AUGMENTATIONS),
     "batch_size": Setting(int, 32, "minibatch size", minimum=1),
     "loader_threads": Setting(int, 0, "loader threads preparing batches ahead", minimum=0),
     # model
     "model": Setting(str, "mlp", "the architecture", ("mlp", "lenet", "resnet")),
-    "hidden": Setting(list, [256], "hidden layer widths of the mlp ([] for softmax regression)", item_type=int),
+    "hidden": Setting(
+        list, [256], "hidden layer widths of the mlp ([] for softmax regression)", item_type=int
+    ),
     "activation": Setting(str, "relu", "hidden-layer activation", ACTIVATIONS),
-    "dropout": Setting(float, 0.3, "dropout probability after each hidden layer of the mlp", minimum=0.0, maximum=0.95),
-    "batch_norm": Setting(bool, False, "batch normalization after each hidden linear layer of the mlp"),
+    "dropout": Setting(
+        float,
+        0.3,
+        "dropout probability after each hidden layer of the mlp",
+        minimum=0.0,
+        maximum=0.95,
+    ),
+    "batch_norm": Setting(
+        bool, False, "batch normalization after each hidden linear layer of the mlp"
+    ),
     "depth": Setting(int, 20, "resnet depth (6n + 2: 20, 32, 44, 56, 110)", minimum=8),
     # optimization
     "optimizer": Setting(str, "adam", "the optimizer", OPTIMIZERS),
     "lr": Setting(float, 0.01, "peak learning rate", minimum=0.0),
-    "lr_batch_size": Setting(int, 0, "linear scaling rule: the batch size lr is meant for; training uses lr x batch_size / lr_batch_size (Goyal et al. 2017; 0: lr as given)", minimum=0),
+    "lr_batch_size": Setting(
+        int,
+        0,
+        "linear scaling rule: the batch size lr is meant for; training uses lr x batch_size / "
+        "lr_batch_size (Goyal et al. 2017; 0: lr as given)",
+        minimum=0,
+    ),
     "momentum": Setting(float, 0.0, "momentum (sgd, rmsprop)", minimum=0.0, maximum=0.9999),
     "nesterov": Setting(bool, False, "Nesterov momentum (sgd)"),
     "beta1": Setting(float, 0.9, "Adam's first-moment decay", minimum=0.0, maximum=0.9999),
     "beta2": Setting(float, 0.999, "Adam's second-moment decay", minimum=0.0, maximum=0.99999),
     "weight_decay": Setting(float, 0.0, "L2 weight decay (decoupled for adamw)", minimum=0.0),
-    "label_smoothing": Setting(float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99),
-    "clip_grad_norm": Setting(float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0),
+    "label_smoothing": Setting(
+        float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99
+    ),
+    "clip_grad_norm": Setting(
+        float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0
+    ),
     "schedule": Setting(str, "cosine", "learning-rate schedule over the whole run", SCHEDULES),
     "warmup_epochs": Setting(float, 0.0, "linear warmup from 0 over this many epochs", minimum=0.0),
-    "decay_rate": Setting(float, 0.01, "final lr / peak lr for exponential and inverse-time decay", minimum=1e-8, maximum=1.0),
-    "snapshot_ensemble": Setting(bool, False, "keep the weights at the end of every cosine-restart cycle and report their ensemble (Huang et al. 2017)"),
+    "decay_rate": Setting(
+        float,
+        0.01,
+        "final lr / peak lr for exponential and inverse-time decay",
+        minimum=1e-8,
+        maximum=1.0,
+    ),
+    "snapshot_ensemble": Setting(
+        bool,
+        False,
+        "keep the weights at the end of every cosine-restart cycle and report their ensemble "
+        "(Huang et al. 2017)",
+    ),
     # training
     "epochs": Setting(int, 40, "epochs to train", minimum=1),
-    "early_stopping": Setting(int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0),
-    "seed": Setting(int, 0, "seed for initialization, dropout, shuffling and augmentation", minimum=0),
-    "compile": Setting(bool, False, "define-and-run: trace the training step once and replay it (nabla.compile); the same numbers, faster"),
-}  # fmt: skip
+    "early_stopping": Setting(
+        int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0
+    ),
+    "seed": Setting(
+        int, 0, "seed for initialization, dropout, shuffling and augmentation", minimum=0
+    ),
+    "compile": Setting(
+        bool,
+        False,
+        "define-and-run: trace the training step once and replay it (nabla.compile); the same "
+        "numbers, faster",
+    ),
+}
 
 
 def defaults() -> dict:
@@ -216,7 +269,8 @@ def read_toml(path) -> dict:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except UnicodeDecodeError as err:
         raise ConfigError(
-            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}): "
+            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is "
+            f"{err.object[err.start]:#04x}): "
             "a config is a TOML text file"
         ) from None
     except tomllib.TOMLDecodeError as err:

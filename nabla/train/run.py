@@ -63,8 +63,15 @@ except ImportError:  # pragma: no cover - Windows: run folders are not locked
 MISCLASSIFIED = 36
 LOCK_FILE = ".lock"
 # what a run writes into its folder (all that --overwrite removes)
-RUN_FILES = ("config.toml", "metrics.jsonl", "checkpoints", "results.json",
-             "misclassified.safetensors", "plots", "report.html")  # fmt: skip
+RUN_FILES = (
+    "config.toml",
+    "metrics.jsonl",
+    "checkpoints",
+    "results.json",
+    "misclassified.safetensors",
+    "plots",
+    "report.html",
+)
 
 
 class RunFolderError(RuntimeError):
@@ -99,10 +106,17 @@ class Run:
             callbacks.append(self.snapshots)
         callbacks.append(self.saver)
         loss = nabla.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-        self.trainer = Trainer(self.model, loss, optimizer, metrics=["accuracy"], callbacks=callbacks,
-                               clip_grad_norm=cfg["clip_grad_norm"] or None,
-                               distributed=distributed, keep_previous_checkpoint=True,
-                               compile=cfg["compile"])  # fmt: skip
+        self.trainer = Trainer(
+            self.model,
+            loss,
+            optimizer,
+            metrics=["accuracy"],
+            callbacks=callbacks,
+            clip_grad_norm=cfg["clip_grad_norm"] or None,
+            distributed=distributed,
+            keep_previous_checkpoint=True,
+            compile=cfg["compile"],
+        )
         # the learning rate this config plans (a checkpoint brings back the one it was saved with)
         self.planned_lr = [group["lr"] for group in optimizer.param_groups]
 
@@ -118,8 +132,9 @@ class RunFolder:
     nothing.
     """
 
-    def __init__(self, directory, resume: bool = False, overwrite: bool = False,
-                 owner: bool = True):  # fmt: skip
+    def __init__(
+        self, directory, resume: bool = False, overwrite: bool = False, owner: bool = True
+    ):
         if resume and overwrite:
             raise config.ConfigError(
                 "--overwrite replaces a run, --resume continues it: choose one"
@@ -260,8 +275,15 @@ def new_run_directory(cfg: dict, root="runs") -> Path:
     return path
 
 
-def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, test: bool = True,
-          distributed: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
+def train(
+    cfg: dict,
+    directory,
+    resume: bool = False,
+    verbose: int = 1,
+    test: bool = True,
+    distributed: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train the run ``cfg`` in ``directory`` (continuing its last checkpoint with ``resume``);
     returns the results written to ``results.json``. ``test=False`` leaves the test split
     untouched (sweeps evaluate only the configuration they select). ``distributed``: this process
@@ -350,8 +372,10 @@ def describe(cfg: dict) -> str:
         if dist.active()
         else ""
     )
-    return (f"{model} on {cfg['dataset']}, {cfg['optimizer']} {lr} {cfg['schedule']}, "
-            f"{plural(cfg['epochs'], 'epoch')} of batch {cfg['batch_size']}{ranks}")  # fmt: skip
+    return (
+        f"{model} on {cfg['dataset']}, {cfg['optimizer']} {lr} {cfg['schedule']}, "
+        f"{plural(cfg['epochs'], 'epoch')} of batch {cfg['batch_size']}{ranks}"
+    )
 
 
 def finish(run: Run, test: bool = True, write: bool = True) -> dict:
@@ -370,15 +394,21 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
         "task": "classification",
         "classes": [str(c) for c in range(data.classes)],
         "evaluations": evaluations,
-        "confusion": {"split": split, "matrix": build.confusion_matrix(labels, predictions, data.classes).tolist()},
+        "confusion": {
+            "split": split,
+            "matrix": build.confusion_matrix(labels, predictions, data.classes).tolist(),
+        },
         "wall_time": round(trainer.elapsed, 3),
         "epochs_run": trainer.epoch,
         "stopped_early": bool(trainer.stop_training),
         "nabla_version": nabla.__version__,
-    }  # fmt: skip
+    }
     if run.saver.best_epoch is not None:
-        results["best"] = {"epoch": int(run.saver.best_epoch), "monitor": "dev_loss",
-                           "value": float(run.saver.tracker.best)}  # fmt: skip
+        results["best"] = {
+            "epoch": int(run.saver.best_epoch),
+            "monitor": "dev_loss",
+            "value": float(run.saver.tracker.best),
+        }
     if run.snapshots is not None and run.snapshots.snapshots:
         results["snapshot_ensemble"] = snapshot_ensemble_results(
             run.model, run.snapshots, loader, split=split
@@ -390,8 +420,14 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
     write_text_atomic(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
     wrong = np.flatnonzero(predictions != labels)[:MISCLASSIFIED]
     if data.images and wrong.size:
-        save({"images": dataset.x[wrong].astype(np.float32), "labels": labels[wrong],
-              "predictions": predictions[wrong]}, run.directory / "misclassified.safetensors")  # fmt: skip
+        save(
+            {
+                "images": dataset.x[wrong].astype(np.float32),
+                "labels": labels[wrong],
+                "predictions": predictions[wrong],
+            },
+            run.directory / "misclassified.safetensors",
+        )
     return results
 
 

@@ -92,10 +92,19 @@ class Trainer:
       plan traced once by :func:`nabla.compile`; the same numbers, less time.
     """
 
-    def __init__(self, model, loss, optimizer, metrics=(), callbacks=(),
-                 clip_grad_norm: float | None = None, stats_every: int = 10,
-                 distributed: bool | None = None, keep_previous_checkpoint: bool = False,
-                 compile: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        metrics=(),
+        callbacks=(),
+        clip_grad_norm: float | None = None,
+        stats_every: int = 10,
+        distributed: bool | None = None,
+        keep_previous_checkpoint: bool = False,
+        compile: bool = False,
+    ):
         if not callable(loss):
             raise TypeError(
                 f"Trainer: loss must be callable (output, target) -> Tensor, got {loss!r}"
@@ -133,7 +142,7 @@ class Trainer:
         self.compiled = compile_step(self._forward_backward) if compile else None
         self.compiled_evaluation = compile_step(self._forward) if compile else None
 
-    # --- training ----------------------------------------------------------------------------------
+    # --- training ---------------------------------------------------------------------------------
 
     def fit(self, train, epochs: int, dev=None, verbose: int = 1) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
@@ -187,8 +196,11 @@ class Trainer:
         """Within the block, the first Ctrl-C only sets a flag that the loop checks between
         updates (see the module docstring); the handler that was there is put back after."""
         self._interrupted = False
-        if (self.distributed or threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
+        if (
+            self.distributed
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
             yield
             return
 
@@ -281,8 +293,8 @@ class Trainer:
         if not math.isfinite(value):
             raise TrainingDivergedError(
                 f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} of "
-                f"the epoch), after updates with lr {float(self.optimizer.lr):g}; training stopped, "
-                + self.checkpoint_note()
+                f"the epoch), after updates with lr {float(self.optimizer.lr):g}; training "
+                "stopped, " + self.checkpoint_note()
             )
         if self.compiled is None:
             self.optimizer.zero_grad()
@@ -302,9 +314,15 @@ class Trainer:
         target = y.data if hasattr(y, "data") else y
         for m in self.metrics:
             m.update(output.data, target)
-        logs = {"epoch": epoch, "step": self.step, "loss": value,
-                "lr": float(self.optimizer.lr), "batch_size": n, "grad_norm": grad_norm,
-                "update_ratio": self._update_ratio() if measure else None}  # fmt: skip
+        logs = {
+            "epoch": epoch,
+            "step": self.step,
+            "loss": value,
+            "lr": float(self.optimizer.lr),
+            "batch_size": n,
+            "grad_norm": grad_norm,
+            "update_ratio": self._update_ratio() if measure else None,
+        }
         self.history.add_step(logs)
         for cb in callbacks:
             cb.on_batch_end(self, self.step, logs)
@@ -342,7 +360,7 @@ class Trainer:
                 change += float(np.dot(b, b))
             return math.sqrt(change / weight) if weight > 0 else math.inf
 
-    # --- evaluation --------------------------------------------------------------------------------
+    # --- evaluation -------------------------------------------------------------------------------
 
     def evaluate(self, loader) -> dict:
         """Loss and metrics over ``loader`` in eval mode without gradients, e.g.
@@ -377,7 +395,7 @@ class Trainer:
                 outputs.append(self.model(x).data)
         return np.concatenate(outputs)
 
-    # --- checkpoints -------------------------------------------------------------------------------
+    # --- checkpoints ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """Everything that resuming needs (see the module docstring)."""

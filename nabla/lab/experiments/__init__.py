@@ -74,7 +74,8 @@ def get(name: str):
 
 
 def run(name: str, out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    """Run experiment ``name`` into folder ``out``; write ``out/outcome.json``; print the verdict."""
+    """Run experiment ``name`` into folder ``out``, write ``out/outcome.json``, print the
+    verdict."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     module = get(name)
