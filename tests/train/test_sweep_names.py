@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nabla.train import sweep
+from nabla import sweep
 
 
 @pytest.mark.parametrize(
