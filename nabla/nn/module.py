@@ -35,11 +35,7 @@ class Parameter(Tensor):
             array = data  # an array's float dtype is kept (and its memory shared)
         else:
             array = as_array(data)
-        self.data = array
-        self.grad = None
-        self._node = None
-        self._vc = [0]
-        self._requires_grad = False
+        self._init(array)
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:
