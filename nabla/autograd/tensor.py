@@ -11,6 +11,9 @@ the class by :mod:`nabla.ops`, which defines the operations; this module only ho
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from . import engine
@@ -96,7 +99,7 @@ class Tensor:
         return self._node is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Any:
         """The graph node that produced this tensor, or None for a leaf."""
         return self._node
 
@@ -154,7 +157,7 @@ class Tensor:
     def dim(self) -> int:
         return self.data.ndim
 
-    def item(self):
+    def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
@@ -164,10 +167,10 @@ class Tensor:
         """The underlying array (shared, not copied), like ``torch.Tensor.numpy``."""
         return self.data
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.data.tolist()
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -177,7 +180,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
