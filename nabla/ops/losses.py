@@ -88,10 +88,14 @@ def kernel_applies(shape, dtype, c_contiguous: bool, target_dtype, reduction) ->
     non-empty 2-D float32/float64 logits, C-contiguous, class indices, a mean or a sum.
     ``nabla.compile``'s lowering asks the same question, to take the path eager mode took."""
     return (
-        reduction != "none" and len(shape) == 2 and 0 not in shape
-        and dtype in (np.float32, np.float64) and c_contiguous
-        and np.dtype(target_dtype).kind in "iu" and kernels.compiled()
-    )  # fmt: skip
+        reduction != "none"
+        and len(shape) == 2
+        and 0 not in shape
+        and dtype in (np.float32, np.float64)
+        and c_contiguous
+        and np.dtype(target_dtype).kind in "iu"
+        and kernels.compiled()
+    )
 
 
 def _forward_kernel(ctx, logits, target, reduction, smoothing):
