@@ -45,7 +45,8 @@ def pin_threads(argv: list[str] | None = None) -> int:
 
 def training_steps(model, twin, x, y) -> dict:
     """One training step (zero grads, forward, cross-entropy, backward) of a nabla ``model`` and
-    of its torch ``twin`` on the batch (x, y), each a function of no arguments returning the loss."""
+    of its torch ``twin`` on the batch (x, y), each a function of no arguments returning the
+    loss."""
     import torch
 
     import nabla as nb
@@ -117,7 +118,8 @@ def print_step_table(results: dict, title: str, batch, references: list[str]) ->
         size = batch(key) if callable(batch) else batch
         for name, seconds in t.items():
             print(
-                f"{key!s:<{width}}{name:<{impl_width}}{seconds * 1e3:>10.3f}{size / seconds:>12,.0f}"
+                f"{key!s:<{width}}{name:<{impl_width}}{seconds * 1e3:>10.3f}"
+                f"{size / seconds:>12,.0f}"
                 + "".join(f"{t[ref] / seconds:>12.2f}" for ref in references)
             )
     names = ", ".join(references)

@@ -105,9 +105,12 @@ def mlp_compiled(x, y, size: int, steps: int) -> dict:
     seconds, mean = mlp_train.timed_blocks(step, steps)
     plan = compiled.plan
     return {
-        "seconds": seconds, "mean": mean, "losses": losses, "bytes": step_bytes(step),
+        "seconds": seconds,
+        "mean": mean,
+        "losses": losses,
+        "bytes": step_bytes(step),
         "plan": f"{len(plan.instructions)} instructions, {len(plan.buffers)} buffers",
-    }  # fmt: skip
+    }
 
 
 def mlp_eager_bytes(x, y, size: int) -> int:
@@ -167,8 +170,13 @@ def rosenbrock(compiled: bool, steps: int) -> dict:
     for _ in range(2000):
         step()
     seconds, mean = mlp_train.timed_blocks(step, steps)
-    return {"seconds": seconds, "mean": mean, "losses": losses, "bytes": step_bytes(step),
-            "final": point.data.tolist()}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "mean": mean,
+        "losses": losses,
+        "bytes": step_bytes(step),
+        "final": point.data.tolist(),
+    }
 
 
 def worker(name: str, args) -> None:
@@ -247,8 +255,10 @@ def report(runs: dict) -> list[str]:
         f"(target >= {ROSENBROCK_TARGET}: {verdict(speedup >= ROSENBROCK_TARGET)})"
     )
     results.append(f"RESULT compile_step.rosenbrock_speedup={speedup:.3f}")
-    print("(us/step: median over rounds of the median 50-step block; alloc/step: tracemalloc's "
-          "peak above the start over 20 steps)")  # fmt: skip
+    print(
+        "(us/step: median over rounds of the median 50-step block; alloc/step: tracemalloc's "
+        "peak above the start over 20 steps)"
+    )
     return results
 
 
@@ -300,8 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     script = str(Path(__file__).resolve())
     common = ["--threads", str(THREADS), "--steps", str(args.steps)]
     common += ["--rosenbrock-steps", str(args.rosenbrock_steps)]
-    jobs = {(name, size): Job(name, ["--batch", str(size)], KERNELS if "nabla" in name else None)
-            for size in BATCHES for name in MLP_WORKERS}  # fmt: skip
+    jobs = {
+        (name, size): Job(name, ["--batch", str(size)], KERNELS if "nabla" in name else None)
+        for size in BATCHES
+        for name in MLP_WORKERS
+    }
     jobs.update({(name, 0): Job(name, [], KERNELS) for name in ROSENBROCK_WORKERS})
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "train.npz")
@@ -309,8 +322,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"data: {source['source']}")
         started = time.perf_counter()
         runs = alternate(script, jobs, args.rounds, [*common, "--data", data])
-    print(f"  nabla: {runs['nabla', 64][0]['about']}; compiled plan at batch 64: "
-          f"{runs['nabla-compiled', 64][0]['plan']}")  # fmt: skip
+    print(
+        f"  nabla: {runs['nabla', 64][0]['about']}; compiled plan at batch 64: "
+        f"{runs['nabla-compiled', 64][0]['plan']}"
+    )
     print(f"  torch: {runs['torch', 64][0]['about']}")
     print(f"  workers: {time.perf_counter() - started:.0f} s")
     print()

@@ -88,10 +88,15 @@ CHUNK_SECONDS, CHUNKS, WARM_SECONDS = 0.3, 7, 1.0
 def small_convnet(lib):
     """Two 3x3 conv blocks and a linear classifier, for 32x32 RGB images."""
     return lib.Sequential(
-        lib.Conv2d(3, 32, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Conv2d(32, 64, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-        lib.Flatten(), lib.Linear(64 * 8 * 8, CLASSES),
-    )  # fmt: skip
+        lib.Conv2d(3, 32, 3, padding=1),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Conv2d(32, 64, 3, padding=1),
+        lib.ReLU(),
+        lib.MaxPool2d(2),
+        lib.Flatten(),
+        lib.Linear(64 * 8 * 8, CLASSES),
+    )
 
 
 def torch_resnet20():

@@ -93,7 +93,8 @@ def report(results: dict[str, dict[str, float]]) -> None:
     nabla_us = float(np.mean([results[k]["nabla"] for k in ELEMENTWISE]))
     torch_us = float(np.mean([results[k]["torch"] for k in ELEMENTWISE]))
     print(
-        f"per-op overhead (elementwise with grad): nabla {nabla_us:.2f} us, torch {torch_us:.2f} us, "
+        f"per-op overhead (elementwise with grad): nabla {nabla_us:.2f} us, "
+        f"torch {torch_us:.2f} us, "
         f"ratio {nabla_us / torch_us:.2f} (target <= 1.0)"
     )
 

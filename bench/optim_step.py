@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio, speedup = t["nabla"] / t[fastest], t["nabla-reference"] / t["nabla"]
         print(f"{opt:<14}" + "".join(f"{t[n]:>19.3f}" for n in WORKERS) + f"{ratio:>15.2f}")
         verdicts.append(
-            f"{opt}: nabla/torch time = {ratio:.2f} against {WORKERS[fastest][0]}, the fastest torch "
+            f"{opt}: nabla/torch time = {ratio:.2f} against {WORKERS[fastest][0]}, "
+            "the fastest torch "
             f"(target <= {TARGET}: {verdict(ratio <= TARGET)}); kernels {speedup:.2f}x faster than "
             "the reference"
         )

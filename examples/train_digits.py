@@ -41,7 +41,8 @@ def train(epochs: int = 30, seed: int = 0, verbose: bool = True) -> tuple:
             opt.step()
         if verbose:
             print(
-                f"epoch {epoch + 1:2d}  loss {loss.item():.3f}  test accuracy {accuracy(model, test_set):.3f}"
+                f"epoch {epoch + 1:2d}  loss {loss.item():.3f}  "
+                f"test accuracy {accuracy(model, test_set):.3f}"
             )
     return model, accuracy(model, test_set)
 

@@ -45,37 +45,9 @@ SWEEP_EXAMPLES = """examples:
 """
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    from .train import config
-
-    group = parser.add_argument_group("settings (each overrides the config file)")
-    for key, setting in config.SCHEMA.items():
-        flag = "--" + key.replace("_", "-")
-        choices = f" ({', '.join(setting.choices)})" if setting.choices else ""
-        default = (
-            setting.default if setting.type is not list else ",".join(map(str, setting.default))
-        )
-        text = f"{setting.help}{choices}; default {default!s}"
-        if setting.type is bool:
-            group.add_argument(
-                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        else:
-            group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
-
-
-def _overrides(args) -> dict:
-    from .train import config
-
-    out = {}
-    for key, setting in config.SCHEMA.items():
-        value = getattr(args, key, None)
-        if value is not None:
-            out[key] = value if setting.type is bool else config.parse_value(key, value)
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .train import config
+
     parser = argparse.ArgumentParser(
         prog="nabla",
         description="nabla: a readable deep-learning framework and optimizer lab on NumPy.",
@@ -85,67 +57,112 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
 
-    train = commands.add_parser("train", help="train a model (default: an MLP on the embedded digits)",
-                                description="Train a model and write a run folder with its report.",
-                                epilog=TRAIN_EXAMPLES, formatter_class=raw)  # fmt: skip
+    train = commands.add_parser(
+        "train",
+        help="train a model (default: an MLP on the embedded digits)",
+        description="Train a model and write a run folder with its report.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=raw,
+    )
     train.add_argument("config", nargs="?", help="a TOML file of settings")
     train.add_argument(
         "--out", help="the run folder (default: runs/<time>-<dataset>-<model>-<optimizer>)"
     )
     train.add_argument(
-        "--resume", metavar="RUN_DIR",
+        "--resume",
+        metavar="RUN_DIR",
         help="continue a run from its last checkpoint (with a larger --epochs: train more)",
-    )  # fmt: skip
+    )
     train.add_argument(
         "--overwrite", action="store_true", help="replace the run already in the --out folder"
     )
     train.add_argument("--quiet", action="store_true", help="print nothing")
-    train.add_argument("--distributed", action="store_true",
-                       help="data-parallel training on the ranks of `mpirun -np N` (batch_size is "
-                       "the global batch; needs mpi4py)")  # fmt: skip
-    _add_settings(train)
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training on the ranks of `mpirun -np N` (batch_size is "
+        "the global batch; needs mpi4py)",
+    )
+    config.add_flags(train)
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a finished run on a split",
-                                   epilog="example:\n  nabla evaluate runs/my-run --split dev",
-                                   formatter_class=raw)  # fmt: skip
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a finished run on a split",
+        epilog="example:\n  nabla evaluate runs/my-run --split dev",
+        formatter_class=raw,
+    )
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--split", default="test", choices=("train", "dev", "test"))
     evaluate.add_argument("--checkpoint", default="last", choices=("last", "best"))
     evaluate.add_argument("--json", action="store_true", help="print one JSON object, not a table")
 
-    report = commands.add_parser("report", help="rebuild a run's plots and HTML report",
-                                 epilog="example:\n  nabla report runs/my-run", formatter_class=raw)  # fmt: skip
+    report = commands.add_parser(
+        "report",
+        help="rebuild a run's plots and HTML report",
+        epilog="example:\n  nabla report runs/my-run",
+        formatter_class=raw,
+    )
     report.add_argument("run_dir")
 
-    sweep = commands.add_parser("sweep", help="grid or random search over settings and seeds",
-                                description="Train every configuration of a grid (or N random ones) "
-                                "for several seeds in parallel processes, choose on dev, evaluate the "
-                                "choice once on test.", epilog=SWEEP_EXAMPLES, formatter_class=raw)  # fmt: skip
+    sweep = commands.add_parser(
+        "sweep",
+        help="grid or random search over settings and seeds",
+        description="Train every configuration of a grid (or N random ones) "
+        "for several seeds in parallel processes, choose on dev, evaluate the "
+        "choice once on test.",
+        epilog=SWEEP_EXAMPLES,
+        formatter_class=raw,
+    )
     sweep.add_argument("config", nargs="?", help="a TOML file with the settings shared by all runs")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                       help="values of one setting (repeat for more settings)")  # fmt: skip
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of one setting (repeat for more settings)",
+    )
     sweep.add_argument(
         "--random", type=int, metavar="N", help="N random configurations instead of the grid"
     )
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default 1)")
-    sweep.add_argument("--workers", type=int, metavar="W",
-                       help="runs at once: with --executor process, W local processes (default 1); "
-                       "with --executor mpi started as one process, W MPI processes to spawn "
-                       "(default: mpi4py's); under `mpirun -np N python -m mpi4py.futures` the "
-                       "pool is the N-1 other ranks (leave W unset)")  # fmt: skip
-    sweep.add_argument("--executor", choices=("process", "mpi"), default="process",
-                       help="where the runs go: a local process pool (default) or an mpi4py.futures "
-                       "pool of MPI processes (needs mpi4py; see the last example)")  # fmt: skip
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="runs at once: with --executor process, W local processes (default 1); "
+        "with --executor mpi started as one process, W MPI processes to spawn "
+        "(default: mpi4py's); under `mpirun -np N python -m mpi4py.futures` the "
+        "pool is the N-1 other ranks (leave W unset)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("process", "mpi"),
+        default="process",
+        help="where the runs go: a local process pool (default) or an mpi4py.futures "
+        "pool of MPI processes (needs mpi4py; see the last example)",
+    )
     sweep.add_argument("--out", help="the sweep folder (default: sweeps/<time>)")
     sweep.add_argument("--quiet", action="store_true")
-    _add_settings(sweep)
+    config.add_flags(sweep)
 
-    download = commands.add_parser("download", help="download datasets (checksummed) for later runs",
-                                   epilog=DOWNLOAD_EXAMPLES, formatter_class=raw)  # fmt: skip
-    download.add_argument("datasets", nargs="+", metavar="DATASET", choices=DOWNLOADS,
-                          help=f"one or more of {', '.join(DOWNLOADS)}")  # fmt: skip
-    download.add_argument("--root", help="download into ROOT/DATASET/ (default: the cache, "
-                          "$NABLA_CACHE or ~/.cache/nabla); then set NABLA_DATA=ROOT")  # fmt: skip
+    download = commands.add_parser(
+        "download",
+        help="download datasets (checksummed) for later runs",
+        epilog=DOWNLOAD_EXAMPLES,
+        formatter_class=raw,
+    )
+    download.add_argument(
+        "datasets",
+        nargs="+",
+        metavar="DATASET",
+        choices=DOWNLOADS,
+        help=f"one or more of {', '.join(DOWNLOADS)}",
+    )
+    download.add_argument(
+        "--root",
+        help="download into ROOT/DATASET/ (default: the cache, "
+        "$NABLA_CACHE or ~/.cache/nabla); then set NABLA_DATA=ROOT",
+    )
 
     from .lab import cli as lab_cli
 
@@ -167,8 +184,12 @@ def _add_debug(parser: argparse.ArgumentParser, top: bool = False, seen=None) ->
     if id(parser) in seen:
         return
     seen.add(id(parser))
-    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
-                        help="on an error, print the traceback too")  # fmt: skip
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="on an error, print the traceback too",
+    )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
@@ -218,20 +239,35 @@ def _failures() -> list:
     from .train.run import RunFolderError
     from .train.trainer import TrainingDivergedError
 
-    usage = (ConfigError, RunFolderError, DistributedError, FileNotFoundError, IsADirectoryError,
-             NotADirectoryError, PermissionError)  # fmt: skip
+    usage = (
+        ConfigError,
+        RunFolderError,
+        DistributedError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+    )
     return [
         (KeyboardInterrupt, EXIT_INTERRUPTED, "interrupted", ""),
-        (TrainingDivergedError, EXIT_FAILED, "training diverged",
-         "a smaller --lr, --clip-grad-norm or --warmup-epochs may help"),
+        (
+            TrainingDivergedError,
+            EXIT_FAILED,
+            "training diverged",
+            "a smaller --lr, --clip-grad-norm or --warmup-epochs may help",
+        ),
         (MemoryError, EXIT_FAILED, "out of memory", "try a smaller --batch-size or model"),
         (usage, EXIT_USAGE, "error", ""),
         (CheckpointError, EXIT_USAGE, "bad checkpoint", ""),
         ((DownloadError, DataFormatError), EXIT_USAGE, "data error", ""),
         (OSError, EXIT_FAILED, "error", "check the disk and the folder"),
-        (BaseException, EXIT_FAILED, "internal error",
-         "run again with --debug for the traceback, and please report it"),
-    ]  # fmt: skip
+        (
+            BaseException,
+            EXIT_FAILED,
+            "internal error",
+            "run again with --debug for the traceback, and please report it",
+        ),
+    ]
 
 
 @contextlib.contextmanager
@@ -257,7 +293,7 @@ def _train(args) -> int:
             f"started by an MPI launcher as one of {dist.launched_size()} processes: add "
             "--distributed for data-parallel training (or start a single process)"
         )
-    overrides = _overrides(args)
+    overrides = config.overrides(args)
     if args.resume:
         if args.config or args.out:
             raise config.ConfigError(
@@ -269,8 +305,20 @@ def _train(args) -> int:
         cfg = config.resolve(config.read_toml(args.config) if args.config else {}, overrides)
         directory = Path(args.out) if args.out else run.new_run_directory(cfg)
     directory = Path(dist.broadcast_text(str(directory)))  # rank 0's clock names the folder
-    run.train(cfg, directory, resume=bool(args.resume), verbose=0 if args.quiet else 1,
-              distributed=args.distributed, overwrite=args.overwrite)  # fmt: skip
+    run.train(
+        cfg,
+        directory,
+        resume=bool(args.resume),
+        verbose=0 if args.quiet else 1,
+        distributed=args.distributed,
+        overwrite=args.overwrite,
+    )
+    if dist.is_main():  # rank 0 writes the folder, the report too
+        from .report import build
+
+        path = build(directory)
+        if not args.quiet:
+            print(f"report: {path}", flush=True)
     return 0
 
 
@@ -294,9 +342,12 @@ def _download(args) -> int:
 
     files = {
         "mnist": {**datasets.MNIST_FILES["train"], **datasets.MNIST_FILES["test"]},
-        "fashion_mnist": {**datasets.FASHION_MNIST_FILES["train"], **datasets.FASHION_MNIST_FILES["test"]},
+        "fashion_mnist": {
+            **datasets.FASHION_MNIST_FILES["train"],
+            **datasets.FASHION_MNIST_FILES["test"],
+        },
         "cifar10": datasets.CIFAR10_FILES,
-    }  # fmt: skip
+    }
     for name in args.datasets:
         paths = fetch(name, files[name], root=args.root)
         folders = sorted({str(p.parent) for p in paths.values()})
@@ -314,13 +365,21 @@ def _report(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .train import config, sweep
+    from . import sweep
+    from .train import config
 
     base = config.read_toml(args.config) if args.config else {}
-    base.update(_overrides(args))
-    sweep.run_sweep(base, [sweep.parse_grid(g) for g in args.grid], random_count=args.random,
-                    seeds=args.seeds, workers=args.workers, out=args.out, verbose=not args.quiet,
-                    executor=args.executor)  # fmt: skip
+    base.update(config.overrides(args))
+    sweep.run_sweep(
+        base,
+        [sweep.parse_grid(g) for g in args.grid],
+        random_count=args.random,
+        seeds=args.seeds,
+        workers=args.workers,
+        out=args.out,
+        verbose=not args.quiet,
+        executor=args.executor,
+    )
     return 0
 
 

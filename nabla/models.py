@@ -65,13 +65,19 @@ def lenet(num_classes: int = 10, in_channels: int = 1, activation: str = "relu")
     conv5x5(6, padding 2) - pool - conv5x5(16) - pool - 120 - 84 - classes."""
     act = make_activation
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2), act(activation), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), act(activation), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 6, 5, padding=2),
+        act(activation),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        act(activation),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), act(activation),
-        nn.Linear(120, 84), act(activation),
+        nn.Linear(16 * 5 * 5, 120),
+        act(activation),
+        nn.Linear(120, 84),
+        act(activation),
         nn.Linear(84, num_classes),
-    )  # fmt: skip
+    )
 
 
 class BasicBlock(nn.Module):

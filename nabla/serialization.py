@@ -16,10 +16,10 @@ Decisions:
 - ``metadata`` is a flat ``dict[str, str]``, exactly what safetensors stores, so every safetensors
   tool shows it unchanged; other values are refused with a ``TypeError`` (``json.dumps`` them
   yourself for structured data).
-- Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed,
-  fsync'd and then ``os.replace``-d over the target. An exception leaves the previous file intact
-  and removes the temporary file; a killed process may leave a ``.<name>.*.tmp`` file behind but
-  never a half-written checkpoint under the real name.
+- Writes are atomic (:mod:`nabla.files`): the bytes go to a temporary file in the target's
+  directory, which is flushed, fsync'd and then ``os.replace``-d over the target. An exception
+  leaves the previous file intact and removes the temporary file; a killed process may leave a
+  ``.<name>.*.tmp`` file behind but never a half-written checkpoint under the real name.
 - Every file nabla writes carries a digest: ``"nabla.sha256"`` in its metadata is the sha256 of
   the other metadata and of every tensor's name, dtype, shape and bytes. ``load`` recomputes it
   and refuses a file whose content changed since it was written (a flipped bit in the data, an
@@ -51,7 +51,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import stat
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -61,6 +60,7 @@ import numpy as np
 from .autograd import Tensor
 from .autograd.dtypes import SUPPORTED
 from .creation import from_numpy
+from .files import write_atomic
 
 __all__ = ["CheckpointError", "load", "load_metadata", "save"]
 
@@ -163,56 +163,6 @@ def _check_metadata(metadata) -> dict:
     if DIGEST_KEY in metadata:
         raise ValueError(f"metadata key {DIGEST_KEY!r} is reserved: nabla writes the digest itself")
     return dict(metadata)
-
-
-def write_atomic(path: str, payload: bytes, before_replace=None) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, fsync it, call
-    ``before_replace(temporary_path)`` (which may check the file and raise to abandon it), then
-    rename it to ``path``. On any exception the temporary file is removed and ``path`` is as it
-    was."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save {path!r}: directory {directory!r} does not exist")
-    base = os.path.basename(path)
-    while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            # 0o666 minus the umask: the same permissions a plain open(path, "wb") would give
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-            )
-            break
-        except FileExistsError:  # pragma: no cover - a 48-bit random name collided
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- load -----------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ import os
 import numpy as np
 
 from .autograd.tensor import Tensor
-from .serialization import CheckpointError, load_with_metadata, to_bytes, write_atomic
+from .files import write_atomic
+from .serialization import CheckpointError, load_with_metadata, to_bytes
 
 STRUCTURE_KEY = "nabla.state"  # the metadata entry holding the JSON structure
 MAX_DEPTH = 64  # deeper structures are refused on load (a trainer's state is about 6 deep)

@@ -56,8 +56,12 @@ def test_number_is_not_a_global_doctest_option():
 
 def test_significant_digits():
     assert [significant_digits(m) for m in ("0.0488", "1.000", "12.", "0.0", "3.142")] == [
-        3, 4, 2, 1, 4,
-    ]  # fmt: skip
+        3,
+        4,
+        2,
+        1,
+        4,
+    ]
 
 
 def test_examples_opting_into_number_show_four_significant_digits():

@@ -26,9 +26,14 @@ def test_small_cnn_learns_the_digits():
     nb.manual_seed(0)
     train_set, test_set = datasets.digits()
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.1), nn.Linear(8 * 4 * 4, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.1),
+        nn.Linear(8 * 4 * 4, 10),
+    )
     opt = optim.SGD(model.named_parameters(), lr=0.05, momentum=0.9, nesterov=True)
     loader = DataLoader(train_set, batch_size=32, shuffle=True)
     for _ in range(8):

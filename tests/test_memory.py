@@ -1,5 +1,6 @@
-"""Building an optimizer (or a data loader) makes glibc serve large arrays from its heap (reused from step to step)
-instead of a fresh mapping per array (faulted in again every step): nabla/memory.py."""
+"""Building an optimizer (or a data loader) makes glibc serve large arrays from its heap (reused
+from step to step) instead of a fresh mapping per array (faulted in again every step):
+nabla/memory.py."""
 
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ def mapped_bytes(optimizer: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run(
         [sys.executable, "-c", CODE.format(optimizer=repr(optimizer))],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     if "mallinfo2" in done.stderr:
         pytest.skip("this glibc has no mallinfo2 (before 2.33)")
     assert done.returncode == 0, done.stderr

@@ -28,7 +28,7 @@ def data(shape=(3, 4, 5), seed=0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-# --- dim= and keepdim= ------------------------------------------------------------------------------
+# --- dim= and keepdim= ----------------------------------------------------------------------------
 
 # nabla's call with PyTorch's names, and what torch computes for it (values only where torch
 # returns (values, indices); var/std with torch's correction spelled out, as nabla's default ddof
@@ -217,7 +217,7 @@ def test_the_learning_rate_may_come_second_by_position():
     )
 
 
-# --- a PyTorch script, ported by its imports --------------------------------------------------------
+# --- a PyTorch script, ported by its imports ------------------------------------------------------
 
 PYTORCH_SCRIPT = textwrap.dedent(
     """

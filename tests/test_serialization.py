@@ -1,4 +1,5 @@
-"""nb.save / nb.load: safetensors round trips, interchange with PyTorch, corrupt files, atomicity."""
+"""nb.save / nb.load: safetensors round trips, interchange with PyTorch, corrupt files,
+atomicity."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from safetensors.torch import load_file as torch_load_file
 from safetensors.torch import save_file as torch_save_file
 
 import nabla as nb
-from nabla import nn
+from nabla import files, nn
 from nabla.serialization import CheckpointError
 
 RNG = np.random.default_rng(0)
@@ -228,7 +229,7 @@ def test_missing_file(tmp_path):
             fn(path)
 
 
-# --- atomic writes ---------------------------------------------------------------------------------
+# --- atomic writes --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fail_at", ["replace", "fsync", "write"])
@@ -241,11 +242,10 @@ def test_a_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch, fail_at)
         raise OSError("simulated crash")
 
     if fail_at == "write":
-        real_fdopen = os.fdopen
 
         class Failing:
             def __init__(self, *args, **kwargs):
-                self.file = real_fdopen(*args, **kwargs)
+                self.file = open(*args, **kwargs)  # closed in __exit__
 
             def __enter__(self):
                 return self
@@ -257,7 +257,7 @@ def test_a_crash_while_saving_keeps_the_old_file(tmp_path, monkeypatch, fail_at)
                 self.file.write(data[: len(data) // 2])  # half a file on disk, then the crash
                 crash()
 
-        monkeypatch.setattr(os, "fdopen", Failing)
+        monkeypatch.setattr(files, "open", Failing, raising=False)  # nabla.files' open()
     else:
         monkeypatch.setattr(os, fail_at, crash)
     with pytest.raises(OSError, match="simulated crash"):
@@ -284,7 +284,7 @@ def test_save_into_missing_directory(tmp_path):
         nb.save({"w": np.ones(1)}, tmp_path / "missing" / "a.safetensors")
 
 
-# --- bad arguments ---------------------------------------------------------------------------------
+# --- bad arguments --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -44,20 +44,38 @@ SCRATCH = (".mutation/", "mutants/")  # where the copies and mutmut's work live 
 MODULES = {
     "autograd": (
         ["nabla/autograd/*"],
-        ["tests/autograd", "tests/ops/test_ops.py", "tests/ops/test_op_details.py",
-         "tests/test_regressions.py", "tests/test_pytorch_names.py", "tests/jit"],
+        [
+            "tests/autograd",
+            "tests/ops/test_ops.py",
+            "tests/ops/test_op_details.py",
+            "tests/test_regressions.py",
+            "tests/test_pytorch_names.py",
+            "tests/jit",
+        ],
     ),
     "ops": (
         ["nabla/ops/*"],
-        ["tests/ops", "tests/nn", "tests/kernels/test_activations.py",
-         "tests/kernels/test_conv_kernels.py", "tests/kernels/test_pool_kernels.py",
-         "tests/kernels/test_normalization_kernels.py", "tests/test_pytorch_names.py",
-         "tests/test_regressions.py"],
+        [
+            "tests/ops",
+            "tests/nn",
+            "tests/kernels/test_activations.py",
+            "tests/kernels/test_conv_kernels.py",
+            "tests/kernels/test_pool_kernels.py",
+            "tests/kernels/test_normalization_kernels.py",
+            "tests/test_pytorch_names.py",
+            "tests/test_regressions.py",
+        ],
     ),
     "optim": (
         ["nabla/optim/*"],
-        ["tests/optim", "tests/kernels/test_updates.py", "tests/kernels/test_subnormals.py",
-         "tests/train/test_resume.py", "tests/test_serialization.py", "tests/jit"],
+        [
+            "tests/optim",
+            "tests/kernels/test_updates.py",
+            "tests/kernels/test_subnormals.py",
+            "tests/train/test_resume.py",
+            "tests/test_serialization.py",
+            "tests/jit",
+        ],
     ),
     "loader": (
         ["nabla/data/loader.py"],
@@ -65,15 +83,23 @@ MODULES = {
     ),
     "checkpoint": (
         ["nabla/train/checkpoint.py"],
-        ["tests/train/test_checkpoint*.py", "tests/train/test_resume*.py",
-         "tests/train/test_train_more.py", "tests/test_serialization.py"],
+        [
+            "tests/train/test_checkpoint*.py",
+            "tests/train/test_resume*.py",
+            "tests/train/test_train_more.py",
+            "tests/test_serialization.py",
+        ],
     ),
     "callbacks": (
         ["nabla/train/callbacks.py"],
-        ["tests/train/test_callback*.py", "tests/train/test_resume*.py",
-         "tests/train/test_trainer.py", "tests/train/test_snapshot_ensemble.py"],
+        [
+            "tests/train/test_callback*.py",
+            "tests/train/test_resume*.py",
+            "tests/train/test_trainer.py",
+            "tests/train/test_snapshot_ensemble.py",
+        ],
     ),
-}  # fmt: skip
+}
 
 
 # Modules whose thread-split mutants are checked by the tests marked `threads` in a fresh
@@ -100,8 +126,11 @@ def refresh_copy(folder: Path, section: str) -> None:
     that changed, so that mutmut's cache sees unchanged functions as unchanged."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout.split("\n")  # fmt: skip
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     for name in filter(None, listed):
         source, target = ROOT / name, folder / name
         if not source.is_file() or name == "pyproject.toml" or name.startswith(SCRATCH):

@@ -141,7 +141,8 @@ def main() -> None:
             ax.set_xlabel(text, fontsize=7, labelpad=2)
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8, labelpad=8)
     fig.suptitle(
-        "nabla.data.transforms: the first MNIST test images, seed 0, epoch 0; captions: the drawn parameters",
+        "nabla.data.transforms: the first MNIST test images, seed 0, epoch 0; "
+        "captions: the drawn parameters",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.98))

@@ -6,7 +6,8 @@ import numpy as np
 
 
 def sum_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """Undo broadcasting: sum ``grad`` over the axes along which an input of ``shape`` was broadcast.
+    """Undo broadcasting: sum ``grad`` over the axes along which an input of ``shape`` was
+    broadcast.
 
     Broadcasting copies an input along new leading axes and along axes of length 1, so by the
     chain rule its gradient is the sum of the output gradient over those axes. A ``grad`` that

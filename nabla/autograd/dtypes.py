@@ -33,7 +33,8 @@ def _names() -> str:
 
 
 def as_array(data, dtype=None, copy: bool = False) -> np.ndarray:
-    """Convert ``data`` to an ndarray: float -> float32, integer -> int64 unless ``dtype`` is given."""
+    """Convert ``data`` to an ndarray: float -> float32, integer -> int64 (unless ``dtype`` is
+    given)."""
     if dtype is not None:
         return np.array(data, dtype=as_dtype(dtype), copy=True if copy else None)
     array = np.asarray(data)

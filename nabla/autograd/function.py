@@ -84,17 +84,10 @@ class Function:
         out = cls.forward(ctx, *arrays, **options)
         if out.__class__ is not np.ndarray:  # NumPy returns scalars from full reductions
             out = np.asarray(out)
-        t = object.__new__(Tensor)
-        t.data = out
-        t.grad = None
-        t._node = ctx if track else None
-        t._requires_grad = track
         # A view shares its input's memory, so it shares its version counter too: an in-place
         # write through either one is then seen by every graph node that saved the other.
-        if cls.may_view and np.may_share_memory(out, arrays[0]):
-            t._vc = args[0]._vc
-        else:
-            t._vc = [0]
+        shared = cls.may_view and np.may_share_memory(out, arrays[0])
+        t = Tensor._make(out, ctx if track else None, args[0]._vc if shared else None)
         if track and cls.saves_output:  # backward reads the output: it must not change either
             ctx.output_vc, ctx.output_version = t._vc, t._vc[0]
         if Trace.recorder is not None:  # nabla.compile is tracing this step

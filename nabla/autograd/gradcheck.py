@@ -82,9 +82,11 @@ def gradcheck(
             if not abs(value - numeric) <= atol + rtol * abs(numeric):
                 index = np.unravel_index(j, t.shape)  # () for a 0-d input
                 message = (
-                    f"gradcheck: gradient of input {i} (shape {t.shape}) at index {tuple(map(int, index))}: "
+                    f"gradcheck: gradient of input {i} (shape {t.shape}) at index "
+                    f"{tuple(map(int, index))}: "
                     f"backward gives {value:.10g}, finite differences give {numeric:.10g} "
-                    f"(difference {abs(value - numeric):.3g} > atol {atol} + rtol {rtol} * |numeric|)"
+                    f"(difference {abs(value - numeric):.3g} > atol {atol} + rtol {rtol} * "
+                    "|numeric|)"
                 )
                 if raise_exception:
                     raise GradcheckError(message)

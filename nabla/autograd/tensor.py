@@ -11,6 +11,9 @@ the class by :mod:`nabla.ops`, which defines the operations; this module only ho
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from . import engine
@@ -43,23 +46,26 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = as_array(data, dtype, copy=True)
-        self.grad = None
-        self._node = None
-        self._requires_grad = False
-        self._vc = [0]  # version counter, shared with views and detached copies; see Function.apply
+        self._init(as_array(data, dtype, copy=True))
         if requires_grad:
             self.requires_grad = True
 
+    def _init(self, data: np.ndarray, node=None, vc: list | None = None) -> None:
+        """Set every field: the one place a Tensor is set up (the constructor, :meth:`_make`,
+        ``Parameter`` and ``Function.apply`` all come here). ``node`` is the graph node that made
+        it (None for a leaf); ``vc`` the version counter it shares with the tensors over the same
+        memory (views, detached copies; see ``Function.apply``), else a new one."""
+        self.data = data
+        self.grad = None
+        self._node = node
+        self._requires_grad = node is not None
+        self._vc = [0] if vc is None else vc
+
     @classmethod
-    def _make(cls, data: np.ndarray, node=None) -> Tensor:
+    def _make(cls, data: np.ndarray, node=None, vc: list | None = None) -> Tensor:
         """Wrap an array without copying or checking (the fast path used by operations)."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.grad = None
-        t._node = node
-        t._requires_grad = node is not None
-        t._vc = [0]
+        t._init(data, node, vc)
         return t
 
     # --- autograd state -------------------------------------------------------------------------
@@ -93,7 +99,7 @@ class Tensor:
         return self._node is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Any:
         """The graph node that produced this tensor, or None for a leaf."""
         return self._node
 
@@ -123,9 +129,8 @@ class Tensor:
         In-place writes through the detached tensor still count as writes to this one (they bump
         its version), so they cannot silently corrupt a gradient that needs these values.
         """
-        t = Tensor._make(self.data)
-        t._vc = self._vc  # one counter for one memory: writes through either are seen by both
-        return t
+        # one counter for one memory: writes through either are seen by both
+        return Tensor._make(self.data, vc=self._vc)
 
     # --- array facts ----------------------------------------------------------------------------
 
@@ -152,7 +157,7 @@ class Tensor:
     def dim(self) -> int:
         return self.data.ndim
 
-    def item(self):
+    def item(self) -> float | int | bool:
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
@@ -162,10 +167,10 @@ class Tensor:
         """The underlying array (shared, not copied), like ``torch.Tensor.numpy``."""
         return self.data
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.data.tolist()
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -175,7 +180,7 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:

@@ -141,7 +141,8 @@ def _batch(dataset, indices):
 
 
 def random_split(dataset, lengths, seed: int | None = None) -> list:
-    """Split into non-overlapping random Subsets of the given lengths (or fractions summing to 1)."""
+    """Split into non-overlapping random Subsets of the given lengths (or of fractions that sum
+    to 1)."""
     n = len(dataset)
     lengths = list(lengths)
     if all(0 <= f <= 1 for f in lengths) and abs(sum(lengths) - 1) < 1e-9 and sum(lengths) != n:

@@ -19,9 +19,19 @@ from .idx import DataFormatError, read_idx_pair
 from .synthetic import blobs, linear_regression, moons, polynomial_regression, spirals, xor
 
 __all__ = [
-    "Splits", "blobs", "cifar10", "digits", "fashion_mnist", "linear_regression", "mnist",
-    "mnist10k", "moons", "polynomial_regression", "spirals", "xor",
-]  # fmt: skip
+    "Splits",
+    "blobs",
+    "cifar10",
+    "digits",
+    "fashion_mnist",
+    "linear_regression",
+    "mnist",
+    "mnist10k",
+    "moons",
+    "polynomial_regression",
+    "spirals",
+    "xor",
+]
 
 # md5 of the .gz files as published (torchvision's lists), and for the MNIST test files the md5
 # of the decompressed content too, which survives re-gzipping.
@@ -53,12 +63,29 @@ CIFAR10_FILES = {"cifar-10-binary.tar.gz": Checksum("c32a1d4ab5d03f1284b67883e8d
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-]  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def _check_split(loader: str, split: str) -> None:

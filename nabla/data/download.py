@@ -30,7 +30,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -40,10 +39,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from ..files import atomic_path
+
 __all__ = [
-    "MIRRORS", "Checksum", "ChecksumError", "DownloadError", "cache_dir", "download", "fetch",
-    "md5sum", "search_dirs", "verify",
-]  # fmt: skip
+    "MIRRORS",
+    "Checksum",
+    "ChecksumError",
+    "DownloadError",
+    "cache_dir",
+    "download",
+    "fetch",
+    "md5sum",
+    "search_dirs",
+    "verify",
+]
 
 # Base URLs tried in order; a file's URL is the base followed by its file name.
 MIRRORS: dict[str, list[str]] = {
@@ -111,9 +120,16 @@ def verify(path, md5: str | None = None, raw_md5: str | None = None) -> str | No
     return f"checksum mismatch: expected {' or '.join(expected)}, got {', '.join(found)}"
 
 
-def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
-             retries: int = 3, timeout: float = 10, progress: bool = True,
-             backoff: float | None = None) -> Path:  # fmt: skip
+def download(
+    url: str,
+    path,
+    md5: str | None = None,
+    raw_md5: str | None = None,
+    retries: int = 3,
+    timeout: float = 10,
+    progress: bool = True,
+    backoff: float | None = None,
+) -> Path:
     """Download ``url`` to ``path``, verified, atomically; return ``path``.
 
     The bytes stream into a temporary file in ``path``'s folder (a tqdm bar on a terminal when
@@ -138,17 +154,16 @@ def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
         if attempt:
             time.sleep(wait * 2 ** (attempt - 1))
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            writing = atomic_path(path, suffix=".part")
         except OSError as error:
             raise DownloadError(f"download {url} -> {path}: cannot write there ({error})") from None
         try:
-            with os.fdopen(fd, "wb") as out:
-                _stream(url, out, timeout, bar, path.name)
-            mismatch = verify(tmp, md5, raw_md5)
-            if mismatch is not None:
-                raise ChecksumError(f"download {url} -> {path}: {mismatch}")
-            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a data file is world-readable
-            os.replace(tmp, path)
+            with writing as temporary:  # renamed into place once verified; else removed
+                with open(temporary, "wb") as out:
+                    _stream(url, out, timeout, bar, path.name)
+                mismatch = verify(temporary, md5, raw_md5)
+                if mismatch is not None:
+                    raise ChecksumError(f"download {url} -> {path}: {mismatch}")
             return path
         except urllib.error.HTTPError as error:
             reason = f"HTTP {error.code} {error.reason}"
@@ -160,9 +175,6 @@ def download(url: str, path, md5: str | None = None, raw_md5: str | None = None,
             break
         except (OSError, http.client.HTTPException, _TruncatedError) as error:
             reason = f"{type(error).__name__}: {error}"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     else:
         reason += f" (after {max(0, retries) + 1} attempts)"
     raise DownloadError(f"download {url} -> {path} failed: {reason}", reason)
@@ -223,8 +235,14 @@ def _mirrors(name: str) -> list[str]:
     return MIRRORS[name]
 
 
-def fetch(name: str, files: Mapping, root=None, download: bool = True,
-          retries: int = 3, progress: bool = True) -> dict[str, Path]:  # fmt: skip
+def fetch(
+    name: str,
+    files: Mapping,
+    root=None,
+    download: bool = True,
+    retries: int = 3,
+    progress: bool = True,
+) -> dict[str, Path]:
     """The verified local paths of dataset ``name``'s ``files``, downloading missing ones.
 
     ``files`` maps each file name to a :class:`Checksum`, an md5 string, or None (unchecked).
@@ -254,9 +272,12 @@ def fetch(name: str, files: Mapping, root=None, download: bool = True,
         for base in _mirrors(name):
             try:
                 paths[filename] = _download(
-                    base + filename, target / filename, *checksum,
-                    retries=retries, progress=progress,
-                )  # fmt: skip
+                    base + filename,
+                    target / filename,
+                    *checksum,
+                    retries=retries,
+                    progress=progress,
+                )
                 break
             except DownloadError as error:
                 errors.append(error.reason)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "DataFormatError", "parse_idx", "read_idx", "read_idx_images", "read_idx_labels", "read_idx_pair",
+    "DataFormatError", "parse_idx", "read_idx", "read_idx_images", "read_idx_labels",
+    "read_idx_pair",
 ]  # fmt: skip
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049

@@ -50,9 +50,18 @@ class DataLoader:
     [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle: bool = False, seed: int | None = None,
-                 drop_last: bool = False, transform=None, workers: int = 0, shard=None,
-                 pad: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
+        transform=None,
+        workers: int = 0,
+        shard=None,
+        pad: bool = True,
+    ):
         if not callable(batch_size) and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(
                 f"DataLoader: batch_size must be a positive int or a schedule, got {batch_size!r}"
@@ -142,7 +151,8 @@ class DataLoader:
         return {"epoch": self.epoch, "position": self._skip, "seed": self.seed}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume: the next iteration continues epoch ``state["epoch"]`` after its delivered batches."""
+        """Resume: the next iteration continues epoch ``state["epoch"]`` after the batches it
+        had delivered."""
         self.epoch, self._skip, self.seed = (
             int(state["epoch"]),
             int(state["position"]),

@@ -71,9 +71,13 @@ def uniforms(
         out = np.empty((len(index), draws), dtype=dtype)
         bits = 24 if dtype == np.float32 else 53
         kernels.kernel("augment.uniforms", out.size)(
-            stream_key(seed, epoch, stream), index, draws, np.uint64(64 - bits),
-            dtype.type(1.0 / (1 << bits)), out,
-        )  # fmt: skip
+            stream_key(seed, epoch, stream),
+            index,
+            draws,
+            np.uint64(64 - bits),
+            dtype.type(1.0 / (1 << bits)),
+            out,
+        )
         return out
     with np.errstate(over="ignore"):
         key = _mix(np.array(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) * _GOLDEN + np.uint64(stream)))

@@ -57,9 +57,12 @@ def spirals(
     ``y``: int64, the arm.
     """
     _check(
-        "spirals", n_per_class=n_per_class >= 1, classes=classes >= 1, noise=noise >= 0,
+        "spirals",
+        n_per_class=n_per_class >= 1,
+        classes=classes >= 1,
+        noise=noise >= 0,
         turns=turns > 0,
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(seed)
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), classes)
     y = np.repeat(np.arange(classes), n_per_class)
@@ -99,8 +102,9 @@ def blobs(n: int = 300, centers=3, std: float = 1.0, dim: int = 2, seed: int = 0
         _check("blobs", centers=int(centers) >= 1, dim=dim >= 1)
         centers = rng.uniform(-10.0, 10.0, size=(int(centers), dim))
     centers = np.asarray(centers, dtype=np.float64)
-    _check("blobs", centers=centers.ndim == 2 and len(centers) >= 1, n=n >= len(centers),
-           std=std >= 0)  # fmt: skip
+    _check(
+        "blobs", centers=centers.ndim == 2 and len(centers) >= 1, n=n >= len(centers), std=std >= 0
+    )
     y = np.repeat(np.arange(len(centers)), _counts(n, len(centers)))
     x = centers[y] + std * rng.standard_normal((n, centers.shape[1]))
     ds = _classification(x, y, "blobs")

@@ -58,9 +58,13 @@ class Builder:
         self.kernels = kernels.compiled()  # a guard of the plan: lowerings may choose by it
         self.instrs: list[Instr] = []
         self.namespace: dict = {
-            "np": np, "asarray": np.asarray, "sum_to": sum_to, "leaf": _accumulate_leaf,
-            "slot": grad_slot, "release": release,
-        }  # fmt: skip
+            "np": np,
+            "asarray": np.asarray,
+            "sum_to": sum_to,
+            "leaf": _accumulate_leaf,
+            "slot": grad_slot,
+            "release": release,
+        }
         self.virtual: list[tuple] = []  # (shape, dtype) per virtual buffer
         self.expr: dict = {}  # Value -> the expression that reads it
         self.aliases: dict = {}  # expression -> virtual buffers it may view
@@ -126,9 +130,11 @@ class Builder:
                 self._call(event)
         results = [self.expr[v] for v in outputs]
         self.emit(
-            "output", "copies of the returned tensors", [f"return ({', '.join(results)},)"],
+            "output",
+            "copies of the returned tensors",
+            [f"return ({', '.join(results)},)"],
             reads=self.reads_of(*results),
-        )  # fmt: skip
+        )
         return self._assign_buffers()
 
     def _count_contributions(self) -> None:

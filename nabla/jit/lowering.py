@@ -17,7 +17,7 @@ from .. import kernels, random
 from ..nn.layers import _DropoutFunction
 from ..ops.activations import dense, relu_grad
 from ..ops.linalg import Linear, LinearReLU
-from ..ops.losses import CrossEntropy
+from ..ops.losses import CrossEntropy, kernel_applies
 from .elementwise import LOWERINGS as ELEMENTWISE
 from .recorder import OpEvent, Value
 
@@ -96,10 +96,12 @@ class LinearLowering:
             ones = b.buffer(e.out.shape, e.out.dtype)
             b.bind("relu_grad_into", relu_grad_into)
             b.emit(
-                "backward", f"{type_name(e)} backward: relu'",
+                "backward",
+                f"{type_name(e)} backward: relu'",
                 [f"gm = relu_grad_into({g}, {self.y}, {masked}, {mask}, {ones})"],
-                b.reads_of(g, self.y), {masked, mask, ones},
-            )  # fmt: skip
+                b.reads_of(g, self.y),
+                {masked, mask, ones},
+            )
             b.aliases["gm"] = b.reads_of(masked, g)
             g = "gm"
         if need_x:
@@ -151,6 +153,45 @@ class CrossEntropyLowering:
 
     def __init__(self, b, event: OpEvent):
         self.b, self.event = b, event
+        logits, target, reduction, _ = event.inputs
+        # eager's choice, so the same numbers (the plan's kernels guard keeps it true)
+        self.kernel = kernel_applies(
+            logits.shape, logits.dtype, logits.contiguous, target.dtype, reduction
+        )
+
+    def _forward_kernel(self, z, t, n, c, reduction, smoothing) -> str:
+        b, dt = self.b, self.event.inputs[0].dtype
+        self.log_p, loss, out = b.buffer((n, c), dt), b.buffer((n,), dt), b.buffer((), dt)
+        b.bind("check_targets", check_targets)
+        forward = b.bind(
+            f"ce_forward{self.event.index}", kernels.kernel("losses.cross_entropy_forward", n * c)
+        )
+        keep, eps = b.literal(dt.type(1 - smoothing)), b.literal(dt.type(smoothing))
+        total = f"np.add.reduce({loss})" + (f" / {n}" if reduction == "mean" else "")
+        lines = [
+            f"check_targets({t}, {c})",
+            f"{forward}({z}, {t}, {keep}, {eps}, {self.log_p}, {loss})",
+            f"{out}[()] = {total}",
+        ]
+        b.emit("forward", "CrossEntropy", lines, b.reads_of(z, t), {self.log_p, loss, out})
+        return out
+
+    def _backward_kernel(self, g: str, n: int, c: int, reduction, smoothing) -> None:
+        b, e = self.b, self.event
+        logits, target = e.inputs[:2]
+        dt = logits.dtype
+        grad = b.buffer((n, c), dt)
+        backward = b.bind(
+            f"ce_backward{e.index}", kernels.kernel("losses.cross_entropy_backward", n * c)
+        )
+        hit, spread = b.literal(dt.type(1 - smoothing)), b.literal(dt.type(smoothing / c))
+        scale = f"{g} / {n}" if reduction == "mean" else g
+        t = b.expr[target]
+        cast = b.bind(f"F{dt.name}", dt.type)  # g / N as eager's scalar of the logits' dtype
+        lines = [f"{backward}({self.log_p}, {t}, {hit}, {spread}, {cast}({scale}), {grad})"]
+        reads = b.reads_of(g, self.log_p, t)
+        b.emit("backward", "CrossEntropy backward: (p - q) g", lines, reads, {grad})
+        b.contribute(logits, grad)
 
     def forward(self) -> str:
         b, e = self.b, self.event
@@ -158,6 +199,8 @@ class CrossEntropyLowering:
         z, t = b.expr[logits], b.expr[target]
         n, c = logits.shape
         dt = logits.dtype
+        if self.kernel:
+            return self._forward_kernel(z, t, n, c, reduction, smoothing)
         mx, s = b.buffer((n, 1), dt), b.buffer((n, 1), dt)
         shifted, expd = b.buffer((n, c), dt), b.buffer((n, c), dt)
         self.log_p, self.index = b.buffer((n, c), dt), b.buffer((n,), np.intp)
@@ -198,6 +241,8 @@ class CrossEntropyLowering:
         b, e = self.b, self.event
         logits, _, reduction, smoothing = e.inputs
         n, c = logits.shape
+        if self.kernel:
+            return self._backward_kernel(g, n, c, reduction, smoothing)
         grad, picked = b.buffer((n, c), logits.dtype), b.buffer((n,), logits.dtype)
         lines = [
             f"np.exp({self.log_p}, out={grad})",

@@ -22,7 +22,8 @@ def describe_argument(a) -> tuple:
 
 
 class Plan:
-    """The replayable form of one traced call. ``str(plan)`` prints it; ``plan(*arrays)`` runs it."""
+    """The replayable form of one traced call: ``str(plan)`` prints it, ``plan(*arrays)`` runs
+    it."""
 
     def __init__(self, recorder: Recorder, args: tuple, outputs: list, structure):
         self.arguments = [describe_argument(a) for a in args]
@@ -52,7 +53,8 @@ class Plan:
     def mismatch(self, args: tuple) -> str | None:
         """Why this plan cannot replay a call with ``args`` (None if it can)."""
         if len(args) != len(self.arguments):
-            return f"the step got {len(args)} arguments, the plan was traced with {len(self.arguments)}"
+            traced = len(self.arguments)
+            return f"the step got {len(args)} arguments, the plan was traced with {traced}"
         for i, (a, traced) in enumerate(zip(args, self.arguments)):
             now = describe_argument(a)
             if now[0] != traced[0]:
@@ -65,7 +67,8 @@ class Plan:
             elif now[1] is not traced[1] or now[2] != traced[2]:
                 return f"argument {i} is {a!r}, the plan was traced with {traced[2]!r}"
         if _GradMode.enabled != self.grad_mode:
-            return f"grad mode is {'on' if _GradMode.enabled else 'off'}, the plan was traced with it {'on' if self.grad_mode else 'off'}"
+            now, then = ("on" if flag else "off" for flag in (_GradMode.enabled, self.grad_mode))
+            return f"grad mode is {now}, the plan was traced with it {then}"
         if kernels.compiled() != self.kernels:
             return "the compiled kernels were switched " + ("on" if kernels.compiled() else "off")
         for module, training in self.modules:
@@ -122,7 +125,8 @@ class Plan:
         lines.append(
             "guards: argument shapes and dtypes, grad mode, kernels on/off, the training flag "
             f"of {len(self.modules)} module(s), the data and requires_grad of "
-            f"{len(self.externals)} tensor(s), the parameter groups of {len(self.optimizers)} optimizer(s)"
+            f"{len(self.externals)} tensor(s), the parameter groups of {len(self.optimizers)} "
+            "optimizer(s)"
         )
         return "\n".join(lines) + "\n" + self.source
 

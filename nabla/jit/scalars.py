@@ -129,8 +129,9 @@ class ScalarIndex(Scalar):
         name = f"s{e.index}"
         index = e.inputs[1] if isinstance(e.inputs[1], tuple) else (e.inputs[1],)
         args = ", ".join(map(repr, index))
-        self.b.emit("forward", "GetItem (floats)", [f"{name} = {self.b.expr[e.inputs[0]]}.item({args})"],
-                    self.b.reads_of(self.b.expr[e.inputs[0]]))  # fmt: skip
+        array = self.b.expr[e.inputs[0]]
+        line = f"{name} = {array}.item({args})"
+        self.b.emit("forward", "GetItem (floats)", [line], self.b.reads_of(array))
         self.b.aliases[name] = set()
         return name
 

@@ -57,18 +57,27 @@ _ONE = np.uint64(1)
 _F1, _HALF = np.float32(1.0), np.float32(0.5)
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 = hi + lo
 _LOG_P = (
-    np.float32(7.0376836292e-2), np.float32(-1.1514610310e-1), np.float32(1.1676998740e-1),
-    np.float32(-1.2420140846e-1), np.float32(1.4249322787e-1), np.float32(-1.6668057665e-1),
-    np.float32(2.0000714765e-1), np.float32(-2.4999993993e-1), np.float32(3.3333331174e-1),
-)  # fmt: skip
+    np.float32(7.0376836292e-2),
+    np.float32(-1.1514610310e-1),
+    np.float32(1.1676998740e-1),
+    np.float32(-1.2420140846e-1),
+    np.float32(1.4249322787e-1),
+    np.float32(-1.6668057665e-1),
+    np.float32(2.0000714765e-1),
+    np.float32(-2.4999993993e-1),
+    np.float32(3.3333331174e-1),
+)
 _TWO_OVER_PI = np.float32(0.63661975)
 # pi/2 = _1 + _2 + _3, each with few enough bits that j times it is exact
 _PIO2_1 = np.float32(1.5703125)
 _PIO2_2 = np.float32(4.837512969970703125e-4)
 _PIO2_3 = np.float32(7.54978995489188216e-8)
 _SIN = (np.float32(-1.9515295891e-4), np.float32(8.3321608736e-3), np.float32(-1.6666654611e-1))
-_COS = (np.float32(2.443315711809948e-5), np.float32(-1.388731625493765e-3),
-        np.float32(4.166664568298827e-2))  # fmt: skip
+_COS = (
+    np.float32(2.443315711809948e-5),
+    np.float32(-1.388731625493765e-3),
+    np.float32(4.166664568298827e-2),
+)
 _TWO_PI = np.float32(2 * np.pi)
 _SCALE24 = np.float32(1.0 / (1 << 24))
 _S40 = np.uint64(40)  # 64 - 24: the top 24 bits

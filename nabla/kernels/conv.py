@@ -119,9 +119,17 @@ def direct(xp, weight, bias, y, dh, dw, add_bias, relu):
                 w0, w1, w2 = weight[o, c, 2, 0], weight[o, c, 2, 1], weight[o, c, 2, 2]
                 for k in range(length):
                     row[k] = (
-                        row[k] + u0 * a0[k] + u1 * a1[k] + u2 * a2[k] + v0 * b0[k] + v1 * b1[k]
-                        + v2 * b2[k] + w0 * c0[k] + w1 * c1[k] + w2 * c2[k]
-                    )  # fmt: skip
+                        row[k]
+                        + u0 * a0[k]
+                        + u1 * a1[k]
+                        + u2 * a2[k]
+                        + v0 * b0[k]
+                        + v1 * b1[k]
+                        + v2 * b2[k]
+                        + w0 * c0[k]
+                        + w1 * c1[k]
+                        + w2 * c2[k]
+                    )
                 continue
             for p in range(kh):
                 r = x_rows[c, i + p * dh]

@@ -8,7 +8,8 @@ cache-resident for the second pass).
 
 Sums run in float64 over 64 interleaved partial sums (lane l adds the elements l, l + 64, ...):
 a single running sum would be one long chain of dependent additions that LLVM may not reorder
-(0.75 ms for a 16 x 65536 block), 64 of them vectorize (0.11 ms, the speed of memory). The NumPy reference sums pairwise in the input's dtype, so the two agree
+(0.75 ms for a 16 x 65536 block), 64 of them vectorize (0.11 ms, the speed of memory). The NumPy
+reference sums pairwise in the input's dtype, so the two agree
 to rounding, not bit for bit.
 
 The element-wise passes compute what the reference computes, in the same order and dtype:
@@ -101,7 +102,7 @@ def batch_norm_backward_sums(g, x, y, mean, inv_std, relu, sums):
 
 def batch_norm_backward(
     g, x, y, mean, inv_std, weight, mean_dxhat, mean_dxhat_xhat, dx, dresidual, relu, residual
-):  # fmt: skip
+):
     """dx = s ((g' w - mean(dx̂)) - x̂ mean(dx̂ x̂)), and dresidual = g' when ``residual``."""
     channels, size = g.shape
     zero = np.zeros(1, g.dtype)[0]

@@ -7,7 +7,8 @@ its ``workqueue`` layer was slower than one thread. With OpenMP told to sleep at
 (``OMP_WAIT_POLICY=PASSIVE``, set here unless the environment already chose a policy) a parallel
 kernel costs the step nothing and halves a million-parameter update. So: OpenMP with passive
 waiting, parallel only for buffers of at least :data:`PARALLEL_MIN` elements (below that, waking
-the threads costs more than the work, measured inside the training step), and one thread where OpenMP is not available.
+the threads costs more than the work, measured inside the training step), and one thread where
+OpenMP is not available.
 """
 
 from __future__ import annotations

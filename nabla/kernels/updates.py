@@ -59,9 +59,23 @@ def adagrad(theta, g, r, lr, eps, weight_decay, decay, eps_inside_sqrt, tiny):
 
 
 def rmsprop(
-    theta, g, r, gbar, v, lr, beta, one_minus_beta, eps, momentum,
-    weight_decay, decay, centered, use_momentum, eps_inside_sqrt, tiny,
-):  # fmt: skip
+    theta,
+    g,
+    r,
+    gbar,
+    v,
+    lr,
+    beta,
+    one_minus_beta,
+    eps,
+    momentum,
+    weight_decay,
+    decay,
+    centered,
+    use_momentum,
+    eps_inside_sqrt,
+    tiny,
+):
     """r <- beta r + (1 - beta) g^2;  d = sqrt(r [- gbar^2]) + eps;  theta <- theta - lr g / d
     (with momentum: v <- momentum v + g / d;  theta <- theta - lr v)."""
     zero = tiny - tiny
@@ -97,9 +111,22 @@ def rmsprop(
 
 
 def adam(
-    theta, g, s, r, r_max, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
-    weight_decay, decay, amsgrad, tiny,
-):  # fmt: skip
+    theta,
+    g,
+    s,
+    r,
+    r_max,
+    step_size,
+    beta1,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    weight_decay,
+    decay,
+    amsgrad,
+    tiny,
+):
     """s <- beta1 s + (1 - beta1) g;  r <- beta2 r + (1 - beta2) g^2;
     theta <- theta - step_size s / (sqrt(r) + eps)  (AMSGrad: max(r_max, r) in place of r)."""
     zero = tiny - tiny

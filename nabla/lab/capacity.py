@@ -27,11 +27,14 @@ trained model) and ``report.html``.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..files import write_text_atomic
 
 __all__ = ["Point", "Sweep", "load", "train_one", "sweep", "best_index"]
 
@@ -77,8 +80,10 @@ class Sweep:
 
     def _runs(self, sweep: str, key: str):
         values = sorted({p.value for p in self.points if p.sweep == sweep})
-        runs = [[getattr(p, key) for p in self.points if p.sweep == sweep and p.value == v]
-                for v in values]  # fmt: skip
+        runs = [
+            [getattr(p, key) for p in self.points if p.sweep == sweep and p.value == v]
+            for v in values
+        ]
         return np.array(values), runs
 
 
@@ -115,8 +120,9 @@ def load(dataset: str, train_size: int, dev_fraction: float = 0.5):
             f"training split of {dataset}), got {train_size}"
         )
     if train_size < n:
-        keep, _ = datasets.stratified_indices(data.train.y, [train_size, n - train_size],
-                                              np.random.default_rng(build.SPLIT_SEED))  # fmt: skip
+        keep, _ = datasets.stratified_indices(
+            data.train.y, [train_size, n - train_size], np.random.default_rng(build.SPLIT_SEED)
+        )
         data.train = ArrayDataset(data.train.x[keep], data.train.y[keep], name="train subset")
     return data
 
@@ -144,9 +150,17 @@ def train_one(data, settings: dict) -> dict:
     return out
 
 
-def sweep(data, widths=WIDTHS, depth: int = 1, epochs: int = 100, seeds: int = 3,
-          weight_decays=WEIGHT_DECAYS, dropouts=DROPOUTS, settings: dict | None = None,
-          verbose: bool = True) -> Sweep:  # fmt: skip
+def sweep(
+    data,
+    widths=WIDTHS,
+    depth: int = 1,
+    epochs: int = 100,
+    seeds: int = 3,
+    weight_decays=WEIGHT_DECAYS,
+    dropouts=DROPOUTS,
+    settings: dict | None = None,
+    verbose: bool = True,
+) -> Sweep:
     """Train every width (no regularization), then every L2 strength and every dropout rate at
     the largest width, each for ``seeds`` seeds (0, 1, ...)."""
     runs = [("width", w, {"hidden": [w] * depth}) for w in widths]
@@ -156,15 +170,23 @@ def sweep(data, widths=WIDTHS, depth: int = 1, epochs: int = 100, seeds: int = 3
     result, start, done = Sweep(n_dev=len(data.dev)), time.perf_counter(), {}
     for name, value, extra in runs:
         for seed in range(seeds):
-            run = {"dropout": 0.0, "weight_decay": 0.0, "epochs": epochs, **(settings or {}),
-                   **extra, "seed": seed}  # fmt: skip
+            run = {
+                "dropout": 0.0,
+                "weight_decay": 0.0,
+                "epochs": epochs,
+                **(settings or {}),
+                **extra,
+                "seed": seed,
+            }
             key = repr(sorted(run.items()))  # λ = 0 and p = 0 at the largest width: trained once
             errors = done[key] = done[key] if key in done else train_one(data, run)
             result.points.append(Point(name, float(value), seed, **errors))
             if verbose:
-                print(f"{name} {value:g} seed {seed}: train error {errors['train_error']:.4f}  "
-                      f"dev error {errors['dev_error']:.4f}  ({time.perf_counter() - start:.0f}s)",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{name} {value:g} seed {seed}: train error {errors['train_error']:.4f}  "
+                    f"dev error {errors['dev_error']:.4f}  ({time.perf_counter() - start:.0f}s)",
+                    flush=True,
+                )
     return result
 
 
@@ -198,8 +220,14 @@ def plot_width(result: Sweep, title: str):
         ax.set_xticks(widths, [f"{w:g}" for w in widths])
         ax.minorticks_off()
         ax.grid(True, alpha=0.3)
-    left.plot(widths[lowest], dev[lowest], "*", color="k", ms=11,
-              label=f"lowest dev error {dev[lowest]:.3f} (width {widths[lowest]:g})")  # fmt: skip
+    left.plot(
+        widths[lowest],
+        dev[lowest],
+        "*",
+        color="k",
+        ms=11,
+        label=f"lowest dev error {dev[lowest]:.3f} (width {widths[lowest]:g})",
+    )
     left.set(ylim=(0, None), ylabel="error (1 - accuracy)")
     right.set(yscale="log", ylabel="cross-entropy (log scale)")
     top = left.get_ylim()[1]
@@ -207,8 +235,11 @@ def plot_width(result: Sweep, title: str):
     left.text(widths[-1] / 1.05, top * 0.97, "overfitting", color="C3", va="top", ha="right")
     left.legend(fontsize=8, loc="center right")
     right.legend(fontsize=8, loc="lower left")
-    figure.suptitle(f"{title}\nmean over seeds, band min-max; chosen width: smallest within one "
-                    "standard error of the lowest dev error", fontsize=10)  # fmt: skip
+    figure.suptitle(
+        f"{title}\nmean over seeds, band min-max; chosen width: smallest within one "
+        "standard error of the lowest dev error",
+        fontsize=10,
+    )
     return figure
 
 
@@ -218,8 +249,10 @@ def plot_regularization(result: Sweep, title: str):
 
     figure = new_figure((11, 4.2))
     axes = figure.subplots(1, 2, sharey=True)
-    for ax, name, label in ((axes[0], "weight_decay", "L2 strength λ (coupled weight decay)"),
-                            (axes[1], "dropout", "dropout rate p (after each hidden layer)")):  # fmt: skip
+    for ax, name, label in (
+        (axes[0], "weight_decay", "L2 strength λ (coupled weight decay)"),
+        (axes[1], "dropout", "dropout rate p (after each hidden layer)"),
+    ):
         values, dev, _ = result.curve(name, "dev_error")
         if not len(values):
             continue
@@ -228,8 +261,14 @@ def plot_regularization(result: Sweep, title: str):
         for split, color in (("train", "C0"), ("dev", "C3")):
             _band(ax, result, name, f"{split}_error", x, color, f"{split} error")
         lowest = int(np.argmin(dev))
-        ax.plot(x[lowest], dev[lowest], "*", color="k", ms=11,
-                label=f"lowest dev error {dev[lowest]:.3f}")  # fmt: skip
+        ax.plot(
+            x[lowest],
+            dev[lowest],
+            "*",
+            color="k",
+            ms=11,
+            label=f"lowest dev error {dev[lowest]:.3f}",
+        )
         if name == "weight_decay":
             ax.set_xticks(x, ["0" if v == 0 else f"{v:.0e}" for v in values])
         ax.set_xlabel(label)
@@ -243,12 +282,14 @@ def plot_regularization(result: Sweep, title: str):
 
 def write_csv(result: Sweep, path: Path) -> None:
     fields = ["sweep", "value", "seed", "train_error", "dev_error", "train_loss", "dev_loss"]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(fields)
-        for p in result.points:
-            writer.writerow([p.sweep, f"{p.value:g}", p.seed,
-                             *(f"{getattr(p, k):.6g}" for k in fields[3:])])  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)
+    for p in result.points:
+        writer.writerow(
+            [p.sweep, f"{p.value:g}", p.seed, *(f"{getattr(p, k):.6g}" for k in fields[3:])]
+        )
+    write_text_atomic(path, buffer.getvalue())
 
 
 def _list(kind, text: str, name: str) -> list:
@@ -269,17 +310,27 @@ def add_arguments(parser) -> None:
     add = parser.add_argument
     add("--dataset", default="digits", choices=DATASETS, help="the dataset (default digits)")
     add("--train-size", type=int, default=300, help="training samples used (default 300)")
-    add("--dev-fraction", type=float, default=0.5,
+    add(
+        "--dev-fraction",
+        type=float,
+        default=0.5,
         help="share of the training split held out as dev data, for datasets without a dev "
-             "split such as digits (default 0.5: a larger dev set, a less noisy dev error)")  # fmt: skip
+        "split such as digits (default 0.5: a larger dev set, a less noisy dev error)",
+    )
     add("--widths", default=",".join(map(str, WIDTHS)), help="hidden widths (default 2,...,1024)")
     add("--depth", type=int, default=1, help="hidden layers, each of the width (default 1)")
     add("--epochs", type=int, default=100, help="epochs per model (default 100)")
     add("--seeds", type=int, default=3, help="seeds per point (default 3)")
-    add("--weight-decays", default=",".join(f"{v:g}" for v in WEIGHT_DECAYS),
-        help="L2 strengths tried at the largest width (default 0,1e-5,...,0.1)")  # fmt: skip
-    add("--dropouts", default=",".join(f"{v:g}" for v in DROPOUTS),
-        help="dropout rates tried at the largest width (default 0,0.1,0.3,0.5,0.7)")  # fmt: skip
+    add(
+        "--weight-decays",
+        default=",".join(f"{v:g}" for v in WEIGHT_DECAYS),
+        help="L2 strengths tried at the largest width (default 0,1e-5,...,0.1)",
+    )
+    add(
+        "--dropouts",
+        default=",".join(f"{v:g}" for v in DROPOUTS),
+        help="dropout rates tried at the largest width (default 0,0.1,0.3,0.5,0.7)",
+    )
     add("--optimizer", default="adam", help="the optimizer (default adam)")
     add("--lr", type=float, default=0.01, help="peak lr of the cosine schedule (default 0.01)")
     add("--batch-size", type=int, default=32, help="minibatch size (default 32)")
@@ -292,8 +343,10 @@ def main(args) -> int:
     from .report import LabReport
 
     widths = sorted(_list(int, args.widths, "widths"))
-    decays, dropouts = (_list(float, args.weight_decays, "weight-decays"),
-                        _list(float, args.dropouts, "dropouts"))  # fmt: skip
+    decays, dropouts = (
+        _list(float, args.weight_decays, "weight-decays"),
+        _list(float, args.dropouts, "dropouts"),
+    )
     if widths[0] < 1 or args.depth < 1 or args.seeds < 1 or args.epochs < 1:
         raise config.ConfigError("--widths, --depth, --seeds and --epochs must be positive")
     settings = {
@@ -311,21 +364,34 @@ def main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = sweep(data, widths, args.depth, args.epochs, args.seeds, decays, dropouts, settings,
-                   verbose=not args.quiet)  # fmt: skip
+    result = sweep(
+        data,
+        widths,
+        args.depth,
+        args.epochs,
+        args.seeds,
+        decays,
+        dropouts,
+        settings,
+        verbose=not args.quiet,
+    )
     seconds = time.perf_counter() - start
-    setup = (f"{args.dataset}, {len(data.train)} training / {len(data.dev)} dev samples; "
-             f"mlp of depth {args.depth}, {args.optimizer} lr {args.lr:g} cosine, "
-             f"{args.epochs} epochs of batch {args.batch_size}, {args.seeds} seeds")  # fmt: skip
+    setup = (
+        f"{args.dataset}, {len(data.train)} training / {len(data.dev)} dev samples; "
+        f"mlp of depth {args.depth}, {args.optimizer} lr {args.lr:g} cosine, "
+        f"{args.epochs} epochs of batch {args.batch_size}, {args.seeds} seeds"
+    )
     write_csv(result, out / "capacity.csv")
     page = LabReport(out, "Capacity and regularization", subtitle=setup)
     w, train, _ = result.curve("width", "train_error")
     _, dev, _ = result.curve("width", "dev_error")
     lowest, chosen = best_index(dev, result.n_dev)
-    summary = (f"lowest mean dev error {dev[lowest]:.4f} at width {w[lowest]:g}; chosen width "
-               f"{w[chosen]:g} (dev {dev[chosen]:.4f}, train {train[chosen]:.4f}); width {w[0]:g}: "
-               f"train {train[0]:.4f}, dev {dev[0]:.4f}; width {w[-1]:g}: train {train[-1]:.4f}, "
-               f"dev {dev[-1]:.4f}")  # fmt: skip
+    summary = (
+        f"lowest mean dev error {dev[lowest]:.4f} at width {w[lowest]:g}; chosen width "
+        f"{w[chosen]:g} (dev {dev[chosen]:.4f}, train {train[chosen]:.4f}); width {w[0]:g}: "
+        f"train {train[0]:.4f}, dev {dev[0]:.4f}; width {w[-1]:g}: train {train[-1]:.4f}, "
+        f"dev {dev[-1]:.4f}"
+    )
     page.text(
         "Every model is trained without regularization to the end of its budget; errors are "
         "measured in eval mode on the training subset and on the dev split. The chosen width is "
@@ -336,17 +402,25 @@ def main(args) -> int:
         "gap dev - train is what the model memorized (overfitting).",
         summary,
     )
-    page.figure(plot_width(result, f"Capacity: {setup}"), "capacity_width",
-                "error and cross-entropy against hidden width")  # fmt: skip
-    page.figure(plot_regularization(result, f"Regularization at width {w[-1]:g}: {setup}"),
-                "capacity_regularization", "error against L2 strength and dropout rate")  # fmt: skip
+    page.figure(
+        plot_width(result, f"Capacity: {setup}"),
+        "capacity_width",
+        "error and cross-entropy against hidden width",
+    )
+    page.figure(
+        plot_regularization(result, f"Regularization at width {w[-1]:g}: {setup}"),
+        "capacity_regularization",
+        "error against L2 strength and dropout rate",
+    )
     for name in ("width", "weight_decay", "dropout"):
         values, tr, tr_std = result.curve(name, "train_error")
         _, dv, dv_std = result.curve(name, "dev_error")
         _, dl, _ = result.curve(name, "dev_loss")
-        page.table([name, "train error", "std", "dev error", "std", "gap", "dev loss"],
-                   [list(row) for row in zip(values, tr, tr_std, dv, dv_std, dv - tr, dl)],
-                   caption=f"mean and std over {args.seeds} seeds; gap = dev - train error")  # fmt: skip
+        page.table(
+            [name, "train error", "std", "dev error", "std", "gap", "dev loss"],
+            [list(row) for row in zip(values, tr, tr_std, dv, dv_std, dv - tr, dl)],
+            caption=f"mean and std over {args.seeds} seeds; gap = dev - train error",
+        )
     page.text(f"{len(result.points)} models trained in {seconds:.0f} s.")
     page.write()
     print(summary)

@@ -48,26 +48,42 @@ def _module(name: str):
 
 
 def add_parsers(commands, formatter_class=argparse.RawDescriptionHelpFormatter) -> None:
-    lab = commands.add_parser("lab", help="optimizer trajectories, loss landscapes, LR range tests, capacity",
-                              description="The optimizer lab: see why an optimizer behaves as it does.")  # fmt: skip
+    lab = commands.add_parser(
+        "lab",
+        help="optimizer trajectories, loss landscapes, LR range tests, capacity",
+        description="The optimizer lab: see why an optimizer behaves as it does.",
+    )
     tools = lab.add_subparsers(dest="lab_command", metavar="TOOL")
     for command, (module_name, summary) in LAB_COMMANDS.items():
         module = _module(module_name)
-        parser = tools.add_parser(command, help=summary, description=summary,
-                                  epilog=getattr(module, "EXAMPLES", None), formatter_class=formatter_class)  # fmt: skip
+        parser = tools.add_parser(
+            command,
+            help=summary,
+            description=summary,
+            epilog=getattr(module, "EXAMPLES", None),
+            formatter_class=formatter_class,
+        )
         if module is not None and not isinstance(module, Exception):
             module.add_arguments(parser)
 
-    experiment = commands.add_parser("experiment", help="reproduce a published claim: PASS or FAIL",
-                                     description="Run an experiment that checks a published claim; "
-                                     "it writes its figures and report.html and ends with one line "
-                                     "'claim: ... | ours: ... | PASS/FAIL'.",
-                                     epilog=EXPERIMENT_EXAMPLES, formatter_class=formatter_class)  # fmt: skip
+    experiment = commands.add_parser(
+        "experiment",
+        help="reproduce a published claim: PASS or FAIL",
+        description="Run an experiment that checks a published claim; "
+        "it writes its figures and report.html and ends with one line "
+        "'claim: ... | ours: ... | PASS/FAIL'.",
+        epilog=EXPERIMENT_EXAMPLES,
+        formatter_class=formatter_class,
+    )
     experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
     experiment.add_argument("--list", action="store_true", help="list the experiments and exit")
     experiment.add_argument("--out", help="the output folder (default: experiments/NAME)")
-    experiment.add_argument("--size", choices=("tiny", "full"), default="full",
-                            help="full (default): the documented run; tiny: seconds, for tests")  # fmt: skip
+    experiment.add_argument(
+        "--size",
+        choices=("tiny", "full"),
+        default="full",
+        help="full (default): the documented run; tiny: seconds, for tests",
+    )
     experiment.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
     experiment.add_argument("--quiet", action="store_true", help="print only the outcome line")
 

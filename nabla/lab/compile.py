@@ -106,12 +106,18 @@ def problems() -> list[Problem]:
     from .. import models
 
     return [
-        Problem("MLP", _classifier(lambda: models.mlp([784, 256, 256, 10]), (784,), 10, 64),
-                "784-256-256-10 ReLU, Adam, batch 64 (float32)"),
-        Problem("LeNet-5", _classifier(models.lenet, (1, 28, 28), 10, 64),
-                "28x28 inputs, Adam, batch 64 (float32)"),
+        Problem(
+            "MLP",
+            _classifier(lambda: models.mlp([784, 256, 256, 10]), (784,), 10, 64),
+            "784-256-256-10 ReLU, Adam, batch 64 (float32)",
+        ),
+        Problem(
+            "LeNet-5",
+            _classifier(models.lenet, (1, 28, 28), 10, 64),
+            "28x28 inputs, Adam, batch 64 (float32)",
+        ),
         Problem("Rosenbrock", _rosenbrock, "2-D, Adam from (-1.2, 1) (float64)"),
-    ]  # fmt: skip
+    ]
 
 
 def seconds_per_step(steps_and_args: list, steps: int) -> list[float]:
@@ -155,9 +161,16 @@ def measure(problem: Problem, steps: int) -> Measured:
         raise AssertionError(f"{problem.name}: the compiled step's first loss differs from eager's")
     eager, compiled_seconds = seconds_per_step([(eager_step, tensors), (compiled, arrays)], steps)
     plan = compiled.plan
-    return Measured(problem.name, problem.note, eager, compiled_seconds,
-                    bytes_per_step(eager_step, tensors), bytes_per_step(compiled, arrays),
-                    sum(b.nbytes for b in plan.buffers), str(plan))  # fmt: skip
+    return Measured(
+        problem.name,
+        problem.note,
+        eager,
+        compiled_seconds,
+        bytes_per_step(eager_step, tensors),
+        bytes_per_step(compiled, arrays),
+        sum(b.nbytes for b in plan.buffers),
+        str(plan),
+    )
 
 
 def plot(results: list[Measured]):
@@ -168,17 +181,30 @@ def plot(results: list[Measured]):
     positions = np.arange(len(results))
     width = 0.38
     for axes, values, unit, title in (
-        (time_axes, [(r.eager_seconds * 1e6, r.compiled_seconds * 1e6) for r in results],
-         "microseconds per step (log scale)", "time per step"),
-        (memory_axes, [(r.eager_bytes / 1024, r.compiled_bytes / 1024) for r in results],
-         "KiB allocated during a step (log scale)", "memory a step allocates"),
-    ):  # fmt: skip
+        (
+            time_axes,
+            [(r.eager_seconds * 1e6, r.compiled_seconds * 1e6) for r in results],
+            "microseconds per step (log scale)",
+            "time per step",
+        ),
+        (
+            memory_axes,
+            [(r.eager_bytes / 1024, r.compiled_bytes / 1024) for r in results],
+            "KiB allocated during a step (log scale)",
+            "memory a step allocates",
+        ),
+    ):
         eager, compiled = zip(*values)
         axes.bar(
             positions - width / 2, eager, width, label="eager (define-by-run)", color="#4c72b0"
         )
-        axes.bar(positions + width / 2, compiled, width, label="compiled (define-and-run)",
-                 color="#dd8452")  # fmt: skip
+        axes.bar(
+            positions + width / 2,
+            compiled,
+            width,
+            label="compiled (define-and-run)",
+            color="#dd8452",
+        )
         axes.set_yscale("log")
         axes.set_xticks(positions, [r.name for r in results])
         axes.set_ylabel(unit)
@@ -187,14 +213,18 @@ def plot(results: list[Measured]):
             axes.annotate(f"{e / c:.1f}x", (x, max(e, c)), ha="center", va="bottom", fontsize=9)
         axes.margins(y=0.15)
     handles, labels = time_axes.get_legend_handles_labels()
-    figure.suptitle("The same steps, bit for bit: eager against nb.compile "
-                    "(above the bars: eager / compiled)", fontsize=10)  # fmt: skip
+    figure.suptitle(
+        "The same steps, bit for bit: eager against nb.compile (above the bars: eager / compiled)",
+        fontsize=10,
+    )
     figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     return figure
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--steps", type=int, default=200, help="timed steps per problem and mode (default 200)")  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int, default=200, help="timed steps per problem and mode (default 200)"
+    )
     parser.add_argument("--out", default="compile", help="the output folder (default compile/)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
@@ -210,10 +240,15 @@ def main(args) -> int:
         results.append(measure(problem, args.steps))
         if not args.quiet:
             r = results[-1]
-            print(f"{r.name}: eager {r.eager_seconds * 1e6:.0f} us, compiled "
-                  f"{r.compiled_seconds * 1e6:.0f} us per step")  # fmt: skip
-    page = LabReport(out, "Define-by-run and define-and-run",
-                     subtitle=f"{args.steps} timed steps per problem and mode, in one process")  # fmt: skip
+            print(
+                f"{r.name}: eager {r.eager_seconds * 1e6:.0f} us, compiled "
+                f"{r.compiled_seconds * 1e6:.0f} us per step"
+            )
+    page = LabReport(
+        out,
+        "Define-by-run and define-and-run",
+        subtitle=f"{args.steps} timed steps per problem and mode, in one process",
+    )
     page.text(
         "Define-by-run (nabla's eager mode, as Chainer and PyTorch) records the graph anew at "
         "every step: every operation creates a Tensor and a graph node, backward sorts the "
@@ -222,27 +257,49 @@ def main(args) -> int:
         "preallocated buffers. The arithmetic is the same, bit for bit (each problem's first "
         "loss is checked); what differs is the bookkeeping around it.",
         "Problems: " + "; ".join(f"{r.name}: {r.note}" for r in results) + ". Time per step: "
-        "the median of 10-step blocks after a warm-up, eager and compiled blocks in turn. Bookkeeping share: (eager - compiled) "
-        "/ eager, the part of an eager step that define-and-run removes. Memory: tracemalloc's "
-        "peak above the start during a step (the plan's own buffers are allocated once, at "
+        "the median of 10-step blocks after a warm-up, eager and compiled blocks in turn. "
+        "Bookkeeping share: (eager - compiled) / eager, the part of an eager step that "
+        "define-and-run removes. Memory: tracemalloc's peak above the start during a step "
+        "(the plan's own buffers are allocated once, at "
         "the trace). Convolution and pooling have no lowering yet: in LeNet-5 they run their "
         "own code inside the plan, allocations included.",
     )
     page.figure(plot(results), "compile", "time per step and memory allocated per step")
     page.table(
-        ["problem", "eager us", "compiled us", "speed-up", "bookkeeping", "eager KiB",
-         "compiled KiB", "plan KiB"],
-        [[r.name, r.eager_seconds * 1e6, r.compiled_seconds * 1e6,
-          r.eager_seconds / r.compiled_seconds, r.bookkeeping, r.eager_bytes / 1024,
-          r.compiled_bytes / 1024, r.plan_bytes / 1024] for r in results],
+        [
+            "problem",
+            "eager us",
+            "compiled us",
+            "speed-up",
+            "bookkeeping",
+            "eager KiB",
+            "compiled KiB",
+            "plan KiB",
+        ],
+        [
+            [
+                r.name,
+                r.eager_seconds * 1e6,
+                r.compiled_seconds * 1e6,
+                r.eager_seconds / r.compiled_seconds,
+                r.bookkeeping,
+                r.eager_bytes / 1024,
+                r.compiled_bytes / 1024,
+                r.plan_bytes / 1024,
+            ]
+            for r in results
+        ],
         caption="us: microseconds per step; bookkeeping: share of the eager step; KiB: "
         "allocated during a step; plan KiB: the buffers a plan keeps",
-    )  # fmt: skip
+    )
     page.heading(f"The recorded program: {results[-1].name}")
     page.code(results[-1].plan)
     page.write()
-    summary = "; ".join(f"{r.name} {r.eager_seconds / r.compiled_seconds:.1f}x faster, "
-                        f"bookkeeping {r.bookkeeping:.0%} of eager" for r in results)  # fmt: skip
+    summary = "; ".join(
+        f"{r.name} {r.eager_seconds / r.compiled_seconds:.1f}x faster, "
+        f"bookkeeping {r.bookkeeping:.0%} of eager"
+        for r in results
+    )
     print(summary)
     if not args.quiet:
         print(f"report: {out / 'report.html'}")

@@ -42,17 +42,32 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .records import Curve, Surface
+
 __all__ = [
-    "NONCONVEX", "Curve", "LossEvaluator", "Surface", "filter_normalize", "fixed_subset",
-    "get_weights", "interpolate", "interpolation_alphas", "landscape", "nonconvexity",
-    "random_direction", "restored", "run_weights", "set_weights", "slice_1d", "slice_2d",
+    "NONCONVEX",
+    "Curve",
+    "LossEvaluator",
+    "Surface",
+    "filter_normalize",
+    "fixed_subset",
+    "get_weights",
+    "interpolate",
+    "interpolation_alphas",
+    "landscape",
+    "nonconvexity",
+    "random_direction",
+    "restored",
+    "run_weights",
+    "set_weights",
+    "slice_1d",
+    "slice_2d",
     "symmetric_grid",
-]  # fmt: skip
+]
 
 EXAMPLES = """examples:
   nabla train --out runs/mlp && nabla lab landscape runs/mlp     # writes runs/mlp/landscape/
@@ -66,7 +81,7 @@ nonconvexity.png, landscape.safetensors (every curve and grid), landscape.json a
 Weights = dict  # parameter name -> np.ndarray, in model.named_parameters() order
 
 
-# --- parameter vectors and directions --------------------------------------------------------------
+# --- parameter vectors and directions -------------------------------------------------------------
 
 
 def get_weights(model) -> Weights:
@@ -129,7 +144,7 @@ def restored(model):
             object.__setattr__(module, "training", mode)  # as Module.train sets it
 
 
-# --- evaluating the loss ----------------------------------------------------------------------------
+# --- evaluating the loss --------------------------------------------------------------------------
 
 
 class LossEvaluator:
@@ -141,13 +156,17 @@ class LossEvaluator:
         import nabla as nb
 
         if len(x) != len(y) or len(x) == 0:
-            raise ValueError(f"LossEvaluator: need as many inputs as labels (> 0), got {len(x)}, {len(y)}")  # fmt: skip
+            raise ValueError(
+                f"LossEvaluator: need as many inputs as labels (> 0), got {len(x)}, {len(y)}"
+            )
         if batch_size < 1:
             raise ValueError(f"LossEvaluator: batch_size must be >= 1, got {batch_size}")
         self.model, self.n = model, len(x)
         self.loss = loss if loss is not None else nb.nn.CrossEntropyLoss()
-        self.batches = [(nb.tensor(x[i : i + batch_size]), nb.tensor(y[i : i + batch_size]))
-                        for i in range(0, len(x), batch_size)]  # fmt: skip
+        self.batches = [
+            (nb.tensor(x[i : i + batch_size]), nb.tensor(y[i : i + batch_size]))
+            for i in range(0, len(x), batch_size)
+        ]
         self.calls = 0
 
     def __call__(self) -> tuple[float, float]:
@@ -188,29 +207,12 @@ def _evaluate_along(model, evaluate, combinations) -> tuple[np.ndarray, np.ndarr
     return loss, accuracy
 
 
-@dataclass
-class Curve:
-    """A 1-D profile: loss and accuracy at each α."""
-
-    alphas: np.ndarray
-    loss: np.ndarray
-    accuracy: np.ndarray
-
-
-@dataclass
-class Surface:
-    """A 2-D slice: ``loss[i, j]`` = L(θ + alphas[i] δ + betas[j] η), the same for accuracy."""
-
-    alphas: np.ndarray
-    betas: np.ndarray
-    loss: np.ndarray
-    accuracy: np.ndarray
-
-
 def interpolation_alphas(points: int = 97) -> np.ndarray:
     """α in [-0.5, 1.5] on a uniform grid that holds 0 and 1 exactly: ``points`` = 4k + 1."""
     if points < 5 or (points - 1) % 4:
-        raise ValueError(f"interpolation: points must be 4k + 1 >= 5 (so 0 and 1 are on the grid), got {points}")  # fmt: skip
+        raise ValueError(
+            f"interpolation: points must be 4k + 1 >= 5 (so 0 and 1 are on the grid), got {points}"
+        )
     m = (points - 1) // 2  # steps per unit of α
     return np.arange(-m // 2, 3 * m // 2 + 1) / m
 
@@ -218,7 +220,9 @@ def interpolation_alphas(points: int = 97) -> np.ndarray:
 def symmetric_grid(span: float, points: int) -> np.ndarray:
     """``points`` values from -span to span, uniformly spaced, with 0 exactly in the middle."""
     if points < 3 or points % 2 == 0:
-        raise ValueError(f"points must be odd and >= 3 (so the grid holds 0, the trained weights), got {points}")  # fmt: skip
+        raise ValueError(
+            f"points must be odd and >= 3 (so the grid holds 0, the trained weights), got {points}"
+        )
     if not (np.isfinite(span) and span > 0):
         raise ValueError(f"span must be a positive number, got {span}")
     k = (points - 1) // 2
@@ -321,15 +325,26 @@ def fixed_subset(rebuilt, split: str, samples: int, rng: np.random.Generator):
     data = rebuilt.data.train if split == "train" else rebuilt.data.dev
     n = min(samples, len(data))
     idx = np.sort(rng.choice(len(data), n, replace=False))
-    loader = DataLoader(ArrayDataset(data.x[idx], data.y[idx]), batch_size=n,
-                        transform=rebuilt.test_loader.transform)  # fmt: skip
+    loader = DataLoader(
+        ArrayDataset(data.x[idx], data.y[idx]),
+        batch_size=n,
+        transform=rebuilt.test_loader.transform,
+    )
     x, y = next(iter(loader))
     return x.data, y.data
 
 
-def landscape(run_dir, split: str = "train", points: int = 25, span: float = 1.0,
-              samples: int = 1000, seed: int = 0, out=None, checkpoint: str = "last",
-              verbose: bool = True) -> Path:  # fmt: skip
+def landscape(
+    run_dir,
+    split: str = "train",
+    points: int = 25,
+    span: float = 1.0,
+    samples: int = 1000,
+    seed: int = 0,
+    out=None,
+    checkpoint: str = "last",
+    verbose: bool = True,
+) -> Path:
     """Interpolation init -> trained, a 1-D and a 2-D filter-normalized slice around the trained
     weights of ``run_dir``; figures, ``landscape.safetensors``, ``landscape.json`` and
     ``report.html`` in ``out`` (default ``RUN_DIR/landscape``). Returns the report's path."""
@@ -339,24 +354,38 @@ def landscape(run_dir, split: str = "train", points: int = 25, span: float = 1.0
     line = 4 * (points - 1) + 1
     start = time.perf_counter()
     rebuilt, theta_init, theta = run_weights(run_dir, checkpoint)
-    subset_rng, direction_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))  # fmt: skip
+    subset_rng, direction_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
+    )
     x, y = fixed_subset(rebuilt, split, samples, subset_rng)
     model = rebuilt.model
     evaluate = LossEvaluator(model, x, y, loss=rebuilt.trainer.loss)
     delta, eta = random_direction(theta, direction_rng), random_direction(theta, direction_rng)
     if verbose:
-        print(f"landscape of {run_dir} ({checkpoint}) on {len(y)} {split} samples: "
-              f"{2 * line + points**2} evaluations", flush=True)  # fmt: skip
+        print(
+            f"landscape of {run_dir} ({checkpoint}) on {len(y)} {split} samples: "
+            f"{2 * line + points**2} evaluations",
+            flush=True,
+        )
     interpolation = interpolate(model, evaluate, theta_init, theta, interpolation_alphas(line))
     profile = slice_1d(model, evaluate, theta, delta, symmetric_grid(span, line))
     surface = slice_2d(model, evaluate, theta, delta, eta, grid, grid)
     r = nonconvexity(surface.loss, grid[1] - grid[0])
-    settings = {"run_dir": str(run_dir), "checkpoint": checkpoint, "split": split,
-                "samples": len(y), "points": points, "span": span, "seed": seed,
-                "model_parameters": int(sum(w.size for w in theta.values())),
-                "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+    settings = {
+        "run_dir": str(run_dir),
+        "checkpoint": checkpoint,
+        "split": split,
+        "samples": len(y),
+        "points": points,
+        "span": span,
+        "seed": seed,
+        "model_parameters": int(sum(w.size for w in theta.values())),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     out = Path(out) if out is not None else Path(run_dir) / "landscape"
-    page = landscape_plots.write_landscape(out, settings, interpolation, profile, surface, r)
+    page = landscape_plots.write_landscape(
+        out, settings, interpolation, profile, surface, r, NONCONVEX
+    )
     if verbose:
         print(f"{settings['seconds']:.1f}s; report: {page}", flush=True)
     return page
@@ -402,9 +431,17 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     try:
-        landscape(args.run_dir, split=args.split, points=args.points, span=args.span,
-                  samples=args.samples, seed=args.seed, out=args.out, checkpoint=args.checkpoint,
-                  verbose=not args.quiet)  # fmt: skip
+        landscape(
+            args.run_dir,
+            split=args.split,
+            points=args.points,
+            span=args.span,
+            samples=args.samples,
+            seed=args.seed,
+            out=args.out,
+            checkpoint=args.checkpoint,
+            verbose=not args.quiet,
+        )
     except (FileNotFoundError, ValueError) as err:
         import sys
 

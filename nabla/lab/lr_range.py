@@ -45,16 +45,25 @@ opinion. The model's weights are thrown away: the test is a probe.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_text_atomic
 from ..optim.schedules import Schedule
 
-__all__ = ["ExponentialRange", "RangeTest", "range_test", "should_stop", "smooth", "smoothing_beta",
-           "suggest"]  # fmt: skip
+__all__ = [
+    "ExponentialRange",
+    "RangeTest",
+    "range_test",
+    "should_stop",
+    "smooth",
+    "smoothing_beta",
+    "suggest",
+]
 
 EXAMPLES = """examples:
   nabla lab lr-range                                # the default MLP on digits, Adam
@@ -166,8 +175,14 @@ class RangeTest:
     beta: float  # the smoothing
 
 
-def range_test(cfg: dict, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100,
-               beta: float | None = None, factor: float = DIVERGENCE) -> RangeTest:  # fmt: skip
+def range_test(
+    cfg: dict,
+    min_lr: float = 1e-7,
+    max_lr: float = 10.0,
+    steps: int = 100,
+    beta: float | None = None,
+    factor: float = DIVERGENCE,
+) -> RangeTest:
     """Run the test on the model, data and optimizer of the resolved training config ``cfg``;
     ``beta`` None: :func:`smoothing_beta` of the lr grid."""
     import nabla
@@ -228,8 +243,14 @@ def plot(result: RangeTest, title: str):
     ax = figure.add_subplot()
     lrs, s, sug = result.lrs, result.smoothed, result.suggestion
     ax.plot(lrs, result.losses, color="0.6", lw=1, label="batch loss (raw)")
-    ax.plot(lrs, s, color="C0", lw=2, label=f"smoothed (EMA β = {result.beta:.2f}, bias-corrected; "
-            f"trails by {lag_decades(result):.2g} decade)")  # fmt: skip
+    ax.plot(
+        lrs,
+        s,
+        color="C0",
+        lw=2,
+        label=f"smoothed (EMA β = {result.beta:.2f}, bias-corrected; "
+        f"trails by {lag_decades(result):.2g} decade)",
+    )
     # the plateau at the start and the bottom of both curves; the explosion runs off the top
     seen = np.concatenate([result.losses, s])
     low, start = float(np.nanmin(seen[np.isfinite(seen)])), float(s[0])
@@ -237,8 +258,14 @@ def plot(result: RangeTest, title: str):
     best = int(np.nanargmin(s))
     ax.plot(lrs[best], s[best], "o", color="C3", label=f"minimum at lr {sug.min_loss_lr:.2g}")
     steep = int(np.argmin(np.abs(lrs - sug.steepest_lr)))
-    ax.plot(lrs[steep], s[steep], "v", color="C2", ms=8,
-            label=f"steepest descent at lr {sug.steepest_lr:.2g}")  # fmt: skip
+    ax.plot(
+        lrs[steep],
+        s[steep],
+        "v",
+        color="C2",
+        ms=8,
+        label=f"steepest descent at lr {sug.steepest_lr:.2g}",
+    )
     ax.axvline(sug.lr, color="C1", ls="--", lw=1.5, label=f"suggested lr {sug.lr:.2g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale; grows exponentially with the step)")
@@ -255,32 +282,38 @@ def plot(result: RangeTest, title: str):
 
 
 def write_csv(result: RangeTest, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "lr", "loss", "smoothed_loss"])
-        for t, (lr, loss, s) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
-            writer.writerow([t, f"{lr:.6g}", f"{loss:.6g}", f"{s:.6g}"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["step", "lr", "loss", "smoothed_loss"])
+    for t, (lr, loss, s) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
+        writer.writerow([t, f"{lr:.6g}", f"{loss:.6g}", f"{s:.6g}"])
+    write_text_atomic(path, buffer.getvalue())
 
 
 def add_arguments(parser) -> None:
-    from ..cli import _add_settings
+    from ..train import config
 
     parser.add_argument("config", nargs="?", help="a TOML file of training settings")
     parser.add_argument("--min-lr", type=float, default=1e-7, help="the first lr (default 1e-7)")
     parser.add_argument("--max-lr", type=float, default=10.0, help="the last lr (default 10)")
-    parser.add_argument("--steps", type=int, default=100,
-                        help="updates from --min-lr to --max-lr, at most (default 100)")  # fmt: skip
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        help="updates from --min-lr to --max-lr, at most (default 100)",
+    )
     parser.add_argument("--out", default="lr-range", help="the output folder (default lr-range/)")
     parser.add_argument("--quiet", action="store_true", help="print only the suggestion")
-    _add_settings(parser)
+    config.add_flags(parser)
 
 
 def main(args) -> int:
-    from ..cli import _overrides
     from ..train import config
     from .report import LabReport
 
-    cfg = config.resolve(config.read_toml(args.config) if args.config else {}, _overrides(args))
+    cfg = config.resolve(
+        config.read_toml(args.config) if args.config else {}, config.overrides(args)
+    )
     try:
         ExponentialRange(args.min_lr, args.max_lr, args.steps)
     except ValueError as err:  # shown as "nabla lab: error: ..." with exit status 2
@@ -290,7 +323,10 @@ def main(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     momentum = f" momentum {cfg['momentum']:g}" if cfg["momentum"] else ""
-    title = f"{_model(cfg)} on {cfg['dataset']}, {cfg['optimizer']}{momentum}, batch {cfg['batch_size']}"
+    title = (
+        f"{_model(cfg)} on {cfg['dataset']}, {cfg['optimizer']}{momentum}, "
+        f"batch {cfg['batch_size']}"
+    )
     if not args.quiet:
         print(
             f"lr range test: {title}; lr {args.min_lr:g} -> {args.max_lr:g} in {args.steps} steps"
@@ -315,17 +351,26 @@ def main(args) -> int:
         "lr_range",
         "loss against lr; the dashed line is the suggestion",
     )
-    page.table(["quantity", "lr"], [["suggested (minimum / 10)", sug.lr],
-               ["minimum of the smoothed loss", sug.min_loss_lr],
-               ["steepest descent", sug.steepest_lr]])  # fmt: skip
+    page.table(
+        ["quantity", "lr"],
+        [
+            ["suggested (minimum / 10)", sug.lr],
+            ["minimum of the smoothed loss", sug.min_loss_lr],
+            ["steepest descent", sug.steepest_lr],
+        ],
+    )
     if not result.stopped_early:
-        page.text("The loss never rose clearly above its minimum: raise --max-lr to see where "
-                  "training breaks; the suggestion may be too small.")  # fmt: skip
+        page.text(
+            "The loss never rose clearly above its minimum: raise --max-lr to see where "
+            "training breaks; the suggestion may be too small."
+        )
     page.write()
     if not args.quiet:
-        print(f"minimum of the smoothed loss at lr {sug.min_loss_lr:.3g}; steepest descent at "
-              f"lr {sug.steepest_lr:.3g}; {len(result.lrs)} steps"
-              + (" (stopped: diverged)" if result.stopped_early else ""))  # fmt: skip
+        print(
+            f"minimum of the smoothed loss at lr {sug.min_loss_lr:.3g}; steepest descent at "
+            f"lr {sug.steepest_lr:.3g}; {len(result.lrs)} steps"
+            + (" (stopped: diverged)" if result.stopped_early else "")
+        )
         if not result.stopped_early:
             print("warning: the loss did not diverge; raise --max-lr")
         print(f"report: {out / 'report.html'}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from ..files import atomic_path, write_text_atomic
 from ..report.html import CSS
 from ..report.plots import DPI, STYLE
 
@@ -42,12 +42,14 @@ def new_figure(figsize=(6, 4)) -> Figure:
 
 
 def save_figure(figure: Figure, path) -> Path:
-    """Save ``figure`` as PNG (or the format of ``path``'s suffix) atomically: temp file + rename."""
+    """Save ``figure`` as PNG (or in the format of ``path``'s suffix), atomically
+    (:mod:`nabla.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    figure.savefig(temporary, dpi=DPI, facecolor="white", format=path.suffix.lstrip(".") or "png")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        figure.savefig(
+            temporary, dpi=DPI, facecolor="white", format=path.suffix.lstrip(".") or "png"
+        )
     return path
 
 
@@ -132,7 +134,5 @@ class LabReport:
             + "\n<footer>written by nabla's lab</footer>\n</main>\n</body>\n</html>\n"
         )
         path = self.out / "report.html"
-        temporary = path.with_name(f".report.html.tmp{os.getpid()}")
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, path)
+        write_text_atomic(path, page)
         return path

@@ -24,50 +24,38 @@ import csv
 import io
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..autograd.tensor import Tensor
+from ..files import write_text_atomic
 from .functions import FUNCTIONS, OPTIMIZERS, Function2D, get
+from .records import Trajectory
 
 __all__ = [
-    "OPTIMIZERS", "Trajectory", "distance_to_minimum", "escape_step", "format_table", "main",
-    "make_optimizer", "run", "steps_to_tolerance", "table", "write_csv",
-]  # fmt: skip
+    "OPTIMIZERS",
+    "Trajectory",
+    "distance_to_minimum",
+    "escape_step",
+    "format_table",
+    "main",
+    "make_optimizer",
+    "run",
+    "steps_to_tolerance",
+    "table",
+    "write_csv",
+]
 
 EXAMPLES = """examples:
   nabla lab trajectories --function beale --steps 300 --out beale.gif
   nabla lab trajectories --function saddle --steps 60 --out saddle.gif
-  nabla lab trajectories --function rosenbrock --optimizers sgd,momentum,adam --lr adam=0.2 --out r.gif
+  nabla lab trajectories --function rosenbrock --optimizers sgd,momentum,adam --lr adam=0.2 \\
+      --out r.gif
   nabla lab trajectories --function rastrigin --start=-2,3.5 --tol 1e-2 --out rastrigin.gif
 
 writes the GIF at --out, the contour plot beside it (same stem, .png) and the table as
 <stem>.csv, and prints the table. Functions: """ + ", ".join(FUNCTIONS)
-
-
-@dataclass
-class Trajectory:
-    """One optimizer's run: ``positions`` (n + 1, 2) and ``losses`` (n + 1,), entry t after t
-    steps; ``status`` is "ok", "diverged" (not finite) or "left the box"; ``stopped`` the step
-    where a stopped run was halted (None if it ran to the end)."""
-
-    name: str
-    lr: float
-    positions: np.ndarray
-    losses: np.ndarray
-    status: str = "ok"
-    stopped: int | None = None
-
-    @property
-    def steps(self) -> int:
-        return len(self.losses) - 1
-
-    @property
-    def label(self) -> str:
-        text = f"{self.name} (lr {self.lr:g})"
-        return text if self.status == "ok" else f"{text}, {self.status} at step {self.stopped}"
 
 
 def make_optimizer(name: str, params: list, lr: float):
@@ -213,7 +201,7 @@ def write_csv(path, header: list, rows: list) -> Path:
     writer.writerow(header)
     writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in rows])
     path = Path(path)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    write_text_atomic(path, buffer.getvalue())
     return path
 
 
@@ -234,8 +222,9 @@ def _lr_overrides(values: list[str]) -> dict[str, float]:
     for item in (piece for value in values for piece in value.split(",") if piece):
         name, sep, number = item.partition("=")
         if not sep or name not in OPTIMIZERS:
-            raise ValueError(f"--lr: expected NAME=VALUE with NAME one of {', '.join(OPTIMIZERS)}, "
-                             f"got {item!r}")  # fmt: skip
+            raise ValueError(
+                f"--lr: expected NAME=VALUE with NAME one of {', '.join(OPTIMIZERS)}, got {item!r}"
+            )
         try:
             out[name] = float(number)
         except ValueError:
@@ -246,19 +235,39 @@ def _lr_overrides(values: list[str]) -> dict[str, float]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--function", default="beale", choices=list(FUNCTIONS),
-                        help="the test function (default beale)")  # fmt: skip
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS),
-                        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: all)")  # fmt: skip
+    parser.add_argument(
+        "--function",
+        default="beale",
+        choices=list(FUNCTIONS),
+        help="the test function (default beale)",
+    )
+    parser.add_argument(
+        "--optimizers",
+        default=",".join(OPTIMIZERS),
+        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: all)",
+    )
     parser.add_argument("--steps", type=int, default=300, help="steps per optimizer (default 300)")
-    parser.add_argument("--lr", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a suggested learning rate (repeat, or comma-separate)")  # fmt: skip
-    parser.add_argument("--start", metavar="X,Y",
-                        help="start point (default: the function's; negative: --start=-1,2)")  # fmt: skip
-    parser.add_argument("--tol", type=float, default=1e-3,
-                        help="tolerance on f - f_min for 'steps to reach' (default 1e-3)")  # fmt: skip
-    parser.add_argument("--frames", type=int, default=90,
-                        help="frames of the GIF, denser early (default 90)")  # fmt: skip
+    parser.add_argument(
+        "--lr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a suggested learning rate (repeat, or comma-separate)",
+    )
+    parser.add_argument(
+        "--start",
+        metavar="X,Y",
+        help="start point (default: the function's; negative: --start=-1,2)",
+    )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        help="tolerance on f - f_min for 'steps to reach' (default 1e-3)",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=90, help="frames of the GIF, denser early (default 90)"
+    )
     parser.add_argument("--out", help="the GIF to write (default: <function>.gif)")
 
 

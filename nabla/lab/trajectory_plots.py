@@ -9,17 +9,25 @@ Figures use matplotlib's ``Figure`` API (never pyplot); the GIF is written by
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .functions import Function2D
+from .records import Trajectory
 from .report import STYLE, new_figure, save_figure
-from .trajectories import Trajectory
 
-__all__ = ["COLORS", "animation", "contour", "frame_steps", "progress", "save_gif", "save_static",
-           "static_figure"]  # fmt: skip
+__all__ = [
+    "COLORS",
+    "animation",
+    "contour",
+    "frame_steps",
+    "progress",
+    "save_gif",
+    "save_static",
+    "static_figure",
+]
 
 COLORS = {
     "sgd": "#d62728",
@@ -58,8 +66,17 @@ def contour(ax, function: Function2D) -> None:
     ax.contour(grid_x, grid_y, z, levels=levels, colors="0.55", linewidths=0.4)
     if function.minima:
         mx, my = np.array(function.minima).T
-        ax.plot(mx, my, "*", ms=15, color="gold", mec="black", mew=0.8, zorder=5,
-                label="global minimum" if len(mx) == 1 else "global minima")  # fmt: skip
+        ax.plot(
+            mx,
+            my,
+            "*",
+            ms=15,
+            color="gold",
+            mec="black",
+            mew=0.8,
+            zorder=5,
+            label="global minimum" if len(mx) == 1 else "global minima",
+        )
     if function.saddle_points:
         sx, sy = np.array(function.saddle_points).T
         ax.plot(sx, sy, "X", ms=9, color="white", mec="black", zorder=5, label="saddle point")
@@ -125,8 +142,15 @@ def static_figure(function: Function2D, runs: list[Trajectory], tol: float | Non
         for r in runs:
             x, y = r.positions.T
             left.plot(x, y, "-", color=_color(r.name), lw=1.6, alpha=0.9)
-            left.plot(x[-1:], y[-1:], "o" if r.status == "ok" else "x", ms=6,
-                      color=_color(r.name), mec="black" if r.status == "ok" else None, zorder=7)  # fmt: skip
+            left.plot(
+                x[-1:],
+                y[-1:],
+                "o" if r.status == "ok" else "x",
+                ms=6,
+                color=_color(r.name),
+                mec="black" if r.status == "ok" else None,
+                zorder=7,
+            )
         _start(left, runs)
         left.set_title(f"{function.title}: f = {function.formula}", fontsize=10)
         left.legend(loc="upper left", fontsize=8)  # markers only: the curves are named on the right
@@ -142,9 +166,8 @@ def save_static(function: Function2D, runs: list[Trajectory], path, tol: float |
     path = save_figure(static_figure(function, runs, tol), path)
     with Image.open(path) as image:
         small = _quantizer([_color(r.name) for r in runs])(image)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-    small.save(temporary, optimize=True)
-    os.replace(temporary, path)
+    with atomic_path(path, suffix=".png") as temporary:
+        small.save(temporary, optimize=True)
     return path
 
 
@@ -214,8 +237,13 @@ def _writer(fps: int, colors):
         def finish(self):
             quantize = _quantizer(colors)
             frames = [quantize(frame) for frame in self._frames]
-            frames[0].save(self.outfile, save_all=True, append_images=frames[1:],
-                           duration=int(1000 / self.fps), loop=0)  # fmt: skip
+            frames[0].save(
+                self.outfile,
+                save_all=True,
+                append_images=frames[1:],
+                duration=int(1000 / self.fps),
+                loop=0,
+            )
 
     return BlitPillowWriter(fps=fps)
 
@@ -234,8 +262,9 @@ def _place(fig, ax, legend, function: Function2D) -> None:
     total = left + width + gap + legend_width + 0.1
     fig.set_size_inches(total, HEIGHT)
     ax.set_position((left / total, bottom / HEIGHT, width / total, height / HEIGHT))
-    legend.set_bbox_to_anchor(((left + width + gap) / total, (bottom + height) / HEIGHT),
-                              transform=fig.transFigure)  # fmt: skip
+    legend.set_bbox_to_anchor(
+        ((left + width + gap) / total, (bottom + height) / HEIGHT), transform=fig.transFigure
+    )
 
 
 def animation(function: Function2D, runs: list[Trajectory], trail: float = 0.15):
@@ -265,8 +294,18 @@ def animation(function: Function2D, runs: list[Trajectory], trail: float = 0.15)
             whole = ax.plot([], [], "-", color=color, lw=1.0, alpha=0.35, animated=True)[0]
             recent = LineCollection([], linewidths=2.2, zorder=6, animated=True)
             ax.add_collection(recent)
-            head = ax.plot([], [], "o", ms=8, color=color, mec="black", mew=0.8, zorder=8,
-                           animated=True, label=r.label)[0]  # fmt: skip
+            head = ax.plot(
+                [],
+                [],
+                "o",
+                ms=8,
+                color=color,
+                mec="black",
+                mew=0.8,
+                zorder=8,
+                animated=True,
+                label=r.label,
+            )[0]
             moving.append((r, to_rgba(color), whole, recent, head))
         legend = fig.legend(loc="upper left", fontsize=8)
         title = ax.set_title(" ", fontsize=10, animated=True)
@@ -310,11 +349,9 @@ def save_gif(
     shown = frame_steps(max(r.steps for r in runs), frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.gif")
     writer = _writer(fps, [_color(r.name) for r in runs])
-    with writer.saving(fig, temporary, dpi=fig.dpi):
+    with atomic_path(path, suffix=".gif") as temporary, writer.saving(fig, temporary, dpi=fig.dpi):
         for step in [*shown, *[shown[-1]] * fps]:
             draw(int(step))
             writer.grab_frame()
-    os.replace(temporary, path)
     return path

@@ -68,16 +68,25 @@ class Conv2d(Module):
                 f"{self.in_channels}, H, W), got shape {x.shape}"
             )
         return conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
             relu=relu,
-        )  # fmt: skip
+        )
 
     def forward_relu(self, x):
         """``relu(self(x))`` as one fused operation (see ``Sequential``)."""
         return self.forward(x, relu=True)
 
     def extra_repr(self) -> str:
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0, 0):
             text += (
                 f", padding={self.padding}"  # a pair, or 'same'/'valid' unquoted as torch prints it

@@ -1,7 +1,7 @@
 """Stateless functions on tensors, named as in ``torch.nn.functional``.
 
-The fused operations (``linear``, ``conv2d``, the pools and the losses) have one hand-written backward each, so a
-layer or a loss costs one graph node instead of several.
+The fused operations (``linear``, ``conv2d``, the pools and the losses) have one hand-written
+backward each, so a layer or a loss costs one graph node instead of several.
 """
 
 from ..ops.activations import (

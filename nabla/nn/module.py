@@ -35,11 +35,7 @@ class Parameter(Tensor):
             array = data  # an array's float dtype is kept (and its memory shared)
         else:
             array = as_array(data)
-        self.data = array
-        self.grad = None
-        self._node = None
-        self._vc = [0]
-        self._requires_grad = False
+        self._init(array)
         self.requires_grad = requires_grad
 
     def __repr__(self) -> str:
@@ -83,9 +79,12 @@ class Module:
         else:
             # replacing an entry of the same kind keeps its place (a Sequential's order)
             target = (
-                self._parameters if isinstance(value, Parameter)
-                else self._modules if isinstance(value, Module) else None
-            )  # fmt: skip
+                self._parameters
+                if isinstance(value, Parameter)
+                else self._modules
+                if isinstance(value, Module)
+                else None
+            )
             for registry in (self._parameters, self._buffers, self._modules):
                 if registry is not target:
                     registry.pop(name, None)

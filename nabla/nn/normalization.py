@@ -91,10 +91,18 @@ class _BatchNorm(Module):
         self, x, use_batch_stats: bool, momentum, residual=None, relu=False, counter=None
     ):
         return batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            use_batch_stats, momentum, self.eps, residual=residual, relu=relu,
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            momentum,
+            self.eps,
+            residual=residual,
+            relu=relu,
             num_batches_tracked=counter,
-        )  # fmt: skip
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -71,13 +71,24 @@ class SyncBatchNorm(_BatchNorm):
         if not (self.training and distributed.active()):  # else: checked over all ranks
             super()._check_batch_size(x, name)
 
-    def _normalize(self, x: Tensor, use_batch_stats: bool, momentum, residual=None,
-                   relu=False, counter=None) -> Tensor:  # fmt: skip
+    def _normalize(
+        self, x: Tensor, use_batch_stats: bool, momentum, residual=None, relu=False, counter=None
+    ) -> Tensor:
         if not (self.training and distributed.active()):
             return super()._normalize(x, use_batch_stats, momentum, residual, relu, counter)
-        return _batch_norm_train(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                 momentum, self.eps, _global_statistics, residual, relu,
-                                 counter)  # fmt: skip
+        return _batch_norm_train(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            momentum,
+            self.eps,
+            _global_statistics,
+            residual,
+            relu,
+            counter,
+        )
 
     @classmethod
     def convert(cls, module: Module) -> Module:
@@ -86,8 +97,15 @@ class SyncBatchNorm(_BatchNorm):
         if isinstance(module, (BatchNorm1d, BatchNorm2d)):
             owned = (module.weight, module.running_mean)
             dtype = next((t.data.dtype for t in owned if t is not None), None)
-            sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats, dtype, bias=module.bias is not None)  # fmt: skip
+            sync = cls(
+                module.num_features,
+                module.eps,
+                module.momentum,
+                module.affine,
+                module.track_running_stats,
+                dtype,
+                bias=module.bias is not None,
+            )
             for name in ("weight", "bias"):
                 if getattr(module, name) is not None:
                     sync.register_parameter(name, getattr(module, name))

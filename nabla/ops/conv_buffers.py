@@ -14,8 +14,8 @@ two lines: with aligned rows it ran 1.5x faster (kernels/conv.py, 24 against 37 
 Safety: an array is handed out again only when nothing but this pool refers to it: no tensor,
 no graph node, no saved array, no view of it (a view holds a reference to its base array, so it
 counts too). ``sys.getrefcount`` tells, of both the handed-out array and the raw block under it
-(a view of a view refers to the block, not to the array it was taken from). An array still held by a graph that was never backwarded
-or was retained is simply not reused: a new one is allocated.
+(a view of a view refers to the block, not to the array it was taken from). An array still held
+by a graph that was never backwarded or was retained is simply not reused: a new one is allocated.
 
 >>> a = scratch((2, 3), np.float32)
 >>> b = scratch((2, 3), np.float32)  # ``a`` is in use: a different array

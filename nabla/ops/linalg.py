@@ -125,7 +125,8 @@ def linear_relu(x, weight, bias=None) -> Tensor:
 
 
 def linear(x, weight, bias=None) -> Tensor:
-    """Affine map ``x @ weight.T + bias`` with weight of shape (out, in), as ``torch.nn.functional.linear``.
+    """Affine map ``x @ weight.T + bias`` with weight of shape (out, in), as
+    ``torch.nn.functional.linear``.
 
     x has shape (..., in); the result has shape (..., out).
     """

@@ -7,12 +7,17 @@ class index, optionally smoothed: q = (1 - eps) q + eps / C),
 
 Computing log p as z - max z - log sum e^(z - max z) keeps the loss finite for any logits, and the
 fused gradient needs neither the softmax Jacobian nor a division by p.
+
+The NumPy code below is the reference. For the common case (2-D logits in float32 or float64,
+C-contiguous, class-index targets, a mean or a sum) the compiled kernels of
+:mod:`nabla.kernels.losses` do the same arithmetic in one call each way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 
@@ -22,6 +27,11 @@ REDUCTIONS = ("mean", "sum", "none")
 class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target, reduction, smoothing):
+        ctx.kernel = kernel_applies(
+            logits.shape, logits.dtype, logits.flags.c_contiguous, target.dtype, reduction
+        )
+        if ctx.kernel:
+            return _forward_kernel(ctx, logits, target, reduction, smoothing)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         classes = logits.shape[1]
@@ -47,6 +57,8 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if ctx.kernel:
+            return _backward_kernel(ctx, g), None, None, None
         p = np.exp(ctx.log_p)
         if ctx.q is not None:
             grad = p * ctx.q.sum(axis=1, keepdims=True) - ctx.q
@@ -71,10 +83,47 @@ class CrossEntropy(Function):
         return grad, None, None, None
 
 
+def kernel_applies(shape, dtype, c_contiguous: bool, target_dtype, reduction) -> bool:
+    """Whether the compiled kernels compute this cross-entropy (else the NumPy reference):
+    non-empty 2-D float32/float64 logits, C-contiguous, class indices, a mean or a sum.
+    ``nabla.compile``'s lowering asks the same question, to take the path eager mode took."""
+    return (
+        reduction != "none"
+        and len(shape) == 2
+        and 0 not in shape
+        and dtype in (np.float32, np.float64)
+        and c_contiguous
+        and np.dtype(target_dtype).kind in "iu"
+        and kernels.compiled()
+    )
+
+
+def _forward_kernel(ctx, logits, target, reduction, smoothing):
+    f = logits.dtype.type
+    log_p, loss = np.empty_like(logits), np.empty(len(logits), logits.dtype)
+    kernels.kernel("losses.cross_entropy_forward", logits.size)(
+        logits, target, f(1 - smoothing), f(smoothing), log_p, loss
+    )
+    ctx.log_p, ctx.target, ctx.reduction, ctx.smoothing = log_p, target, reduction, smoothing
+    return loss.sum() / loss.size if reduction == "mean" else loss.sum()
+
+
+def _backward_kernel(ctx, g):
+    log_p, smoothing = ctx.log_p, ctx.smoothing
+    f = log_p.dtype.type
+    scale = g / len(log_p) if ctx.reduction == "mean" else g
+    grad = np.empty_like(log_p)
+    kernels.kernel("losses.cross_entropy_backward", log_p.size)(
+        log_p, ctx.target, f(1 - smoothing), f(smoothing / log_p.shape[1]), f(scale), grad
+    )
+    return grad
+
+
 def cross_entropy(
     logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> Tensor:
-    """Cross-entropy between softmax(logits) and the target, as ``torch.nn.functional.cross_entropy``.
+    """Cross-entropy between softmax(logits) and the target, as
+    ``torch.nn.functional.cross_entropy``.
 
     logits: (N, C) or (N, C, d1, ...), or (C,) for one sample.
     target: class indices (integers, shape (N,) or (N, d1, ...), values in [0, C)) or class
@@ -115,7 +164,8 @@ def cross_entropy(
             )
     else:
         raise TypeError(
-            f"cross_entropy: target must hold class indices or probabilities, got {target_array.dtype}"
+            "cross_entropy: target must hold class indices or probabilities, got "
+            f"{target_array.dtype}"
         )
     loss = CrossEntropy.apply(logits, target_array, reduction, label_smoothing)
     if unbatched and reduction == "none":

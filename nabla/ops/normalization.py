@@ -64,8 +64,19 @@ class _BatchNormTrain(Function):
     relu = False
 
     @staticmethod
-    def forward(ctx, x, weight, bias, residual, running_mean, running_var, counter, momentum, eps,
-                statistics):  # fmt: skip
+    def forward(
+        ctx,
+        x,
+        weight,
+        bias,
+        residual,
+        running_mean,
+        running_var,
+        counter,
+        momentum,
+        eps,
+        statistics,
+    ):
         # ``statistics(x)`` gives the batch mean, biased variance, count, and ``means``, which
         # computes backward's two batch means (over all ranks for SyncBatchNorm). The running
         # statistics (and a module's batch counter) are updated here, inside the operation, so
@@ -85,8 +96,14 @@ class _BatchNormTrain(Function):
         inv_std = 1.0 / np.sqrt(var + eps)
         ctx.weight, ctx.shape, ctx.means, ctx.residual = weight, shape, means, residual is not None
         rows = _channel_rows(x)
-        fast = rows is not None and compiled_for(x.dtype) and (residual is None or (
-            residual.dtype == x.dtype and _channel_rows(residual) is not None))  # fmt: skip
+        fast = (
+            rows is not None
+            and compiled_for(x.dtype)
+            and (
+                residual is None
+                or (residual.dtype == x.dtype and _channel_rows(residual) is not None)
+            )
+        )
         if fast:  # one pass (kernels/normalization.py); backward recomputes x̂ from x
             c = x.shape[1]
             y = scratch((c, *x.shape[2:], x.shape[0]), x.dtype)
@@ -161,9 +178,19 @@ def _backward_kernels(ctx, g, need_x, need_r):
         dres = scratch(dx.shape, rows.dtype) if need_r else dx
         backward = launch("normalization.batch_norm_backward", g.size)
         backward(
-            g_rows, rows, y_rows, mean, inv_std, w, totals[0], totals[1],
-            dx.reshape(c, -1), dres.reshape(c, -1), ctx.relu, need_r,
-        )  # fmt: skip
+            g_rows,
+            rows,
+            y_rows,
+            mean,
+            inv_std,
+            w,
+            totals[0],
+            totals[1],
+            dx.reshape(c, -1),
+            dres.reshape(c, -1),
+            ctx.relu,
+            need_r,
+        )
         dx = dx.transpose(3, 0, 1, 2) if need_x else None
         dres = dres.transpose(3, 0, 1, 2) if need_r else None
     return dx, dweight, dbias, dres
@@ -199,7 +226,8 @@ class _BatchNormEval(Function):
 def _check_batch_size(x: Tensor, who: str) -> None:
     if x.size // x.shape[1] <= 1:
         raise ValueError(
-            f"{who}: expected more than 1 value per channel when training, got input of shape {x.shape}"
+            f"{who}: expected more than 1 value per channel when training, got input of shape "
+            f"{x.shape}"
         )
 
 
@@ -232,9 +260,18 @@ def batch_norm(
         return y.relu() if relu else y
     _check_batch_size(input, "batch_norm")
     return _batch_norm_train(
-        input, running_mean, running_var, weight, bias, momentum, eps, _local_statistics,
-        residual, relu, num_batches_tracked,
-    )  # fmt: skip
+        input,
+        running_mean,
+        running_var,
+        weight,
+        bias,
+        momentum,
+        eps,
+        _local_statistics,
+        residual,
+        relu,
+        num_batches_tracked,
+    )
 
 
 def _divide(totals: np.ndarray, count: int) -> np.ndarray:
@@ -257,9 +294,18 @@ def _local_statistics(x: np.ndarray) -> tuple:
 
 
 def _batch_norm_train(
-    input, running_mean, running_var, weight, bias, momentum, eps, statistics, residual, relu,
+    input,
+    running_mean,
+    running_var,
+    weight,
+    bias,
+    momentum,
+    eps,
+    statistics,
+    residual,
+    relu,
     counter=None,
-):  # fmt: skip
+):
     """Training-mode batch norm with the batch statistics ``statistics(x)`` gives (local, or
     over all ranks for SyncBatchNorm); updates the running buffers as :func:`batch_norm` says,
     and a module's batch counter ``counter`` (then ``momentum=None`` means 1/count)."""

@@ -180,10 +180,13 @@ def _counts(size, kernel, stride, padding, out, count_include_pad) -> np.ndarray
     if count_include_pad:
         return np.full(out, float(kernel[0] * kernel[1]))
     spans = [
-        [min(i * stride[a] - padding[a] + kernel[a], size[a]) - max(i * stride[a] - padding[a], 0)
-         for i in range(out[a])]
+        [
+            min(i * stride[a] - padding[a] + kernel[a], size[a])
+            - max(i * stride[a] - padding[a], 0)
+            for i in range(out[a])
+        ]
         for a in (0, 1)
-    ]  # fmt: skip
+    ]
     return np.outer(*spans).astype(float)
 
 

@@ -60,9 +60,16 @@ class AdaGrad(Optimizer):
         f = theta.dtype.type
         r = state.get("sum_squares", h["initial_accumulator_value"])
         kernels.kernel("updates.adagrad", theta.size)(
-            theta, g, r, f(h["lr"]), f(h["eps"]), f(weight_decay), f(decay),
-            bool(h["eps_inside_sqrt"]), np.finfo(theta.dtype).tiny,
-        )  # fmt: skip
+            theta,
+            g,
+            r,
+            f(h["lr"]),
+            f(h["eps"]),
+            f(weight_decay),
+            f(decay),
+            bool(h["eps_inside_sqrt"]),
+            np.finfo(theta.dtype).tiny,
+        )
 
 
 Adagrad = AdaGrad  # PyTorch's spelling

@@ -100,10 +100,22 @@ class Adam(Optimizer):
         r_max = state.get("max_exp_avg_sq") if amsgrad else np.empty(0, theta.dtype)
         step_size, eps = self._step_size_and_eps(h, t)
         kernels.kernel("updates.adam", theta.size)(
-            theta, g, state.get("exp_avg"), state.get("exp_avg_sq"), r_max, f(step_size),
-            f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps), f(weight_decay), f(decay),
-            amsgrad, np.finfo(theta.dtype).tiny,
-        )  # fmt: skip
+            theta,
+            g,
+            state.get("exp_avg"),
+            state.get("exp_avg_sq"),
+            r_max,
+            f(step_size),
+            f(beta1),
+            f(1 - beta1),
+            f(beta2),
+            f(1 - beta2),
+            f(eps),
+            f(weight_decay),
+            f(decay),
+            amsgrad,
+            np.finfo(theta.dtype).tiny,
+        )
 
 
 class AdamW(Adam):

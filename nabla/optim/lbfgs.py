@@ -155,7 +155,7 @@ class LBFGS(Optimizer):
 
     kernel = reference
 
-    # --- the step ----------------------------------------------------------------------------------
+    # --- the step ---------------------------------------------------------------------------------
 
     def _evaluate(self, closure):
         """Call the closure at the current theta: (its loss, a copy of the flat gradient)."""
@@ -252,7 +252,7 @@ class LBFGS(Optimizer):
 
         return strong_wolfe(phi, t, d, f, g, gtd, max_evals=max_evals)
 
-    # --- the history -------------------------------------------------------------------------------
+    # --- the history ------------------------------------------------------------------------------
 
     def _pairs(self, pack) -> tuple[list, list]:
         n = len(self._memory["rho"])
@@ -300,7 +300,7 @@ class LBFGS(Optimizer):
             b = float(y_hist[i] @ d) * rho[i]
             d += np.multiply(s_hist[i], a[i] - b, out=tmp)
 
-    # --- saving and resuming -----------------------------------------------------------------------
+    # --- saving and resuming ----------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """The base state_dict (the history and d as per-parameter buffers) plus the scalars."""

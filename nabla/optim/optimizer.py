@@ -66,10 +66,11 @@ class Optimizer:
         self.iterations = 0  # updates made so far
         self.lr = value_at(self.param_groups[0]["lr"], 0)
 
-    # --- parameter groups --------------------------------------------------------------------------
+    # --- parameter groups -------------------------------------------------------------------------
 
     def add_param_group(self, group: dict) -> None:
-        """Add a group ``{"params": [...], **hyperparameters}``; missing settings take the defaults."""
+        """Add a group ``{"params": [...], **hyperparameters}``; missing settings take the
+        defaults."""
         if "params" not in group:
             raise ValueError("a parameter group needs a 'params' entry")
         entries = (
@@ -83,7 +84,8 @@ class Optimizer:
                 raise TypeError(f"optimizer parameters must be Tensors, got {type(p).__name__}")
             if p.data.dtype.kind != "f":
                 raise TypeError(
-                    f"parameter {name} has dtype {p.data.dtype}; only float tensors can be optimized"
+                    f"parameter {name} has dtype {p.data.dtype}; only float tensors can be "
+                    "optimized"
                 )
             if not p.is_leaf:
                 raise ValueError(
@@ -120,7 +122,8 @@ class Optimizer:
         return settings
 
     def validate(self, h: dict) -> None:
-        """Check a group's hyperparameters; subclasses extend it. Schedules are checked at step 0."""
+        """Check a group's hyperparameters (subclasses extend it); schedules are checked at
+        step 0."""
         values = {k: value_at(v, 0) for k, v in h.items()}
         for key in ("lr", "weight_decay", "eps"):
             if key in values and not values[key] >= 0:
@@ -144,7 +147,7 @@ class Optimizer:
         pack.adopt_grads()
         return pack
 
-    # --- the update --------------------------------------------------------------------------------
+    # --- the update -------------------------------------------------------------------------------
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every gradient. As in PyTorch, ``.grad`` becomes None; the next backward writes
@@ -214,7 +217,7 @@ class Optimizer:
         """The same update as ``reference_step``, in one compiled pass."""
         raise NotImplementedError
 
-    # --- statistics --------------------------------------------------------------------------------
+    # --- statistics -------------------------------------------------------------------------------
 
     def grad_norm(self) -> float:
         """The L2 norm of all gradients together: one dot product per flat gradient buffer."""
@@ -233,10 +236,11 @@ class Optimizer:
         one of them, so one collective per group reaches every gradient)."""
         return [self._pack(i).grad for i in range(len(self._packs))]
 
-    # --- gradient clipping -------------------------------------------------------------------------
+    # --- gradient clipping ------------------------------------------------------------------------
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> float:
-        """Scale all gradients so their joint norm is at most ``max_norm``; returns the norm before."""
+        """Scale all gradients so that their joint norm is at most ``max_norm``; returns the norm
+        before."""
         if Trace.recorder is not None:  # nabla.compile replays this call
             Trace.recorder.call(self.clip_grad_norm_, max_norm, norm_type)
         if not norm_type > 0:
@@ -260,7 +264,7 @@ class Optimizer:
             g = self._pack(i).grad
             np.clip(g, -clip_value, clip_value, out=g)
 
-    # --- saving and resuming -----------------------------------------------------------------------
+    # --- saving and resuming ----------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """Everything needed to resume: step count, hyperparameters (schedules as configs) and the

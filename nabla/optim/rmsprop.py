@@ -86,10 +86,23 @@ class RMSProp(Optimizer):
         momentum = self._momentum(h, state)
         v = state.get("momentum_buffer") if momentum else empty
         kernels.kernel("updates.rmsprop", theta.size)(
-            theta, g, state.get("square_avg"), gbar, v, f(h["lr"]), f(beta), f(1 - beta),
-            f(h["eps"]), f(h["momentum"]), f(weight_decay), f(decay), bool(h["centered"]),
-            momentum, bool(h["eps_inside_sqrt"]), np.finfo(theta.dtype).tiny,
-        )  # fmt: skip
+            theta,
+            g,
+            state.get("square_avg"),
+            gbar,
+            v,
+            f(h["lr"]),
+            f(beta),
+            f(1 - beta),
+            f(h["eps"]),
+            f(h["momentum"]),
+            f(weight_decay),
+            f(decay),
+            bool(h["centered"]),
+            momentum,
+            bool(h["eps_inside_sqrt"]),
+            np.finfo(theta.dtype).tiny,
+        )
 
     @staticmethod
     def _momentum(h: dict, state) -> bool:

@@ -64,7 +64,8 @@ def noise_scale(lr: float, dataset_size: int, batch_size: int, momentum: float =
 
 
 class BatchSizeSchedule:
-    """Batch size as a function of the epoch: ``initial`` multiplied by ``factor`` at each milestone.
+    """Batch size as a function of the epoch: ``initial`` multiplied by ``factor`` at each
+    milestone.
 
     ``BatchSizeSchedule(128, milestones=[30, 60], factor=5)`` gives 128 for epochs 0-29, 640 for
     30-59 and 3200 from epoch 60 on: the "increase the batch size instead of decaying the learning

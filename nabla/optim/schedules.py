@@ -158,7 +158,8 @@ class Constant(Schedule):
 
 
 class ExponentialDecay(Schedule):
-    """Keras ``ExponentialDecay``; torch ``ExponentialLR`` (decay_steps=1) and ``StepLR`` (staircase).
+    """Keras ``ExponentialDecay``; torch ``ExponentialLR`` (decay_steps=1) and ``StepLR``
+    (staircase).
 
         p = step / decay_steps            # math.floor(step / decay_steps) if staircase
         lr = initial * decay_rate ** p

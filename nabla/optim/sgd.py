@@ -98,6 +98,15 @@ class SGD(Optimizer):
         f, plain = theta.dtype.type, self._plain(h, state)
         v = np.empty(0, theta.dtype) if plain else state.get("velocity")
         kernels.kernel("updates.sgd", theta.size)(
-            theta, g, v, f(h["lr"]), f(h["momentum"]), f(self._dampened(h, t)), f(weight_decay),
-            f(decay), bool(h["nesterov"]), not plain, np.finfo(theta.dtype).tiny,
-        )  # fmt: skip
+            theta,
+            g,
+            v,
+            f(h["lr"]),
+            f(h["momentum"]),
+            f(self._dampened(h, t)),
+            f(weight_decay),
+            f(decay),
+            bool(h["nesterov"]),
+            not plain,
+            np.finfo(theta.dtype).tiny,
+        )

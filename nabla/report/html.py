@@ -13,6 +13,7 @@ import html
 import json
 from pathlib import Path
 
+from ..files import write_text_atomic
 from .plots import file_stem, is_fraction, metric_label, metric_names, read_metrics, read_results
 from .style import CSS
 
@@ -82,7 +83,7 @@ def write_report(run_dir) -> Path:
         + f"\n<footer>{footer}</footer>\n</main>\n</body>\n</html>\n"
     )
     path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)
     return path
 
 
@@ -279,12 +280,14 @@ def _figures(plots: Path, names: list[str], results: dict) -> str:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         caption = captions[stem]
         cards.append(
-            f'<figure class="card">\n<img src="data:image/png;base64,{data}" alt="{_e(stem)} plot">\n'
+            f'<figure class="card">\n<img src="data:image/png;base64,{data}" '
+            f'alt="{_e(stem)} plot">\n'
             f"<figcaption>{_e(caption)}</figcaption>\n</figure>"
         )
     if not cards:
         return '<section>\n<h2>Figures</h2>\n<p class="note">No figures drawn yet.</p>\n</section>'
-    return f'<section>\n<h2>Figures</h2>\n<div class="figures">\n{chr(10).join(cards)}\n</div>\n</section>'
+    figures = "\n".join(cards)
+    return f'<section>\n<h2>Figures</h2>\n<div class="figures">\n{figures}\n</div>\n</section>'
 
 
 # When a setting matters: the others in the config are shown always. A setting whose rule needs

@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
+from ..files import atomic_path
 from ..serialization import load
 
 __all__ = ["make_plots", "metric_names", "read_metrics", "read_results"]
@@ -154,7 +155,8 @@ def _figure(figsize=(6, 4)) -> Figure:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI, facecolor="white")
+    with atomic_path(path, suffix=Path(path).suffix) as temporary:
+        figure.savefig(temporary, dpi=DPI, facecolor="white")
     return path
 
 

@@ -52,8 +52,12 @@ figure { margin: 0; }
 figure img { display: block; width: 100%; height: auto; margin: 0 auto; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 8px; }
 .table { padding: 0; overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-size: 14px; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+table {
+  border-collapse: collapse; width: 100%; font-size: 14px; font-variant-numeric: tabular-nums;
+}
+th, td {
+  padding: 6px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap;
+}
 th:first-child, td:first-child { text-align: left; }
 thead th {
   position: sticky; top: 0; background: var(--card); color: var(--muted); font-size: 12px;

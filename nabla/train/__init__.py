@@ -19,5 +19,11 @@ from .history import History
 from .trainer import Trainer, TrainingDivergedError
 
 __all__ = [
-    "History", "Trainer", "TrainingDivergedError", "callbacks", "checkpoint", "metrics", "snapshots",
-]  # fmt: skip
+    "History",
+    "Trainer",
+    "TrainingDivergedError",
+    "callbacks",
+    "checkpoint",
+    "metrics",
+    "snapshots",
+]

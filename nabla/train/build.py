@@ -74,8 +74,12 @@ def load_data(cfg: dict) -> Data:
 def build_model(cfg: dict, data: Data) -> nn.Module:
     shape = data.train.x.shape[1:]
     if cfg["model"] == "mlp":
-        body = models.mlp([math.prod(shape), *cfg["hidden"], data.classes], cfg["activation"],
-                          cfg["dropout"], cfg["batch_norm"])  # fmt: skip
+        body = models.mlp(
+            [math.prod(shape), *cfg["hidden"], data.classes],
+            cfg["activation"],
+            cfg["dropout"],
+            cfg["batch_norm"],
+        )
         return nn.Sequential(nn.Flatten(), *body) if len(shape) > 1 else body
     if cfg["model"] == "lenet":
         return models.lenet(data.classes, in_channels=shape[0], activation=cfg["activation"])
@@ -125,9 +129,11 @@ def schedule_change(cfg: dict, epochs_before: int, lr_before, lr_after, step: in
     epochs come out the same: the run goes on as one longer run."""
     epochs = cfg["epochs"]
     before, after = (float(lr(step)) if callable(lr) else lr for lr in (lr_before, lr_after))
-    text = (f"training more: {epochs_before} -> {epochs} epochs; the {cfg['schedule']} schedule is "
-            f"planned again for {epochs} epochs and continues at step {step} "
-            f"(lr {before:.3g} -> {after:.3g})")  # fmt: skip
+    text = (
+        f"training more: {epochs_before} -> {epochs} epochs; the {cfg['schedule']} schedule is "
+        f"planned again for {epochs} epochs and continues at step {step} "
+        f"(lr {before:.3g} -> {after:.3g})"
+    )
     if _config(lr_before) == _config(lr_after):
         text += f": it does not depend on the epochs, so this is one {epochs}-epoch run"
     return text
@@ -168,8 +174,9 @@ def build_augmentation(cfg: dict, data: Data) -> list:
     return [make[name]() for name in cfg["augment"]]
 
 
-def build_loaders(cfg: dict, data: Data, shard: tuple[int, int] | None = None
-                  ) -> tuple[DataLoader, DataLoader, DataLoader]:  # fmt: skip
+def build_loaders(
+    cfg: dict, data: Data, shard: tuple[int, int] | None = None
+) -> tuple[DataLoader, DataLoader, DataLoader]:
     """Training loader (shuffled, augmented, then standardized) and dev/test loaders.
 
     ``shard=(rank, world_size)``: the training loader gives this rank's share of every global
@@ -183,9 +190,15 @@ def build_loaders(cfg: dict, data: Data, shard: tuple[int, int] | None = None
             f"batch_size {cfg['batch_size']} is the global batch of all ranks: it must be a "
             f"multiple of the {world} ranks"
         )
-    train = DataLoader(data.train, batch_size=cfg["batch_size"] // world, shuffle=True,
-                       seed=cfg["seed"], transform=transforms.Compose(train_tf) if train_tf else None,
-                       workers=cfg["loader_threads"], shard=shard)  # fmt: skip
+    train = DataLoader(
+        data.train,
+        batch_size=cfg["batch_size"] // world,
+        shuffle=True,
+        seed=cfg["seed"],
+        transform=transforms.Compose(train_tf) if train_tf else None,
+        workers=cfg["loader_threads"],
+        shard=shard,
+    )
     plain = transforms.Compose(standardize) if standardize else None
     batch = max(cfg["batch_size"], 256)  # evaluation holds no graph: bigger batches are faster
     dev, test = (DataLoader(d, batch_size=batch, transform=plain) for d in (data.dev, data.test))

@@ -86,8 +86,14 @@ class EarlyStopping(Callback):
     with ``restore_best``, put back the weights of the best epoch at the end (Keras'
     ``restore_best_weights``)."""
 
-    def __init__(self, monitor: str = "dev_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "dev_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best: bool = False,
+    ):
         if int(patience) != patience or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
         self.tracker = _Monitor("EarlyStopping", monitor, mode, min_delta)
@@ -141,8 +147,15 @@ class ModelCheckpoint(Callback):
 
     main_process_only = True
 
-    def __init__(self, directory, last: bool = True, best: bool = False, every: int | None = None,
-                 monitor: str = "dev_loss", mode: str = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        directory,
+        last: bool = True,
+        best: bool = False,
+        every: int | None = None,
+        monitor: str = "dev_loss",
+        mode: str = "auto",
+    ):
         if every is not None and (int(every) != every or every < 1):
             raise ValueError(f"ModelCheckpoint: every must be a positive int, got {every!r}")
         self.directory, self.last, self.best, self.every = os.fspath(directory), last, best, every
@@ -192,8 +205,9 @@ class SnapshotEnsemble(Callback):
 
     main_process_only = True
 
-    def __init__(self, directory=None, cycle_steps: int | None = None,
-                 cycle_epochs: int | None = None):  # fmt: skip
+    def __init__(
+        self, directory=None, cycle_steps: int | None = None, cycle_epochs: int | None = None
+    ):
         for name, value in (("cycle_steps", cycle_steps), ("cycle_epochs", cycle_epochs)):
             if value is not None and (int(value) != value or value < 1):
                 raise ValueError(f"SnapshotEnsemble: {name} must be a positive int, got {value!r}")
@@ -236,8 +250,7 @@ class SnapshotEnsemble(Callback):
         """``(info, state_dict)`` per snapshot, oldest first (files are read now)."""
         if self.directory is None:
             return [(dict(i), w) for i, w in zip(self.snapshots, self.weights)]
-        return [read_snapshot(os.path.join(self.directory, i["file"]))
-                for i in self.snapshots]  # fmt: skip
+        return [read_snapshot(os.path.join(self.directory, i["file"])) for i in self.snapshots]
 
     def ensemble(self, model):
         """The ``nn.Ensemble`` of the snapshots, on copies of ``model`` (or ``model()`` calls)."""
@@ -252,8 +265,12 @@ class SnapshotEnsemble(Callback):
     def load_state_dict(self, state):
         self.snapshots = [dict(i) for i in state["snapshots"]]
         self.weights = list(state.get("weights", []))
-        missing = [i["file"] for i in self.snapshots if i["file"] is not None and
-                   not os.path.isfile(os.path.join(self.directory or "", i["file"]))]  # fmt: skip
+        missing = [
+            i["file"]
+            for i in self.snapshots
+            if i["file"] is not None
+            and not os.path.isfile(os.path.join(self.directory or "", i["file"]))
+        ]
         if missing:
             raise FileNotFoundError(
                 f"SnapshotEnsemble: the checkpoint lists snapshots that are not in "
@@ -282,9 +299,16 @@ class ReduceLROnPlateau(Callback):
     ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs; never below ``min_lr``.
     Defaults are Keras'. Works on a constant learning rate (a schedule already decides it)."""
 
-    def __init__(self, monitor: str = "dev_loss", factor: float = 0.1, patience: int = 10,
-                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
-                 mode: str = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "dev_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+    ):
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         self.tracker = _Monitor("ReduceLROnPlateau", monitor, mode, min_delta)
@@ -365,8 +389,14 @@ class JSONLLogger(Callback):
         train = {
             k: v for k, v in logs.items() if k not in ("lr", "time") and not k.startswith("dev_")
         }
-        record = {"event": "epoch", "epoch": epoch, "step": trainer.step, "time": logs.get("time"),
-                  "lr": logs.get("lr"), "train": train}  # fmt: skip
+        record = {
+            "event": "epoch",
+            "epoch": epoch,
+            "step": trainer.step,
+            "time": logs.get("time"),
+            "lr": logs.get("lr"),
+            "train": train,
+        }
         dev = {k[4:]: v for k, v in logs.items() if k.startswith("dev_")}
         if dev:
             record["dev"] = dev

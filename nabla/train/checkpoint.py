@@ -30,7 +30,8 @@ import warnings
 import numpy as np
 
 from .. import random
-from ..serialization import CheckpointError, has_digest, load_metadata, write_atomic
+from ..files import write_atomic
+from ..serialization import CheckpointError, has_digest, load_metadata
 from ..state import load_state, state_to_bytes
 
 FORMAT, VERSION = "nabla.checkpoint", 2
@@ -148,9 +149,19 @@ def load(path) -> dict:
 
 
 # the entries of Trainer.state_dict() and the types they must have
-STATE_TYPES = {"model": dict, "optimizer": dict, "train_loader": (dict, type(None)), "random": dict,
-               "callbacks": list, "callback_types": list, "history": dict, "epoch": int,
-               "step": int, "elapsed": (int, float), "stop_training": bool}  # fmt: skip
+STATE_TYPES = {
+    "model": dict,
+    "optimizer": dict,
+    "train_loader": (dict, type(None)),
+    "random": dict,
+    "callbacks": list,
+    "callback_types": list,
+    "history": dict,
+    "epoch": int,
+    "step": int,
+    "elapsed": (int, float),
+    "stop_training": bool,
+}
 
 
 def check_state(state, path) -> dict:
@@ -167,8 +178,11 @@ def check_state(state, path) -> dict:
             problems.append(f"{key!r} is a {type(value).__name__}")
     if not problems:  # every entry has its type: now check the values
         problems = [f"{key!r} is negative" for key in ("epoch", "step") if state[key] < 0]
-        problems += [f"model entry {k!r} is not an array" for k, v in state["model"].items()
-                     if not isinstance(v, np.ndarray)]  # fmt: skip
+        problems += [
+            f"model entry {k!r} is not an array"
+            for k, v in state["model"].items()
+            if not isinstance(v, np.ndarray)
+        ]
     if problems:
         raise CheckpointError(f"{path}: not a trainer's state: {'; '.join(problems)}")
     return state

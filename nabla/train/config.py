@@ -11,11 +11,12 @@ choices) and writes the result to the run folder as ``config.toml``.
 >>> resolve({"optimiser": "sgd"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); valid settings: ...
+nabla.train.config.ConfigError: unknown setting 'optimiser' (did you mean 'optimizer'?); ...
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import math
 import sys
@@ -72,40 +73,93 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 SCHEMA: dict[str, Setting] = {
     # data
-    "dataset": Setting(str, "digits", "the dataset (digits is embedded; the others download or read $NABLA_DATA)", DATASETS),
-    "dev_fraction": Setting(float, 0.1, "share of the training split held out as dev data (datasets without a dev split)", minimum=0.01, maximum=0.5),
-    "standardize": Setting(bool, False, "standardize inputs per channel with training-set statistics"),
+    "dataset": Setting(
+        str,
+        "digits",
+        "the dataset (digits is embedded; the others download or read $NABLA_DATA)",
+        DATASETS,
+    ),
+    "dev_fraction": Setting(
+        float,
+        0.1,
+        "share of the training split held out as dev data (datasets without a dev split)",
+        minimum=0.01,
+        maximum=0.5,
+    ),
+    "standardize": Setting(
+        bool, False, "standardize inputs per channel with training-set statistics"
+    ),
     "augment": Setting(list, [], "augmentations of training batches, in order", AUGMENTATIONS),
     "batch_size": Setting(int, 32, "minibatch size", minimum=1),
     "loader_threads": Setting(int, 0, "loader threads preparing batches ahead", minimum=0),
     # model
     "model": Setting(str, "mlp", "the architecture", ("mlp", "lenet", "resnet")),
-    "hidden": Setting(list, [256], "hidden layer widths of the mlp ([] for softmax regression)", item_type=int),
+    "hidden": Setting(
+        list, [256], "hidden layer widths of the mlp ([] for softmax regression)", item_type=int
+    ),
     "activation": Setting(str, "relu", "hidden-layer activation", ACTIVATIONS),
-    "dropout": Setting(float, 0.3, "dropout probability after each hidden layer of the mlp", minimum=0.0, maximum=0.95),
-    "batch_norm": Setting(bool, False, "batch normalization after each hidden linear layer of the mlp"),
+    "dropout": Setting(
+        float,
+        0.3,
+        "dropout probability after each hidden layer of the mlp",
+        minimum=0.0,
+        maximum=0.95,
+    ),
+    "batch_norm": Setting(
+        bool, False, "batch normalization after each hidden linear layer of the mlp"
+    ),
     "depth": Setting(int, 20, "resnet depth (6n + 2: 20, 32, 44, 56, 110)", minimum=8),
     # optimization
     "optimizer": Setting(str, "adam", "the optimizer", OPTIMIZERS),
     "lr": Setting(float, 0.01, "peak learning rate", minimum=0.0),
-    "lr_batch_size": Setting(int, 0, "linear scaling rule: the batch size lr is meant for; training uses lr x batch_size / lr_batch_size (Goyal et al. 2017; 0: lr as given)", minimum=0),
+    "lr_batch_size": Setting(
+        int,
+        0,
+        "linear scaling rule: the batch size lr is meant for; training uses lr x batch_size / "
+        "lr_batch_size (Goyal et al. 2017; 0: lr as given)",
+        minimum=0,
+    ),
     "momentum": Setting(float, 0.0, "momentum (sgd, rmsprop)", minimum=0.0, maximum=0.9999),
     "nesterov": Setting(bool, False, "Nesterov momentum (sgd)"),
     "beta1": Setting(float, 0.9, "Adam's first-moment decay", minimum=0.0, maximum=0.9999),
     "beta2": Setting(float, 0.999, "Adam's second-moment decay", minimum=0.0, maximum=0.99999),
     "weight_decay": Setting(float, 0.0, "L2 weight decay (decoupled for adamw)", minimum=0.0),
-    "label_smoothing": Setting(float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99),
-    "clip_grad_norm": Setting(float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0),
+    "label_smoothing": Setting(
+        float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99
+    ),
+    "clip_grad_norm": Setting(
+        float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0
+    ),
     "schedule": Setting(str, "cosine", "learning-rate schedule over the whole run", SCHEDULES),
     "warmup_epochs": Setting(float, 0.0, "linear warmup from 0 over this many epochs", minimum=0.0),
-    "decay_rate": Setting(float, 0.01, "final lr / peak lr for exponential and inverse-time decay", minimum=1e-8, maximum=1.0),
-    "snapshot_ensemble": Setting(bool, False, "keep the weights at the end of every cosine-restart cycle and report their ensemble (Huang et al. 2017)"),
+    "decay_rate": Setting(
+        float,
+        0.01,
+        "final lr / peak lr for exponential and inverse-time decay",
+        minimum=1e-8,
+        maximum=1.0,
+    ),
+    "snapshot_ensemble": Setting(
+        bool,
+        False,
+        "keep the weights at the end of every cosine-restart cycle and report their ensemble "
+        "(Huang et al. 2017)",
+    ),
     # training
     "epochs": Setting(int, 40, "epochs to train", minimum=1),
-    "early_stopping": Setting(int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0),
-    "seed": Setting(int, 0, "seed for initialization, dropout, shuffling and augmentation", minimum=0),
-    "compile": Setting(bool, False, "define-and-run: trace the training step once and replay it (nabla.compile); the same numbers, faster"),
-}  # fmt: skip
+    "early_stopping": Setting(
+        int, 0, "stop after this many epochs without dev-loss improvement (0: off)", minimum=0
+    ),
+    "seed": Setting(
+        int, 0, "seed for initialization, dropout, shuffling and augmentation", minimum=0
+    ),
+    "compile": Setting(
+        bool,
+        False,
+        "define-and-run: trace the training step once and replay it (nabla.compile); the same "
+        "numbers, faster",
+    ),
+}
 
 
 def defaults() -> dict:
@@ -173,6 +227,35 @@ def check(key: str, value):
     return list(value) if setting.type is list else value
 
 
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One command-line flag per setting (``--batch-size``, ``--nesterov/--no-nesterov``), each
+    with its help, choices and default; an unset flag stays None, so the config file keeps it."""
+    group = parser.add_argument_group("settings (each overrides the config file)")
+    for key, setting in SCHEMA.items():
+        flag = "--" + key.replace("_", "-")
+        choices = f" ({', '.join(setting.choices)})" if setting.choices else ""
+        default = (
+            setting.default if setting.type is not list else ",".join(map(str, setting.default))
+        )
+        text = f"{setting.help}{choices}; default {default!s}"
+        if setting.type is bool:
+            group.add_argument(
+                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The settings given as flags (parsed from their text), for :func:`resolve`'s last layer."""
+    out = {}
+    for key, setting in SCHEMA.items():
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = value if setting.type is bool else parse_value(key, value)
+    return out
+
+
 def read_toml(path) -> dict:
     """The settings in the TOML file ``path``; a ConfigError for a path that is missing, not a
     regular file (a folder, a FIFO), not UTF-8 text, or not valid TOML."""
@@ -186,7 +269,8 @@ def read_toml(path) -> dict:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except UnicodeDecodeError as err:
         raise ConfigError(
-            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}): "
+            f"config file {str(path)!r} is not UTF-8 text (byte {err.start} is "
+            f"{err.object[err.start]:#04x}): "
             "a config is a TOML text file"
         ) from None
     except tomllib.TOMLDecodeError as err:

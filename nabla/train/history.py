@@ -89,8 +89,13 @@ def progress_bar(loader, epoch: int, epochs: int, verbose: int):
         total = len(loader)
     except TypeError:
         total = None
-    bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, bar_format=BAR_FORMAT,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        leave=False,
+        bar_format=BAR_FORMAT,
+        dynamic_ncols=True,
+    )
     try:
         yield bar
     finally:
@@ -115,8 +120,9 @@ def _columns() -> int | None:
     return shutil.get_terminal_size().columns if _display() == "terminal" else None
 
 
-def progress_postfix(mean_loss: float, metrics: dict, logs: dict, columns: int | None = None,
-                     bar=None) -> str:  # fmt: skip
+def progress_postfix(
+    mean_loss: float, metrics: dict, logs: dict, columns: int | None = None, bar=None
+) -> str:
     """The numbers after the bar: the mean loss so far, the metrics, then lr, gradient norm,
     batch size and update ratio, as many as fit in ``columns`` (with ``bar``: the terminal's
     width now, None in a notebook) beside a bar of BAR_MIN columns, all of them when ``columns``
@@ -131,8 +137,16 @@ def progress_postfix(mean_loss: float, metrics: dict, logs: dict, columns: int |
         fields.append(f"Δθ/θ {logs['update_ratio']:.1e}")
     if columns is None:
         return "  ".join(fields)
-    fixed = BAR_FORMAT.format(desc=desc, percentage=100, bar="", n_fmt=total, total_fmt=total,
-                              elapsed="0:00:00", remaining="0:00:00", postfix=", ")  # fmt: skip
+    fixed = BAR_FORMAT.format(
+        desc=desc,
+        percentage=100,
+        bar="",
+        n_fmt=total,
+        total_fmt=total,
+        elapsed="0:00:00",
+        remaining="0:00:00",
+        postfix=", ",
+    )
     room = columns - len(fixed) - BAR_MIN
     shown = fields[:1]
     for field in fields[1:]:

@@ -46,6 +46,7 @@ import nabla
 
 from .. import distributed as dist
 from .. import random
+from ..files import write_text_atomic
 from ..serialization import save
 from . import build, config
 from .callbacks import EarlyStopping, JSONLLogger, ModelCheckpoint, SnapshotEnsemble
@@ -62,8 +63,15 @@ except ImportError:  # pragma: no cover - Windows: run folders are not locked
 MISCLASSIFIED = 36
 LOCK_FILE = ".lock"
 # what a run writes into its folder (all that --overwrite removes)
-RUN_FILES = ("config.toml", "metrics.jsonl", "checkpoints", "results.json",
-             "misclassified.safetensors", "plots", "report.html")  # fmt: skip
+RUN_FILES = (
+    "config.toml",
+    "metrics.jsonl",
+    "checkpoints",
+    "results.json",
+    "misclassified.safetensors",
+    "plots",
+    "report.html",
+)
 
 
 class RunFolderError(RuntimeError):
@@ -98,10 +106,17 @@ class Run:
             callbacks.append(self.snapshots)
         callbacks.append(self.saver)
         loss = nabla.nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-        self.trainer = Trainer(self.model, loss, optimizer, metrics=["accuracy"], callbacks=callbacks,
-                               clip_grad_norm=cfg["clip_grad_norm"] or None,
-                               distributed=distributed, keep_previous_checkpoint=True,
-                               compile=cfg["compile"])  # fmt: skip
+        self.trainer = Trainer(
+            self.model,
+            loss,
+            optimizer,
+            metrics=["accuracy"],
+            callbacks=callbacks,
+            clip_grad_norm=cfg["clip_grad_norm"] or None,
+            distributed=distributed,
+            keep_previous_checkpoint=True,
+            compile=cfg["compile"],
+        )
         # the learning rate this config plans (a checkpoint brings back the one it was saved with)
         self.planned_lr = [group["lr"] for group in optimizer.param_groups]
 
@@ -117,8 +132,9 @@ class RunFolder:
     nothing.
     """
 
-    def __init__(self, directory, resume: bool = False, overwrite: bool = False,
-                 owner: bool = True):  # fmt: skip
+    def __init__(
+        self, directory, resume: bool = False, overwrite: bool = False, owner: bool = True
+    ):
         if resume and overwrite:
             raise config.ConfigError(
                 "--overwrite replaces a run, --resume continues it: choose one"
@@ -259,8 +275,15 @@ def new_run_directory(cfg: dict, root="runs") -> Path:
     return path
 
 
-def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: bool = True,
-          test: bool = True, distributed: bool = False, overwrite: bool = False) -> dict:  # fmt: skip
+def train(
+    cfg: dict,
+    directory,
+    resume: bool = False,
+    verbose: int = 1,
+    test: bool = True,
+    distributed: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train the run ``cfg`` in ``directory`` (continuing its last checkpoint with ``resume``);
     returns the results written to ``results.json``. ``test=False`` leaves the test split
     untouched (sweeps evaluate only the configuration they select). ``distributed``: this process
@@ -270,14 +293,14 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
     if distributed:
         dist.init()
     main = dist.is_main()  # rank 0 writes the folder
-    verbose, report = (verbose, report) if main else (0, False)
+    verbose = verbose if main else 0
     with RunFolder(directory, resume=resume, overwrite=overwrite, owner=main) as folder:
         run = Run(cfg, directory, distributed)
         if resume:
             _resume(run, directory, verbose)
         folder.training = True  # from here on, a failure says what became of the folder
         if main:
-            _write_text(directory / "config.toml", config.to_toml(cfg))
+            write_text_atomic(directory / "config.toml", config.to_toml(cfg))
         if verbose:
             print(f"nabla {nabla.__version__}: training {describe(cfg)} -> {directory}", flush=True)
         run.trainer.fit(run.train_loader, cfg["epochs"], dev=run.dev_loader, verbose=verbose)
@@ -288,12 +311,6 @@ def train(cfg: dict, directory, resume: bool = False, verbose: int = 1, report: 
                 for split, m in results["evaluations"].items()
             )
             print(f"{scores}  ({results['wall_time']:.1f}s training)", flush=True)
-        if report:
-            from ..report import build as build_report
-
-            path = build_report(directory)
-            if verbose:
-                print(f"report: {path}", flush=True)
     return results
 
 
@@ -355,8 +372,10 @@ def describe(cfg: dict) -> str:
         if dist.active()
         else ""
     )
-    return (f"{model} on {cfg['dataset']}, {cfg['optimizer']} {lr} {cfg['schedule']}, "
-            f"{plural(cfg['epochs'], 'epoch')} of batch {cfg['batch_size']}{ranks}")  # fmt: skip
+    return (
+        f"{model} on {cfg['dataset']}, {cfg['optimizer']} {lr} {cfg['schedule']}, "
+        f"{plural(cfg['epochs'], 'epoch')} of batch {cfg['batch_size']}{ranks}"
+    )
 
 
 def finish(run: Run, test: bool = True, write: bool = True) -> dict:
@@ -375,15 +394,21 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
         "task": "classification",
         "classes": [str(c) for c in range(data.classes)],
         "evaluations": evaluations,
-        "confusion": {"split": split, "matrix": build.confusion_matrix(labels, predictions, data.classes).tolist()},
+        "confusion": {
+            "split": split,
+            "matrix": build.confusion_matrix(labels, predictions, data.classes).tolist(),
+        },
         "wall_time": round(trainer.elapsed, 3),
         "epochs_run": trainer.epoch,
         "stopped_early": bool(trainer.stop_training),
         "nabla_version": nabla.__version__,
-    }  # fmt: skip
+    }
     if run.saver.best_epoch is not None:
-        results["best"] = {"epoch": int(run.saver.best_epoch), "monitor": "dev_loss",
-                           "value": float(run.saver.tracker.best)}  # fmt: skip
+        results["best"] = {
+            "epoch": int(run.saver.best_epoch),
+            "monitor": "dev_loss",
+            "value": float(run.saver.tracker.best),
+        }
     if run.snapshots is not None and run.snapshots.snapshots:
         results["snapshot_ensemble"] = snapshot_ensemble_results(
             run.model, run.snapshots, loader, split=split
@@ -392,11 +417,17 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
         results["ranks"] = dist.world_size()
     if not write:
         return results
-    _write_text(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(run.directory / "results.json", json.dumps(results, indent=2) + "\n")
     wrong = np.flatnonzero(predictions != labels)[:MISCLASSIFIED]
     if data.images and wrong.size:
-        save({"images": dataset.x[wrong].astype(np.float32), "labels": labels[wrong],
-              "predictions": predictions[wrong]}, run.directory / "misclassified.safetensors")  # fmt: skip
+        save(
+            {
+                "images": dataset.x[wrong].astype(np.float32),
+                "labels": labels[wrong],
+                "predictions": predictions[wrong],
+            },
+            run.directory / "misclassified.safetensors",
+        )
     return results
 
 
@@ -424,9 +455,3 @@ def evaluate(directory, split: str = "test", checkpoint: str = "last") -> dict:
             run.data.train, batch_size=256, transform=run.test_loader.transform
         )
     return run.trainer.evaluate(loader)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

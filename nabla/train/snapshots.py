@@ -139,11 +139,13 @@ def _resolve(snapshots) -> list[tuple[dict, dict]]:
         pairs = load_snapshots(snapshots)
     else:
         pairs = [
-            read_snapshot(s) if isinstance(s, (str, os.PathLike))
-            else s if isinstance(s, tuple)
+            read_snapshot(s)
+            if isinstance(s, (str, os.PathLike))
+            else s
+            if isinstance(s, tuple)
             else ({}, s)
             for s in snapshots
-        ]  # fmt: skip
+        ]
     if not pairs:
         raise ValueError("snapshot ensemble: there are no snapshots (did a cycle end?)")
     return pairs

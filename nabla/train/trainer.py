@@ -42,7 +42,8 @@ that is logged and checked for divergence. At the end of an epoch the training m
 averaged (weighted by samples), BatchNorm running statistics are averaged over ranks, and
 evaluation on a sharded loader combines the ranks' results. Only rank 0 shows the progress bar,
 prints, and runs callbacks that write files (``main_process_only``); the others run the rest, so
-early stopping and schedules decide the same on every rank.
+early stopping and schedules decide the same on every rank. The Trainer calls these exchanges
+as hooks of :mod:`nabla.train.parallel` at every step and epoch; on one process they do nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from . import checkpoint
 from . import metrics as metrics_module
 from .callbacks import Callback, ModelCheckpoint
 from .history import History, plural, progress_bar, progress_postfix, summary_line
+from .parallel import DataParallel, SingleProcess
 
 
 class TrainingDivergedError(RuntimeError):
@@ -92,10 +94,19 @@ class Trainer:
       plan traced once by :func:`nabla.compile`; the same numbers, less time.
     """
 
-    def __init__(self, model, loss, optimizer, metrics=(), callbacks=(),
-                 clip_grad_norm: float | None = None, stats_every: int = 10,
-                 distributed: bool | None = None, keep_previous_checkpoint: bool = False,
-                 compile: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        metrics=(),
+        callbacks=(),
+        clip_grad_norm: float | None = None,
+        stats_every: int = 10,
+        distributed: bool | None = None,
+        keep_previous_checkpoint: bool = False,
+        compile: bool = False,
+    ):
         if not callable(loss):
             raise TypeError(
                 f"Trainer: loss must be callable (output, target) -> Tensor, got {loss!r}"
@@ -122,8 +133,9 @@ class Trainer:
         self._interrupted = False  # Ctrl-C seen: stop after this update
         self._loader_state = None  # from a checkpoint, applied when fit gets its loader
         self._before = None  # reusable copies of the parameters, for the update ratio
-        self.distributed = dist.under_mpirun() if distributed is None else bool(distributed)
-        self._synchronized = False  # parameters broadcast and random streams split (distributed)
+        distributed = dist.under_mpirun() if distributed is None else bool(distributed)
+        # where the loop talks to other processes (nothing to say on one): see train/parallel.py
+        self.parallel = DataParallel() if distributed else SingleProcess()
         self.communicated_bytes = 0  # gradient bytes each rank sent in the last step
         if compile and self.distributed:
             raise ValueError(
@@ -133,7 +145,12 @@ class Trainer:
         self.compiled = compile_step(self._forward_backward) if compile else None
         self.compiled_evaluation = compile_step(self._forward) if compile else None
 
-    # --- training ----------------------------------------------------------------------------------
+    @property
+    def distributed(self) -> bool:
+        """Whether this trainer is one rank of a data-parallel job."""
+        return isinstance(self.parallel, DataParallel)
+
+    # --- training ---------------------------------------------------------------------------------
 
     def fit(self, train, epochs: int, dev=None, verbose: int = 1) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
@@ -150,9 +167,8 @@ class Trainer:
         if self._loader_state is not None and hasattr(train, "load_state_dict"):
             train.load_state_dict(self._loader_state)
             self._loader_state = None
-        if self.distributed:
-            self._start_distributed(train)
-            verbose = verbose if dist.is_main() else 0
+        self.parallel.start(self.model, train)
+        verbose = verbose if self.parallel.is_main() else 0
         callbacks = self._ordered_callbacks()
         for cb in callbacks:
             cb.on_train_begin(self)
@@ -187,8 +203,11 @@ class Trainer:
         """Within the block, the first Ctrl-C only sets a flag that the loop checks between
         updates (see the module docstring); the handler that was there is put back after."""
         self._interrupted = False
-        if (self.distributed or threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # fmt: skip
+        if (
+            not self.parallel.handles_ctrl_c
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
             yield
             return
 
@@ -219,28 +238,9 @@ class Trainer:
 
     def _ordered_callbacks(self) -> list:
         callbacks = self.callbacks
-        if self.distributed and not dist.is_main():
+        if not self.parallel.is_main():
             callbacks = [cb for cb in callbacks if not getattr(cb, "main_process_only", False)]
         return sorted(callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
-
-    def _start_distributed(self, train) -> None:
-        world = dist.init()
-        shard = getattr(train, "shard", False)
-        if world > 1 and shard is None:
-            raise dist.DistributedError(
-                f"Trainer: distributed training on {world} ranks, but the training loader is not "
-                f"sharded: every rank would train on the same batches. Build it with "
-                f"DataLoader(..., shard=(nabla.distributed.rank(), nabla.distributed.world_size()))"
-            )
-        if shard and shard != (dist.rank(), world):
-            raise dist.DistributedError(
-                f"Trainer: the training loader's shard is {shard}, but this is rank {dist.rank()} "
-                f"of {world}"
-            )
-        if not self._synchronized:
-            dist.broadcast_parameters(self.model)
-            dist.split_random_streams(self.model)
-            self._synchronized = True
 
     def _train_epoch(self, loader, epoch, epochs, verbose, callbacks) -> dict:
         self.model.train()
@@ -260,11 +260,7 @@ class Trainer:
                         bar.set_postfix_str(text, refresh=False)
                 self._stop_if_interrupted()
         logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
-        if self.distributed:
-            # the step losses were already global; the metrics are this rank's: weight by samples
-            logs = dist.allreduce_metrics(logs, weight=count)
-            dist.average_buffers(self.model)
-        return logs
+        return self.parallel.epoch_logs(logs, count, self.model)
 
     def _train_step(self, x, y, epoch: int, i: int, callbacks) -> dict:
         """One update on the batch ``(x, y)``; returns the step's logs."""
@@ -275,20 +271,17 @@ class Trainer:
                 loss, output = self.compiled(x, y)
             else:
                 loss, output = self._forward(x, y)
-        value = float(loss.data)
-        if self.distributed:  # the global batch's loss: every rank logs and checks the same
-            value = dist.allreduce_metrics({"loss": value})["loss"]
+        value = self.parallel.global_loss(float(loss.data))  # the global batch's, on every rank
         if not math.isfinite(value):
             raise TrainingDivergedError(
                 f"the loss is {value} at epoch {epoch + 1}, step {self.step + 1} (batch {i + 1} of "
-                f"the epoch), after updates with lr {float(self.optimizer.lr):g}; training stopped, "
-                + self.checkpoint_note()
+                f"the epoch), after updates with lr {float(self.optimizer.lr):g}; training "
+                "stopped, " + self.checkpoint_note()
             )
         if self.compiled is None:
             self.optimizer.zero_grad()
             loss.backward()
-        if self.distributed:
-            self.communicated_bytes = dist.allreduce_gradients(self.optimizer)
+        self.communicated_bytes = self.parallel.reduce_gradients(self.optimizer)
         if self.clip_grad_norm is not None:
             grad_norm = self.optimizer.clip_grad_norm_(self.clip_grad_norm)
         else:
@@ -302,9 +295,15 @@ class Trainer:
         target = y.data if hasattr(y, "data") else y
         for m in self.metrics:
             m.update(output.data, target)
-        logs = {"epoch": epoch, "step": self.step, "loss": value,
-                "lr": float(self.optimizer.lr), "batch_size": n, "grad_norm": grad_norm,
-                "update_ratio": self._update_ratio() if measure else None}  # fmt: skip
+        logs = {
+            "epoch": epoch,
+            "step": self.step,
+            "loss": value,
+            "lr": float(self.optimizer.lr),
+            "batch_size": n,
+            "grad_norm": grad_norm,
+            "update_ratio": self._update_ratio() if measure else None,
+        }
         self.history.add_step(logs)
         for cb in callbacks:
             cb.on_batch_end(self, self.step, logs)
@@ -342,7 +341,7 @@ class Trainer:
                 change += float(np.dot(b, b))
             return math.sqrt(change / weight) if weight > 0 else math.inf
 
-    # --- evaluation --------------------------------------------------------------------------------
+    # --- evaluation -------------------------------------------------------------------------------
 
     def evaluate(self, loader) -> dict:
         """Loss and metrics over ``loader`` in eval mode without gradients, e.g.
@@ -364,9 +363,7 @@ class Trainer:
         if count == 0:
             raise ValueError("Trainer.evaluate: the loader gave no batches")
         results = {"loss": total / count, **{m.name: m.result() for m in fresh}}
-        if self.distributed and getattr(loader, "shard", None) is not None:
-            results = dist.allreduce_metrics(results, weight=count)  # each rank saw its shard
-        return results
+        return self.parallel.evaluation(results, count, loader)
 
     def predict(self, loader) -> np.ndarray:
         """The model's outputs for every batch of ``loader``, concatenated (eval mode, no grad)."""
@@ -377,7 +374,7 @@ class Trainer:
                 outputs.append(self.model(x).data)
         return np.concatenate(outputs)
 
-    # --- checkpoints -------------------------------------------------------------------------------
+    # --- checkpoints ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """Everything that resuming needs (see the module docstring)."""

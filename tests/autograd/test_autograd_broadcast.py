@@ -19,10 +19,18 @@ from nabla.autograd.broadcast import sum_to
 
 @pytest.mark.parametrize(
     ("grad_shape", "shape"),
-    [((2, 3, 4), (3, 1)), ((2, 3, 4), (1, 4)), ((2, 3), ()), ((2, 1, 4), (1, 1, 4)),
-     ((5, 2, 3), (2, 3)), ((2, 3), (2, 3)), ((4, 1), (1,)), ((3, 2), (3, 1)),
-     ((3, 4, 1), (3, 1, 1))],
-)  # fmt: skip
+    [
+        ((2, 3, 4), (3, 1)),
+        ((2, 3, 4), (1, 4)),
+        ((2, 3), ()),
+        ((2, 1, 4), (1, 1, 4)),
+        ((5, 2, 3), (2, 3)),
+        ((2, 3), (2, 3)),
+        ((4, 1), (1,)),
+        ((3, 2), (3, 1)),
+        ((3, 4, 1), (3, 1, 1)),
+    ],
+)
 def test_sum_to_matches_torch_sum_to_size(grad_shape, shape):
     g = np.arange(np.prod(grad_shape), dtype=np.float64).reshape(grad_shape)
     expected = torch.tensor(g).sum_to_size(shape).numpy()
@@ -75,8 +83,10 @@ class Transposed(nb.Function):
 
 def test_backward_refuses_a_gradient_of_the_wrong_shape():
     x = nb.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    with pytest.raises(ValueError, match=re.escape("of shape (3, 2) cannot come from") + ".*"
-                       + re.escape("of shape (2, 3)")):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=re.escape("of shape (3, 2) cannot come from") + ".*" + re.escape("of shape (2, 3)"),
+    ):
         Transposed.apply(x).sum().backward()
     assert x.grad is None  # nothing was accumulated from the wrong gradient
 

@@ -129,8 +129,11 @@ def test_input_modified_in_place_error_names_the_op_and_the_input_shapes():
     y = x * 2.0
     with nb.no_grad():
         x += 1
-    with pytest.raises(RuntimeError, match=rf"an input of {type(y.grad_fn).__name__} \(input "
-                       r"shapes \(1, 3\), (\(\)|constant)\) was modified in place"):  # fmt: skip
+    with pytest.raises(
+        RuntimeError,
+        match=rf"an input of {type(y.grad_fn).__name__} \(input "
+        r"shapes \(1, 3\), (\(\)|constant)\) was modified in place",
+    ):
         y.sum().backward()
 
 

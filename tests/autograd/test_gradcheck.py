@@ -75,8 +75,11 @@ class Exact(nb.Function):
 
 def parse(message: str):
     """The input number, index and both values from a GradcheckError message."""
-    found = re.search(r"input (\d+) .*at index (\(.*?\)).*backward gives (\S+), "
-                      r"finite differences give (\S+) ", message)  # fmt: skip
+    found = re.search(
+        r"input (\d+) .*at index (\(.*?\)).*backward gives (\S+), "
+        r"finite differences give (\S+) ",
+        message,
+    )
     assert found, message
     i, index, analytic, numeric = found.groups()
     return int(i), eval(index), float(analytic), float(numeric)

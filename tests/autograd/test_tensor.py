@@ -444,7 +444,7 @@ def test_augmented_assignment_keeps_the_name_bound_to_the_same_tensor():
     np.testing.assert_array_equal(alias.data, [0.5, 1.5])
 
 
-# --- small methods ---------------------------------------------------------------------------------
+# --- small methods --------------------------------------------------------------------------------
 
 
 def test_detach_shares_data_and_is_a_leaf():

@@ -1,4 +1,5 @@
-"""Tensor details that the broader tests leave open: construction, conversion, in-place writes, repr.
+"""Tensor details that the broader tests leave open: construction, conversion, in-place writes,
+repr.
 
 Each group pins one behaviour a user relies on, mostly against PyTorch's (same call, same
 answer) or against NumPy's semantics: that ``Tensor(...)`` copies, that versions start at 0 and
@@ -21,7 +22,8 @@ from nabla.autograd.dtypes import as_array, as_dtype
 
 @pytest.mark.parametrize("dtype", [None, "float32", "float64"])
 def test_tensor_class_copies_an_array_of_its_own_dtype(dtype):
-    """``Tensor(array)`` owns its data, like ``torch.tensor(array)``, even when no cast is needed."""
+    """``Tensor(array)`` owns its data, like ``torch.tensor(array)``, even when no cast is
+    needed."""
     a = np.array([1.0, 2.0], dtype=dtype or "float32")
     t = nb.Tensor(a, dtype=dtype)
     assert not np.shares_memory(t.data, a)
@@ -204,8 +206,14 @@ def test_every_inplace_write_bumps_the_version_by_one_like_torch():
 def test_inplace_operators_with_tensor_and_constant_operands(other):
     base = np.array([6.0, 4.0], dtype=np.float32)
     o = other.data if isinstance(other, nb.Tensor) else other
-    for name, op in [("__iadd__", np.add), ("__isub__", np.subtract), ("__imul__", np.multiply),
-                     ("__itruediv__", np.divide), ("mul_", np.multiply), ("add_", np.add)]:  # fmt: skip
+    for name, op in [
+        ("__iadd__", np.add),
+        ("__isub__", np.subtract),
+        ("__imul__", np.multiply),
+        ("__itruediv__", np.divide),
+        ("mul_", np.multiply),
+        ("add_", np.add),
+    ]:
         t = nb.tensor(base)
         getattr(t, name)(other)
         np.testing.assert_array_equal(t.data, op(base, o).astype(np.float32), err_msg=name)

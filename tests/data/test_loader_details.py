@@ -109,7 +109,7 @@ def test_invalid_shards_are_refused_naming_the_value(shard):
         DataLoader(dataset(), shard=shard)
 
 
-# --- sharding: sizes and order ---------------------------------------------------------------------
+# --- sharding: sizes and order --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("pad", [True, False])
@@ -117,8 +117,9 @@ def test_invalid_shards_are_refused_naming_the_value(shard):
 def test_shards_follow_the_documented_formula(world, pad):
     n = 10
     for rank in range(world):
-        loader = DataLoader(dataset(n), batch_size=3, shuffle=True, seed=2, shard=(rank, world),
-                            pad=pad)  # fmt: skip
+        loader = DataLoader(
+            dataset(n), batch_size=3, shuffle=True, seed=2, shard=(rank, world), pad=pad
+        )
         whole = np.random.default_rng([2, 0]).permutation(n)
         if pad:
             whole = np.resize(whole, math.ceil(n / world) * world)
@@ -147,7 +148,7 @@ def test_order_is_seeded_by_seed_and_epoch():
     np.testing.assert_array_equal(DataLoader(dataset(20), seed=9).order(3), np.arange(20))
 
 
-# --- len and drop_last -----------------------------------------------------------------------------
+# --- len and drop_last ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", [8, 9, 11])
@@ -159,7 +160,7 @@ def test_len_counts_the_batches_iteration_delivers(n):
         assert all(len(b) == 4 for b in labels(loader)[: n // 4])
 
 
-# --- the resume state --------------------------------------------------------------------------------
+# --- the resume state -----------------------------------------------------------------------------
 
 
 def test_state_dict_keys_and_values_through_an_epoch():
@@ -203,7 +204,7 @@ def test_state_values_are_plain_ints():
     assert all(type(v) is int for v in loader.state_dict().values())
 
 
-# --- transforms see their batch ----------------------------------------------------------------------
+# --- transforms see their batch -------------------------------------------------------------------
 
 
 def test_the_transform_gets_seed_epoch_and_indices():
@@ -221,7 +222,7 @@ def test_the_transform_gets_seed_epoch_and_indices():
     np.testing.assert_array_equal(batches[0][1].data, [100, 101])
 
 
-# --- workers: the prefetch depth and the threads ----------------------------------------------------
+# --- workers: the prefetch depth and the threads --------------------------------------------------
 
 
 class SyncPool:
@@ -271,14 +272,22 @@ def test_worker_threads_are_named_and_deliver_every_batch_in_order():
     assert labels(DataLoader(dataset(3), batch_size=2, workers=4)) == [[0, 1], [2]]
 
 
-# --- batch dtypes --------------------------------------------------------------------------------------
+# --- batch dtypes ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("dtype", "expected"),
-    [(np.uint8, np.int64), (np.int32, np.int64), (np.int16, np.int64), (np.float16, np.float32),
-     (np.float64, np.float64), (np.float32, np.float32), (np.int64, np.int64), (np.bool_, np.bool_)],
-)  # fmt: skip
+    [
+        (np.uint8, np.int64),
+        (np.int32, np.int64),
+        (np.int16, np.int64),
+        (np.float16, np.float32),
+        (np.float64, np.float64),
+        (np.float32, np.float32),
+        (np.int64, np.int64),
+        (np.bool_, np.bool_),
+    ],
+)
 def test_batches_take_nablas_dtypes(dtype, expected):
     x = np.arange(4).astype(dtype)[:, None]
     ((xb, yb),) = DataLoader(ArrayDataset(x, x[:, 0]), batch_size=4)

@@ -30,7 +30,10 @@ INIT_SEED = 100  # rank r builds its model from INIT_SEED + r: the broadcast mus
 def skip_reason() -> str | None:
     """Why the MPI tests cannot run here, or None."""
     if importlib.util.find_spec("mpi4py") is None:
-        return "mpi4py is not installed: pip install -e '.[distributed]' (with openmpi-bin libopenmpi-dev)"
+        return (
+            "mpi4py is not installed: pip install -e '.[distributed]' "
+            "(with openmpi-bin libopenmpi-dev)"
+        )
     if launcher() is None:
         return "no mpirun or mpiexec on PATH: apt-get install openmpi-bin libopenmpi-dev"
     return None
@@ -44,16 +47,23 @@ def run_mpi(args: list, ranks: int = 2, timeout: float = 120.0, cwd=None) -> tup
     """Run ``python ARGS`` (or a command, when args[0] is not a .py file) on ``ranks`` processes;
     returns (CompletedProcess, seconds). One BLAS thread per rank: the machine has 2 cores."""
     env = dict(os.environ)
-    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               NUMBA_NUM_THREADS="1", PYTHONUNBUFFERED="1")  # fmt: skip
+    env.update(
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        NUMBA_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
     command = [launcher(), "-np", str(ranks)]
     if _is_open_mpi():
         command += ["--oversubscribe", "--bind-to", "none"]
     program = [sys.executable, *args] if str(args[0]).endswith(".py") else list(args)
     start = time.perf_counter()
-    done = subprocess.run([*command, *program], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=cwd)  # fmt: skip
+    done = subprocess.run(
+        [*command, *program], capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd
+    )
     return done, time.perf_counter() - start
 
 

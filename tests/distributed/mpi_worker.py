@@ -31,8 +31,13 @@ def equivalence(out: Path, optimizer: str, norm: str = "none") -> None:
     trainer = Trainer(model, loss, opt, distributed=True)
     trainer.fit(h.loader(data, 16 // world, shard=(rank, world)), epochs=2, verbose=0)
     losses = np.array(trainer.history.steps["loss"])
-    np.savez(out / f"rank{rank}.npz", params=h.flat_parameters(model), buffers=h.buffers(model),
-             losses=losses, bytes=trainer.communicated_bytes)  # fmt: skip
+    np.savez(
+        out / f"rank{rank}.npz",
+        params=h.flat_parameters(model),
+        buffers=h.buffers(model),
+        losses=losses,
+        bytes=trainer.communicated_bytes,
+    )
 
 
 def dropout(out: Path) -> None:

@@ -121,8 +121,10 @@ def test_linear_scaling_rule_in_the_config():
     assert build.peak_lr(cfg) == pytest.approx(0.4)
     assert "lr 0.1 x 256/64 = 0.4" in run.describe(cfg)
     assert build.peak_lr(config.resolve({"lr": 0.1, "batch_size": 256})) == 0.1
-    schedule = build.build_schedule(config.resolve({"lr": 0.1, "batch_size": 256, "lr_batch_size": 64,
-                                                    "schedule": "constant"}), 10)  # fmt: skip
+    schedule = build.build_schedule(
+        config.resolve({"lr": 0.1, "batch_size": 256, "lr_batch_size": 64, "schedule": "constant"}),
+        10,
+    )
     assert schedule(0) == pytest.approx(0.4)
 
 
@@ -159,8 +161,9 @@ def test_convert_swaps_batchnorms_in_place_keeping_order_and_state():
     assert converted is model
     assert [type(m).__name__ for m in model] == ["Linear", "SyncBatchNorm", "ReLU", "Linear"]
     assert model[1].weight is weight and float(model[1].running_mean.data[0]) == 7.0
-    assert list(model.state_dict()) == list(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(),
-                                                          nn.Linear(4, 2)).state_dict())  # fmt: skip
+    assert list(model.state_dict()) == list(
+        nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).state_dict()
+    )
     with pytest.raises(
         ValueError, match=r"SyncBatchNorm\(4\): expected input \(N, 4, \.\.\.\), got shape \(4,\)"
     ):

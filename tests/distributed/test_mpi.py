@@ -125,9 +125,24 @@ def test_a_checkpoint_from_two_ranks_resumes_on_three_and_on_one(tmp_path):
 
 def test_nabla_train_distributed_writes_one_run_folder(tmp_path):
     out = tmp_path / "run"
-    done, _ = run_mpi([sys.executable, "-m", "nabla", "train", "--distributed", "--epochs", "2",
-                       "--batch-size", "32", "--lr-batch-size", "16", "--out", str(out)],
-                      timeout=180)  # fmt: skip
+    done, _ = run_mpi(
+        [
+            sys.executable,
+            "-m",
+            "nabla",
+            "train",
+            "--distributed",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--lr-batch-size",
+            "16",
+            "--out",
+            str(out),
+        ],
+        timeout=180,
+    )
     _checked(done)
     assert done.stdout.count("epoch 2/2") == 1  # only rank 0 prints
     assert "2 ranks of 16" in done.stdout and "lr 0.01 x 32/16 = 0.02" in done.stdout

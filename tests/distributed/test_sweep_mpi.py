@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from mpi_harness import _is_open_mpi, run_mpi, skip_reason
 
-from nabla import cli
+from nabla import cli, sweep
 from nabla.distributed import DistributedError
-from nabla.train import config, sweep
+from nabla.train import config
 
 needs_mpi = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 GRID, SEEDS = "lr=0.01,0.001", 2
@@ -67,11 +67,17 @@ def test_mpirun_pool_of_two_worker_ranks_matches_the_process_executor(tmp_path, 
 
 @needs_mpi
 def test_one_process_spawns_its_mpi_workers(tmp_path, reference):
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")  # fmt: skip
+    env = dict(
+        os.environ,
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        OMPI_MCA_rmaps_base_oversubscribe="1",
+        OMP_NUM_THREADS="1",
+    )
     command = [sys.executable, "-m", "nabla", *ARGS, "--out", tmp_path, "--executor", "mpi"]
-    done = subprocess.run([*map(str, command), "--workers", "2"], capture_output=True, text=True,
-                          env=env, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [*map(str, command), "--workers", "2"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert "MPI: 2 spawned worker process(es)" in _checked(done)
     _assert_same_sweep(tmp_path, reference)
 
@@ -84,8 +90,13 @@ def test_a_failed_spawn_is_an_error_not_a_hang(tmp_path):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env.pop("OMPI_MCA_rmaps_base_oversubscribe", None)
     command = [sys.executable, "-m", "nabla", *ARGS, "--out", str(tmp_path)]
-    done = subprocess.run([*command, "--executor", "mpi", "--workers", "1000"], capture_output=True,
-                          text=True, env=env, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [*command, "--executor", "mpi", "--workers", "1000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert "could not spawn its workers" in done.stderr
     assert not list(tmp_path.glob("*/seed-*"))

@@ -138,7 +138,8 @@ def test_past_max_plans_the_step_runs_eagerly_with_one_warning():
         compiled(*batches(1, batch=batch)[0])
     with pytest.warns(
         RuntimeWarning,
-        match=r"runs eagerly: argument 0 has shape \(6, 20\), the plan was traced for \(5, 20\), and 2 plans are kept already",
+        match=r"runs eagerly: argument 0 has shape \(6, 20\), the plan was traced for \(5, 20\), "
+        r"and 2 plans are kept already",
     ):
         compiled(*batches(1, batch=6)[0])
     with warnings.catch_warnings():
@@ -183,11 +184,13 @@ def _closure(model, opt, x):
         (_closure, "optimizer.step(closure) re-evaluates the model inside the step"),
         (
             lambda m, o, x: m(x).sum().item(),
-            "it returns a float, which a replay could not recompute (return tensors: e.g. the loss, not loss.item())",
+            "it returns a float, which a replay could not recompute (return tensors: e.g. the "
+            "loss, not loss.item())",
         ),
         (
             lambda m, o, x: {"loss": m(x).sum()},
-            "it returns a dict, which a replay could not recompute (return tensors: e.g. the loss, not loss.item())",
+            "it returns a dict, which a replay could not recompute (return tensors: e.g. the "
+            "loss, not loss.item())",
         ),
     ],
 )

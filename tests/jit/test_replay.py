@@ -233,10 +233,19 @@ def _lenet_bn_setup(momentum):
     """LeNet with batch norm after each convolution, SGD with Nesterov momentum."""
     nb.manual_seed(4)
     model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6, momentum=momentum), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16, momentum=momentum), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 84), nn.ReLU(), nn.Linear(84, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.BatchNorm2d(6, momentum=momentum),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.BatchNorm2d(16, momentum=momentum),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     return model, opt, training_step(model, opt)
 

@@ -165,9 +165,14 @@ def test_conv2d_same_with_one_or_two_threads(mode, k, direct_mode, monkeypatch):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
     "n,c,o,size,dilation",
-    [(2, 3, 4, (7, 6), (1, 1)), (3, 2, 5, (5, 9), (1, 1)), (1, 1, 1, (3, 3), (1, 1)),
-     (2, 4, 3, (9, 8), (2, 1)), (64, 16, 16, (8, 8), (1, 1))],
-)  # fmt: skip
+    [
+        (2, 3, 4, (7, 6), (1, 1)),
+        (3, 2, 5, (5, 9), (1, 1)),
+        (1, 1, 1, (3, 3), (1, 1)),
+        (2, 4, 3, (9, 8), (2, 1)),
+        (64, 16, 16, (8, 8), (1, 1)),
+    ],
+)
 def test_weight_grad_kernel_equals_windows_times_gradient(n, c, o, size, dilation, dtype):
     # the reference: dW = G cols^T with the im2col matrix of the padded input (ops/conv.py)
     rng = np.random.default_rng(5)

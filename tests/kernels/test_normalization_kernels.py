@@ -99,8 +99,9 @@ def test_batch_norm_gradcheck_on_kernel_path(residual, relu, monkeypatch):
 
     def fn(x, w, b, r):
         x, r = x.transpose(3, 0, 1, 2), r.transpose(3, 0, 1, 2)
-        return norm.batch_norm(x, None, None, w, b, True, residual=r if residual else None,
-                               relu=relu)  # fmt: skip
+        return norm.batch_norm(
+            x, None, None, w, b, True, residual=r if residual else None, relu=relu
+        )
 
     nb.gradcheck(fn, [x, w, b, r])
     assert calls  # the kernels ran
@@ -153,8 +154,12 @@ def test_float32_step_is_the_documented_formula_bit_for_bit(weight, bias, residu
     y = y if r is None else y + r
     y = np.maximum(y, f32(0)) if relu else y
     gm = np.where(y > 0, g, f32(0)) if relu else g
-    sums = np.stack([gm.astype(np.float64).sum(axis=(0, 2, 3)),
-                     (gm * xhat).astype(np.float64).sum(axis=(0, 2, 3))])  # fmt: skip
+    sums = np.stack(
+        [
+            gm.astype(np.float64).sum(axis=(0, 2, 3)),
+            (gm * xhat).astype(np.float64).sum(axis=(0, 2, 3)),
+        ]
+    )
     n = x.size // c
     md, mdx = (sums * wf).astype(f32) / n
     dx = s.reshape(col) * ((gm * wf.reshape(col) - md.reshape(col)) - xhat * mdx.reshape(col))
@@ -167,8 +172,9 @@ def test_float32_step_is_the_documented_formula_bit_for_bit(weight, bias, residu
     xt = nb.from_numpy(chwn(x))
     xt.requires_grad = True
     rt = None if r is None else nb.from_numpy(chwn(r))
-    wt, bt = [None if a is None else nb.tensor(a, dtype="float32", requires_grad=True)
-              for a in (w, b)]  # fmt: skip
+    wt, bt = [
+        None if a is None else nb.tensor(a, dtype="float32", requires_grad=True) for a in (w, b)
+    ]
     running = [nb.zeros(c, dtype="float32"), nb.ones(c, dtype="float32")]
     out = norm.batch_norm(xt, *running, wt, bt, True, 0.1, eps, residual=rt, relu=relu)
     out.backward(g)

@@ -77,8 +77,11 @@ def test_max_pool_ties_go_to_the_first_maximum():
 @pytest.mark.parametrize("fn,extra", POOLS)
 def test_pool_gradcheck_on_kernel_path(fn, extra):
     rng = np.random.default_rng(2)
-    x = nb.tensor(rng.permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) / 10.0, requires_grad=True,
-                  dtype="float64")  # fmt: skip
+    x = nb.tensor(
+        rng.permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) / 10.0,
+        requires_grad=True,
+        dtype="float64",
+    )
     assert kernels.compiled()
     nb.gradcheck(lambda t: fn(t, 3, 2, 1, **extra), [x])
 

@@ -18,9 +18,12 @@ def python(code: str, **env) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter, on the compiled kernels unless ``env`` says otherwise
     (this test session itself may run on the references: NABLA_KERNELS=reference in CI)."""
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "NABLA_KERNELS": "compiled", **env},
-    )  # fmt: skip
+    )
 
 
 def test_import_nabla_does_not_import_numba():
@@ -46,7 +49,10 @@ def test_reference_from_the_environment():
 
 
 def test_openmp_waits_passively_unless_the_user_chose():
-    code = "import os; from nabla import kernels; kernels.compiled(); print(os.environ['OMP_WAIT_POLICY'])"
+    code = (
+        "import os; from nabla import kernels; kernels.compiled(); "
+        "print(os.environ['OMP_WAIT_POLICY'])"
+    )
     assert python(code).stdout.strip() == "PASSIVE"
     assert python(code, OMP_WAIT_POLICY="ACTIVE").stdout.strip() == "ACTIVE"
 

@@ -18,11 +18,14 @@ TINY = np.finfo(np.float32).tiny
 
 CASES = {
     "sgd-momentum": (optim.SGD, {"lr": 0.1, "momentum": 0.9}),
-    "rmsprop-centered-momentum": (optim.RMSProp, {"lr": 1e-3, "beta": 0.9, "centered": True, "momentum": 0.9}),
+    "rmsprop-centered-momentum": (
+        optim.RMSProp,
+        {"lr": 1e-3, "beta": 0.9, "centered": True, "momentum": 0.9},
+    ),
     "adam": (optim.Adam, {"lr": 1e-3, "beta2": 0.9}),
     "amsgrad": (optim.Adam, {"lr": 1e-3, "beta2": 0.9, "amsgrad": True}),
     "adagrad": (optim.AdaGrad, {"lr": 0.1}),
-}  # fmt: skip
+}
 
 
 def subnormal_count(state: dict) -> int:

@@ -20,26 +20,50 @@ CASES = {
     "sgd": (optim.SGD, {"lr": 0.1}),
     "sgd-wd": (optim.SGD, {"lr": 0.1, "weight_decay": 0.01}),
     "sgd-momentum": (optim.SGD, {"lr": 0.05, "momentum": 0.9}),
-    "sgd-nesterov-wd": (optim.SGD, {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-2}),
+    "sgd-nesterov-wd": (
+        optim.SGD,
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 1e-2},
+    ),
     "sgd-dampening": (optim.SGD, {"lr": 0.05, "momentum": 0.9, "dampening": 0.5}),
-    "sgd-decoupled": (optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    "sgd-decoupled": (
+        optim.SGD,
+        {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
     "adagrad": (optim.AdaGrad, {"lr": 0.1}),
-    "adagrad-init-wd": (optim.AdaGrad, {"lr": 0.1, "initial_accumulator_value": 0.1, "weight_decay": 1e-3}),
+    "adagrad-init-wd": (
+        optim.AdaGrad,
+        {"lr": 0.1, "initial_accumulator_value": 0.1, "weight_decay": 1e-3},
+    ),
     "adagrad-inside": (optim.AdaGrad, {"lr": 0.1, "eps": 1e-7, "eps_inside_sqrt": True}),
-    "adagrad-decoupled": (optim.AdaGrad, {"lr": 0.1, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    "adagrad-decoupled": (
+        optim.AdaGrad,
+        {"lr": 0.1, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
     "rmsprop": (optim.RMSProp, {"lr": 1e-2}),
     "rmsprop-centered": (optim.RMSProp, {"lr": 1e-2, "beta": 0.95, "centered": True}),
     "rmsprop-momentum-wd": (optim.RMSProp, {"lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-2}),
-    "rmsprop-centered-momentum-inside": (optim.RMSProp, {"lr": 1e-3, "momentum": 0.5, "centered": True, "eps_inside_sqrt": True}),
-    "rmsprop-decoupled": (optim.RMSProp, {"lr": 1e-3, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    "rmsprop-centered-momentum-inside": (
+        optim.RMSProp,
+        {"lr": 1e-3, "momentum": 0.5, "centered": True, "eps_inside_sqrt": True},
+    ),
+    "rmsprop-decoupled": (
+        optim.RMSProp,
+        {"lr": 1e-3, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
     "adam": (optim.Adam, {"lr": 1e-2}),
     "adam-l2": (optim.Adam, {"lr": 1e-2, "weight_decay": 1e-2}),
     "adam-folded": (optim.Adam, {"lr": 1e-2, "bias_correction": "folded"}),
-    "adam-none-betas": (optim.Adam, {"lr": 1e-2, "bias_correction": "none", "beta1": 0.5, "beta2": 0.9}),
+    "adam-none-betas": (
+        optim.Adam,
+        {"lr": 1e-2, "bias_correction": "none", "beta1": 0.5, "beta2": 0.9},
+    ),
     "amsgrad": (optim.Adam, {"lr": 1e-2, "amsgrad": True}),
     "adamw": (optim.AdamW, {"lr": 1e-2, "weight_decay": 0.1}),
-    "adamw-amsgrad-schedule": (optim.AdamW, {"lr": optim.schedules.CosineDecay(1e-2, 10), "amsgrad": True}),
-}  # fmt: skip
+    "adamw-amsgrad-schedule": (
+        optim.AdamW,
+        {"lr": optim.schedules.CosineDecay(1e-2, 10), "amsgrad": True},
+    ),
+}
 SIZES = [(1,), (7, 3), (runtime.PARALLEL_MIN + 13,)]  # the last one runs the parallel variant
 
 

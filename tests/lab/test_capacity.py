@@ -12,8 +12,9 @@ from nabla.lab import capacity
 def test_training_error_falls_with_width_on_a_small_training_set():
     # 200 digits: a width-1 net cannot separate 10 classes, width 4 fits part, width 32 nearly all
     data = capacity.load("digits", 200)
-    result = capacity.sweep(data, widths=(1, 4, 32), epochs=20, seeds=1, weight_decays=(),
-                            dropouts=(), verbose=False)  # fmt: skip
+    result = capacity.sweep(
+        data, widths=(1, 4, 32), epochs=20, seeds=1, weight_decays=(), dropouts=(), verbose=False
+    )
     widths, train_error, _ = result.curve("width", "train_error")
     assert widths.tolist() == [1, 4, 32]
     assert np.all(np.diff(train_error) < -0.05), train_error
@@ -43,10 +44,18 @@ def test_the_one_standard_error_rule():
 
 def test_the_curve_is_a_mean_and_std_over_seeds_and_the_best_is_the_smallest_tie():
     result = capacity.Sweep(
-        [capacity.Point("width", w, s, tr, dv, 0.0, 0.0)
-         for w, s, tr, dv in [(2, 0, 0.5, 0.6), (2, 1, 0.3, 0.4), (8, 0, 0.0, 0.1),
-                              (8, 1, 0.0, 0.1), (4, 0, 0.2, 0.1), (4, 1, 0.2, 0.1)]]
-    )  # fmt: skip
+        [
+            capacity.Point("width", w, s, tr, dv, 0.0, 0.0)
+            for w, s, tr, dv in [
+                (2, 0, 0.5, 0.6),
+                (2, 1, 0.3, 0.4),
+                (8, 0, 0.0, 0.1),
+                (8, 1, 0.0, 0.1),
+                (4, 0, 0.2, 0.1),
+                (4, 1, 0.2, 0.1),
+            ]
+        ]
+    )
     values, mean, std = result.curve("width", "dev_error")
     assert values.tolist() == [2, 4, 8]
     np.testing.assert_allclose(mean, [0.5, 0.1, 0.1])
@@ -60,9 +69,25 @@ def test_the_curve_is_a_mean_and_std_over_seeds_and_the_best_is_the_smallest_tie
 
 def test_the_command_writes_its_files(tmp_path, capsys):
     out = tmp_path / "cap"
-    args = ["lab", "capacity", "--widths", "2,16", "--train-size", "100", "--epochs", "3",
-            "--seeds", "2", "--weight-decays", "0,0.01", "--dropouts", "0,0.5", "--quiet",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "lab",
+        "capacity",
+        "--widths",
+        "2,16",
+        "--train-size",
+        "100",
+        "--epochs",
+        "3",
+        "--seeds",
+        "2",
+        "--weight-decays",
+        "0,0.01",
+        "--dropouts",
+        "0,0.5",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert "lowest mean dev error" in capsys.readouterr().out
     for name in ("capacity_width.png", "capacity_regularization.png", "report.html"):
@@ -77,9 +102,14 @@ def test_the_command_writes_its_files(tmp_path, capsys):
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
 
 
-@pytest.mark.parametrize("flag, value, message", [("--widths", "2,x", "--widths"),
-                                                  ("--dropouts", "0,1.5", "dropout"),
-                                                  ("--train-size", "3", "--train-size")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--widths", "2,x", "--widths"),
+        ("--dropouts", "0,1.5", "dropout"),
+        ("--train-size", "3", "--train-size"),
+    ],
+)
 def test_bad_options_are_refused(tmp_path, capsys, flag, value, message):
     assert main(["lab", "capacity", flag, value, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err

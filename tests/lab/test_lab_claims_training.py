@@ -41,8 +41,9 @@ def test_finite_population_formula_matches_every_subset_and_the_monte_carlo_esti
         formula = noise["sigma2"] / b * (n - b) / (n - 1)
         if b <= 2:  # enumeration of all subsets: the formula is exact
             subsets = [list(s) for s in itertools.combinations(range(n), b)]
-            deviations = [np.sum((sgd_variants.gradient(model, x[s], y[s]) - full) ** 2)
-                          for s in subsets]  # fmt: skip
+            deviations = [
+                np.sum((sgd_variants.gradient(model, x[s], y[s]) - full) ** 2) for s in subsets
+            ]
             assert np.mean(deviations) == pytest.approx(formula, rel=1e-4)
         assert measured**2 == pytest.approx(formula, rel=0.15)
     assert noise["slope"] == pytest.approx(-0.5, abs=0.05)

@@ -18,9 +18,14 @@ def test_the_page_compares_both_modes_on_three_problems(tmp_path, capsys):
     )
     page = (tmp_path / "report.html").read_text()
     assert (tmp_path / "compile.png").stat().st_size > 10_000
-    for text in ("Define-by-run and define-and-run", "Bookkeeping share: (eager - compiled)",
-                 "784-256-256-10 ReLU, Adam, batch 64", "The recorded program: Rosenbrock",
-                 "s8 = s3 + s7", "opt0.step(None)"):  # fmt: skip
+    for text in (
+        "Define-by-run and define-and-run",
+        "Bookkeeping share: (eager - compiled)",
+        "784-256-256-10 ReLU, Adam, batch 64",
+        "The recorded program: Rosenbrock",
+        "s8 = s3 + s7",
+        "opt0.step(None)",
+    ):
         assert text in page, text
     assert page.count("<tr>") == 4  # header + three problems
     assert "bookkeeping" in page and "784-256-256-10 ReLU, Adam, batch 64" in page

@@ -15,8 +15,12 @@ def analytic_gradient(name, x, y):
     """The gradients derived by hand, in NumPy."""
     if name == "beale":
         a, b, c = 1.5 - x + x * y, 2.25 - x + x * y**2, 2.625 - x + x * y**3
-        return np.array([2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
-                         2 * a * x + 4 * b * x * y + 6 * c * x * y**2])  # fmt: skip
+        return np.array(
+            [
+                2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
+                2 * a * x + 4 * b * x * y + 6 * c * x * y**2,
+            ]
+        )
     if name == "rosenbrock":
         return np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
     if name == "himmelblau":

@@ -17,8 +17,13 @@ from nabla.lab.experiments import skip_connections
 def small():
     """A conv + BN + linear model, 40 samples of 8x8 images and an evaluator."""
     nb.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(4 * 8 * 8, 5))  # fmt: skip
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 5),
+    )
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 1, 8, 8)).astype(np.float32)
     y = rng.integers(0, 5, 40)
@@ -76,7 +81,9 @@ def test_interpolation_endpoints_are_the_losses_of_both_weights(small):
     assert curve.loss[at[1.0]] == evaluate()[0]  # the model holds theta_b again
     ls.set_weights(model, theta_a)
     assert curve.loss[at[0.0]] == evaluate()[0]
-    ls.set_weights(model, {k: 0.5 * a + 0.5 * b for (k, a), b in zip(theta_a.items(), theta_b.values())})  # fmt: skip
+    ls.set_weights(
+        model, {k: 0.5 * a + 0.5 * b for (k, a), b in zip(theta_a.items(), theta_b.values())}
+    )
     assert curve.loss[at[0.5]] == pytest.approx(reference_loss(model, x, y), rel=1e-4)
 
 
@@ -108,7 +115,9 @@ def test_the_2d_slice_at_the_origin_is_the_models_loss(small):
     assert surface.loss[2, 2] == evaluate()[0]
     # off the origin the loss moves, and along each axis it is the 1-D slice
     assert not np.allclose(surface.loss, surface.loss[2, 2])
-    np.testing.assert_array_equal(ls.slice_1d(model, evaluate, theta, delta, grid).loss, surface.loss[:, 2])  # fmt: skip
+    np.testing.assert_array_equal(
+        ls.slice_1d(model, evaluate, theta, delta, grid).loss, surface.loss[:, 2]
+    )
 
 
 def test_nonconvexity_is_zero_on_a_bowl_and_one_on_a_saddle():
@@ -140,13 +149,24 @@ def trained_run(tmp_path_factory):
     class Recording(runs.Run):
         def __init__(self, cfg, directory, *args):
             super().__init__(cfg, directory, *args)
-            created.setdefault("init", {k: p.data.copy() for k, p in self.model.named_parameters()})  # fmt: skip
+            created.setdefault("init", {k: p.data.copy() for k, p in self.model.named_parameters()})
             created["model"] = self.model
 
     folder = tmp_path_factory.mktemp("landscape") / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "Run", Recording)
-        args = ["train", "--epochs", "1", "--hidden", "16", "--seed", "5", "--out", str(folder), "--quiet"]  # fmt: skip
+        args = [
+            "train",
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--seed",
+            "5",
+            "--out",
+            str(folder),
+            "--quiet",
+        ]
         assert main(args) == 0
     return folder, created
 
@@ -168,7 +188,18 @@ def test_initial_weights_are_rebuilt_bit_for_bit(trained_run):
 def test_the_command_end_to_end(trained_run, tmp_path, capsys):
     folder = trained_run[0]
     out = tmp_path / "landscape"
-    args = ["lab", "landscape", str(folder), "--points", "5", "--samples", "64", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        "lab",
+        "landscape",
+        str(folder),
+        "--points",
+        "5",
+        "--samples",
+        "64",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     for name in ("interpolation", "slice-1d", "contour", "surface", "nonconvexity"):
         assert (out / f"{name}.png").stat().st_size > 1000, name
@@ -181,7 +212,18 @@ def test_the_command_end_to_end(trained_run, tmp_path, capsys):
     assert page.count("data:image/png;base64,") == 5
     # on the whole training split the trained loss is what `nabla evaluate --split train` says
     out_all = tmp_path / "all"
-    args = ["lab", "landscape", str(folder), "--points", "3", "--samples", "100000", "--out", str(out_all), "--quiet"]  # fmt: skip
+    args = [
+        "lab",
+        "landscape",
+        str(folder),
+        "--points",
+        "3",
+        "--samples",
+        "100000",
+        "--out",
+        str(out_all),
+        "--quiet",
+    ]
     assert main(args) == 0
     whole = json.loads((out_all / "landscape.json").read_text())
     from nabla.train.run import evaluate

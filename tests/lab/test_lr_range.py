@@ -94,8 +94,20 @@ def test_the_range_test_stops_when_training_diverges():
 
 def test_the_command_writes_its_files_and_prints_the_suggestion(tmp_path, capsys):
     out = tmp_path / "lr"
-    args = ["lab", "lr-range", "--steps", "30", "--min-lr", "1e-5", "--max-lr", "1",
-            "--hidden", "32", "--out", str(out)]  # fmt: skip
+    args = [
+        "lab",
+        "lr-range",
+        "--steps",
+        "30",
+        "--min-lr",
+        "1e-5",
+        "--max-lr",
+        "1",
+        "--hidden",
+        "32",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     suggested = float(printed.split("suggested lr: ")[1].split()[0])
@@ -112,8 +124,12 @@ def test_the_command_writes_its_files_and_prints_the_suggestion(tmp_path, capsys
 def test_a_config_file_is_read_and_bad_options_are_refused(tmp_path, capsys):
     toml = tmp_path / "c.toml"
     toml.write_text('optimizer = "sgd"\nmomentum = 0.9\nhidden = [8]\n')
-    assert main(["lab", "lr-range", str(toml), "--steps", "5", "--out", str(tmp_path / "o"),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["lab", "lr-range", str(toml), "--steps", "5", "--out", str(tmp_path / "o"), "--quiet"]
+        )
+        == 0
+    )
     assert "suggested lr" in capsys.readouterr().out
     assert main(["lab", "lr-range", "--max-lr", "1e-8", "--out", str(tmp_path / "o")]) == 2
     assert "max_lr must exceed min_lr" in capsys.readouterr().err

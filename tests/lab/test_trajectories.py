@@ -79,9 +79,17 @@ def test_a_stopped_run_does_not_spoil_the_plots(tmp_path):
 
 def test_a_run_that_overflows_is_stopped_at_its_last_finite_point():
     # x <- x - lr 4x^3 grows without bound from x = 10; the box is too big to notice first
-    quartic = Function2D("quartic", "Quartic", "x^4 + y^2", lambda x, y: x**4 + y**2,
-                         ((0.0, 0.0),), 0.0, ((-1e300, 1e300), (-1e300, 1e300)), (10.0, 1.0),
-                         dict.fromkeys(OPTIMIZERS, 1.0))  # fmt: skip
+    quartic = Function2D(
+        "quartic",
+        "Quartic",
+        "x^4 + y^2",
+        lambda x, y: x**4 + y**2,
+        ((0.0, 0.0),),
+        0.0,
+        ((-1e300, 1e300), (-1e300, 1e300)),
+        (10.0, 1.0),
+        dict.fromkeys(OPTIMIZERS, 1.0),
+    )
     (r,) = run(quartic, ["sgd"], steps=100)
     assert r.status == "diverged" and r.stopped < 100
     assert np.all(np.isfinite(r.positions)) and np.all(np.isfinite(r.losses))
@@ -189,8 +197,22 @@ def test_frames_are_denser_early_and_cover_first_and_last_steps():
 
 def test_the_command_writes_gif_png_and_csv_and_prints_the_table(tmp_path, capsys):
     out = tmp_path / "beale.gif"
-    code = main(["lab", "trajectories", "--function", "beale", "--steps", "6", "--frames", "4",
-                 "--lr", "sgd=0.002,adam=0.2", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "lab",
+            "trajectories",
+            "--function",
+            "beale",
+            "--steps",
+            "6",
+            "--frames",
+            "4",
+            "--lr",
+            "sgd=0.002,adam=0.2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert out.exists() and out.with_suffix(".png").exists()
@@ -210,8 +232,23 @@ def test_the_command_writes_gif_png_and_csv_and_prints_the_table(tmp_path, capsy
 
 def test_the_command_takes_a_start_and_a_subset_of_optimizers(tmp_path, capsys):
     out = tmp_path / "saddle.gif"
-    code = main(["lab", "trajectories", "--function", "saddle", "--optimizers", "sgd,adam",
-                 "--start=-1,0.01", "--steps", "4", "--frames", "3", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "lab",
+            "trajectories",
+            "--function",
+            "saddle",
+            "--optimizers",
+            "sgd,adam",
+            "--start=-1,0.01",
+            "--steps",
+            "4",
+            "--frames",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "from (-1, 0.01), 4 steps" in capsys.readouterr().out
     with open(out.with_suffix(".csv"), newline="") as file:

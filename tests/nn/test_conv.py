@@ -11,15 +11,22 @@ from nabla import nn
 
 LAYERS = [
     (lambda: nn.Conv2d(3, 4, 3), lambda: torch.nn.Conv2d(3, 4, 3)),
-    (lambda: nn.Conv2d(3, 6, (3, 2), stride=2, padding=1, groups=3, bias=False),
-     lambda: torch.nn.Conv2d(3, 6, (3, 2), stride=2, padding=1, groups=3, bias=False)),
-    (lambda: nn.Conv2d(3, 4, 3, padding="same", dilation=2),
-     lambda: torch.nn.Conv2d(3, 4, 3, padding="same", dilation=2)),
+    (
+        lambda: nn.Conv2d(3, 6, (3, 2), stride=2, padding=1, groups=3, bias=False),
+        lambda: torch.nn.Conv2d(3, 6, (3, 2), stride=2, padding=1, groups=3, bias=False),
+    ),
+    (
+        lambda: nn.Conv2d(3, 4, 3, padding="same", dilation=2),
+        lambda: torch.nn.Conv2d(3, 4, 3, padding="same", dilation=2),
+    ),
     (lambda: nn.MaxPool2d(2), lambda: torch.nn.MaxPool2d(2)),
-    (lambda: nn.MaxPool2d(3, stride=1, padding=1), lambda: torch.nn.MaxPool2d(3, stride=1, padding=1)),
+    (
+        lambda: nn.MaxPool2d(3, stride=1, padding=1),
+        lambda: torch.nn.MaxPool2d(3, stride=1, padding=1),
+    ),
     (lambda: nn.AvgPool2d(2), lambda: torch.nn.AvgPool2d(2)),
     (lambda: nn.AdaptiveAvgPool2d(1), lambda: torch.nn.AdaptiveAvgPool2d(1)),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -18,14 +18,24 @@ P = 1 / (1 + np.exp(-X))
 VAR = rng.uniform(0.5, 2.0, (6, 4))
 
 PAIRS = [
-    (nn.CrossEntropyLoss(label_smoothing=0.1), torch.nn.CrossEntropyLoss(label_smoothing=0.1), X, Y_CLASS),
-    (nn.NLLLoss(reduction="sum"), torch.nn.NLLLoss(reduction="sum"), np.log(P / P.sum(1, keepdims=True)), Y_CLASS),
+    (
+        nn.CrossEntropyLoss(label_smoothing=0.1),
+        torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+        X,
+        Y_CLASS,
+    ),
+    (
+        nn.NLLLoss(reduction="sum"),
+        torch.nn.NLLLoss(reduction="sum"),
+        np.log(P / P.sum(1, keepdims=True)),
+        Y_CLASS,
+    ),
     (nn.MSELoss(), torch.nn.MSELoss(), X, Y_REAL),
     (nn.L1Loss(reduction="none"), torch.nn.L1Loss(reduction="none"), X, Y_REAL),
     (nn.HuberLoss(delta=0.5), torch.nn.HuberLoss(delta=0.5), X, Y_REAL),
     (nn.BCELoss(), torch.nn.BCELoss(), P, Y_BIN),
     (nn.BCEWithLogitsLoss(), torch.nn.BCEWithLogitsLoss(), X, Y_BIN),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

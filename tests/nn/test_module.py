@@ -160,9 +160,14 @@ def test_containers_register_their_modules():
 
     net = Net()
     assert [n for n, _ in net.named_parameters()] == [
-        "scale", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",
-        "heads.a.weight", "heads.a.bias",
-    ]  # fmt: skip
+        "scale",
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "blocks.1.weight",
+        "blocks.1.bias",
+        "heads.a.weight",
+        "heads.a.bias",
+    ]
     assert "steps" in net.state_dict() and net(nb.ones(5, 2)).shape == (5, 1)
 
 

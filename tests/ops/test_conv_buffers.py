@@ -19,8 +19,10 @@ def pool(monkeypatch):
     return monkeypatch
 
 
-@pytest.mark.parametrize(("shape", "dtype"), [((3, 5), np.float64), ((7,), np.float32),
-                                              ((2, 1, 3), np.uint8), ((0,), np.float32)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((3, 5), np.float64), ((7,), np.float32), ((2, 1, 3), np.uint8), ((0,), np.float32)],
+)
 def test_aligned_empty(shape, dtype):
     """Every array starts on a 64-byte boundary, has the shape and dtype asked for, and is a view
     of a uint8 block 64 bytes longer than its data."""

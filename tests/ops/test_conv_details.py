@@ -68,8 +68,9 @@ def run_both(x, w, b, needs=(True, True, True), layout="nchw", relu=False, **opt
     ty = TF.conv2d(tx, tw, tb, **options)
     ty = ty.relu() if relu else ty
     ty.backward(torch.from_numpy(g))
-    grads = [t.grad.numpy() if t is not None and need else None
-             for t, need in zip((tx, tw, tb), needs)]  # fmt: skip
+    grads = [
+        t.grad.numpy() if t is not None and need else None for t, need in zip((tx, tw, tb), needs)
+    ]
     return ours, [ty.detach().numpy(), *grads]
 
 
@@ -163,8 +164,11 @@ def test_conv2d_casts_input_to_weight_dtype(x_dtype, w_dtype, wrap, backend):
     wt, bt = nb.tensor(w, dtype=w_dtype), nb.tensor(b, dtype=w_dtype)
     y = conv_ops.conv2d(nb.tensor(x, dtype=x_dtype) if wrap == "tensor" else x, wt, bt)
     assert y.dtype == np.dtype(w_dtype)
-    want = TF.conv2d(torch.tensor(x.astype(w_dtype)), torch.tensor(w.astype(w_dtype)),
-                     torch.tensor(b.astype(w_dtype)))  # fmt: skip
+    want = TF.conv2d(
+        torch.tensor(x.astype(w_dtype)),
+        torch.tensor(w.astype(w_dtype)),
+        torch.tensor(b.astype(w_dtype)),
+    )
     tol = 1e-12 if w_dtype == "float64" else 1e-5
     np.testing.assert_allclose(y.numpy(), want.numpy(), rtol=tol, atol=tol)
 
@@ -203,6 +207,7 @@ def test_conv2d_defaults_are_torchs():
     x, w, _ = data(1, 2, 3, (6, 5), (3, 2), seed=10)
     x[0, 0, 0, 0] = -50.0  # some outputs negative: a default relu would show
     y = conv_ops.conv2d(nb.tensor(x, dtype="float64"), nb.tensor(w, dtype="float64"))
-    np.testing.assert_allclose(y.numpy(), TF.conv2d(torch.tensor(x), torch.tensor(w)).numpy(),
-                               rtol=1e-12, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        y.numpy(), TF.conv2d(torch.tensor(x), torch.tensor(w)).numpy(), rtol=1e-12, atol=1e-12
+    )
     assert (y.numpy() < 0).any()

@@ -52,32 +52,48 @@ def direct():
 # name: ((N, C, O, (H, W), kernel), bias, options, the kernels run by forward and backward)
 CASES = {
     "short rows: im2col, bias pass, col2im": (
-        (2, 3, 4, (7, 6), (3, 3)), True, dict(padding=1),
+        (2, 3, 4, (7, 6), (3, 3)),
+        True,
+        dict(padding=1),
         ["conv.im2col", "conv.bias_relu", "conv.col2im"],
     ),
     "no bias, no relu: no bias pass": (
-        (2, 3, 4, (7, 6), (3, 3)), False, dict(padding=1), ["conv.im2col", "conv.col2im"],
+        (2, 3, 4, (7, 6), (3, 3)),
+        False,
+        dict(padding=1),
+        ["conv.im2col", "conv.col2im"],
     ),
     "rows of Wo*N >= 1024: direct forward, dW and dx": (
-        (33, 2, 3, (5, 32), (3, 3)), False, dict(padding=1),
+        (33, 2, 3, (5, 32), (3, 3)),
+        False,
+        dict(padding=1),
         ["conv.direct", "conv.weight_grad", "conv.direct"],
     ),
     "'valid': the padded G is 1.37x x, so dx by col2im": (
-        (35, 2, 3, (9, 32), (3, 3)), True, {},
+        (35, 2, 3, (9, 32), (3, 3)),
+        True,
+        {},
         ["conv.direct", "conv.weight_grad", "conv.col2im"],
     ),
     "1x1: G unpadded (border 0), dx direct; dW from the kept padded input": (
-        (33, 2, 3, (4, 32), (1, 1)), True, {}, ["conv.direct", "conv.im2col", "conv.direct"],
+        (33, 2, 3, (4, 32), (1, 1)),
+        True,
+        {},
+        ["conv.direct", "conv.im2col", "conv.direct"],
     ),
     "65 output channels: im2col + GEMM forward, direct dW and dx": (
-        (33, 2, 65, (3, 32), (3, 3)), True, dict(padding=1),
+        (33, 2, 65, (3, 32), (3, 3)),
+        True,
+        dict(padding=1),
         ["conv.im2col", "conv.bias_relu", "conv.weight_grad", "conv.direct"],
     ),
     "stride 2: im2col and col2im whatever the rows": (
-        (64, 2, 3, (6, 64), (3, 3)), False, dict(stride=2, padding=1),
+        (64, 2, 3, (6, 64), (3, 3)),
+        False,
+        dict(stride=2, padding=1),
         ["conv.im2col", "conv.col2im"],
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

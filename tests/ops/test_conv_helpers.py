@@ -77,8 +77,10 @@ def test_im2col_and_col2im_are_adjoint():
     rng = np.random.default_rng(11)
     xp = rng.standard_normal((2, 9, 8, 3))
     kernel, stride, dilation = (2, 3), (2, 1), (2, 2)
-    out = tuple(conv_ops.output_size(s, k, st, 0, d)
-                for s, k, st, d in zip((9, 8), kernel, stride, dilation))  # fmt: skip
+    out = tuple(
+        conv_ops.output_size(s, k, st, 0, d)
+        for s, k, st, d in zip((9, 8), kernel, stride, dilation)
+    )
     cols = conv_ops.im2col(xp, kernel, stride, dilation, out)
     assert cols.shape == (2 * 6, out[0] * out[1] * 3)
     assert cols[1 * 3 + 2, (1 * out[1] + 1) * 3 + 2] == xp[0, 1 * 2 + 1 * 2, 1 + 2 * 2, 2]
@@ -168,33 +170,70 @@ def tensors(xshape, wshape, bshape=None):
 @pytest.mark.parametrize(
     ("xshape", "wshape", "bshape", "options", "match"),
     [
-        ((2, 3, 5), (4, 3, 3, 3), None, {}, r"expected input \(N, C, H, W\), got shape \(2, 3, 5\)"),
+        (
+            (2, 3, 5),
+            (4, 3, 3, 3),
+            None,
+            {},
+            r"expected input \(N, C, H, W\), got shape \(2, 3, 5\)",
+        ),
         ((1, 3, 5, 5), (4, 3, 3), None, {}, r"expected weight .*got shape \(4, 3, 3\)"),
-        ((1, 4, 5, 5), (6, 2, 3, 3), None, {"groups": 3},
-         r"groups=3 must divide the input channels 4 and the output channels 6"),
-        ((1, 4, 5, 5), (5, 2, 3, 3), None, {"groups": 2},
-         r"groups=2 must divide the input channels 4 and the output channels 5"),
+        (
+            (1, 4, 5, 5),
+            (6, 2, 3, 3),
+            None,
+            {"groups": 3},
+            r"groups=3 must divide the input channels 4 and the output channels 6",
+        ),
+        (
+            (1, 4, 5, 5),
+            (5, 2, 3, 3),
+            None,
+            {"groups": 2},
+            r"groups=2 must divide the input channels 4 and the output channels 5",
+        ),
         ((1, 4, 5, 5), (4, 4, 3, 3), None, {"groups": 0}, r"groups=0 must divide"),
-        ((1, 4, 5, 5), (4, 3, 3, 3), None, {},
-         r"input of shape \(1, 4, 5, 5\) has 4 channels, weight of shape \(4, 3, 3, 3\) expects 3"),
+        (
+            (1, 4, 5, 5),
+            (4, 3, 3, 3),
+            None,
+            {},
+            r"input of shape \(1, 4, 5, 5\) has 4 channels, "
+            r"weight of shape \(4, 3, 3, 3\) expects 3",
+        ),
         ((1, 4, 5, 5), (4, 1, 3, 3), None, {"groups": 2}, r"has 4 channels.*expects 2"),
-        ((1, 1, 5, 5), (1, 1, 2, 3), None, {"padding": "same"},
-         r"padding='same' needs an odd effective kernel size$"),
+        (
+            (1, 1, 5, 5),
+            (1, 1, 2, 3),
+            None,
+            {"padding": "same"},
+            r"padding='same' needs an odd effective kernel size$",
+        ),
         ((1, 1, 5, 5), (1, 1, 3, 2), None, {"padding": "same"}, r"needs an odd effective kernel"),
-        ((1, 1, 5, 5), (1, 1, 3, 3), None, {"padding": "same", "stride": 2},
-         r"padding must be 'valid', 'same' \(stride 1\) or ints, got 'same'"),
+        (
+            (1, 1, 5, 5),
+            (1, 1, 3, 3),
+            None,
+            {"padding": "same", "stride": 2},
+            r"padding must be 'valid', 'same' \(stride 1\) or ints, got 'same'",
+        ),
         ((1, 1, 5, 5), (1, 1, 3, 3), None, {"padding": "full"}, r"got 'full'"),
         ((1, 1, 5, 5), (1, 1, 3, 3), None, {"padding": -1}, r"padding must be >= 0"),
         ((1, 1, 5, 5), (1, 1, 3, 3), None, {"stride": 0}, r"stride must be >= 1"),
         ((1, 1, 5, 5), (1, 1, 3, 3), None, {"dilation": 0}, r"dilation must be >= 1"),
-        ((1, 1, 4, 5), (1, 1, 3, 3), None, {"dilation": 2},
-         r"input of shape \(1, 1, 4, 5\) is smaller than the kernel \(3, 3\) "
-         r"\(dilation \(2, 2\), padding \(0, 0\)\)"),
+        (
+            (1, 1, 4, 5),
+            (1, 1, 3, 3),
+            None,
+            {"dilation": 2},
+            r"input of shape \(1, 1, 4, 5\) is smaller than the kernel \(3, 3\) "
+            r"\(dilation \(2, 2\), padding \(0, 0\)\)",
+        ),
         ((1, 1, 5, 4), (1, 1, 3, 3), None, {"dilation": 2}, r"smaller than the kernel"),
         ((1, 1, 5, 5), (2, 1, 3, 3), (3,), {}, r"bias must have shape \(2,\), got \(3,\)"),
         ((1, 1, 5, 5), (2, 1, 3, 3), (2, 1), {}, r"bias must have shape \(2,\), got \(2, 1\)"),
     ],
-)  # fmt: skip
+)
 def test_conv2d_validation(xshape, wshape, bshape, options, match):
     """Each mistake raises where it is made, naming conv2d and the shapes or values involved."""
     with pytest.raises(ValueError, match="^conv2d: .*" + match):  # case-sensitive, anchored

@@ -273,13 +273,19 @@ def test_conv_and_pools_give_the_same_results_for_any_input_layout(layout):
         x = np.repeat(x, 2, axis=3)[..., ::2]
     w, b = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
     for ours, theirs in [
-        (lambda t, w, b: F.conv2d(t, w, b, padding=1, stride=(1, 2)),
-         lambda t, w, b: TF.conv2d(t, w, b, padding=1, stride=(1, 2))),
-        (lambda t, w, b: F.max_pool2d(t, 2) * w.sum() + b.sum(),
-         lambda t, w, b: TF.max_pool2d(t, 2) * w.sum() + b.sum()),
-        (lambda t, w, b: F.avg_pool2d(t, 3, stride=2, padding=1) * w.sum() + b.sum(),
-         lambda t, w, b: TF.avg_pool2d(t, 3, stride=2, padding=1) * w.sum() + b.sum()),
-    ]:  # fmt: skip
+        (
+            lambda t, w, b: F.conv2d(t, w, b, padding=1, stride=(1, 2)),
+            lambda t, w, b: TF.conv2d(t, w, b, padding=1, stride=(1, 2)),
+        ),
+        (
+            lambda t, w, b: F.max_pool2d(t, 2) * w.sum() + b.sum(),
+            lambda t, w, b: TF.max_pool2d(t, 2) * w.sum() + b.sum(),
+        ),
+        (
+            lambda t, w, b: F.avg_pool2d(t, 3, stride=2, padding=1) * w.sum() + b.sum(),
+            lambda t, w, b: TF.avg_pool2d(t, 3, stride=2, padding=1) * w.sum() + b.sum(),
+        ),
+    ]:
         got, expected = _torch_grads(ours, theirs, x, w, b)
         for a, e in zip(got, expected):
             np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
@@ -303,8 +309,12 @@ def test_a_lenet_block_matches_torch():
     got, expected = _torch_grads(
         block(F.conv2d, F.relu, F.max_pool2d),
         block(TF.conv2d, TF.relu, TF.max_pool2d),
-        x, w1, b1, w2, b2,
-    )  # fmt: skip
+        x,
+        w1,
+        b1,
+        w2,
+        b2,
+    )
     for a, e in zip(got, expected):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-12)
 

@@ -112,7 +112,8 @@ def test_linear_errors_name_the_shapes():
         F.linear(nb.ones(3), nb.ones(3))
     with pytest.raises(
         ValueError,
-        match=r"input of shape \(2, 4\) does not fit weight of shape \(5, 3\): expected last dimension 3, got 4",
+        match=r"input of shape \(2, 4\) does not fit weight of shape \(5, 3\): "
+        r"expected last dimension 3, got 4",
     ):
         F.linear(nb.ones((2, 4)), w)
     with pytest.raises(ValueError, match=r"expected last dimension 3, got 4$"):

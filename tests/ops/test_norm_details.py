@@ -18,8 +18,18 @@ from nabla.ops import normalization as norm_ops
 # ---------------------------------------------------------------------------- batch norm
 
 
-def bn_both(shape, layout, training, weight=True, bias=True, residual=False, relu=False,
-            momentum=0.1, eps=1e-5, seed=0):  # fmt: skip
+def bn_both(
+    shape,
+    layout,
+    training,
+    weight=True,
+    bias=True,
+    residual=False,
+    relu=False,
+    momentum=0.1,
+    eps=1e-5,
+    seed=0,
+):
     """(ours, torch's): output, gradients of x, w, b (and residual), running mean and var."""
     rng = np.random.default_rng(seed)
     c = shape[1]
@@ -31,8 +41,9 @@ def bn_both(shape, layout, training, weight=True, bias=True, residual=False, rel
     g = rng.standard_normal(shape)
 
     def ours_params():
-        return [None if a is None else nb.tensor(a, dtype="float64", requires_grad=True)
-                for a in (w, b)]  # fmt: skip
+        return [
+            None if a is None else nb.tensor(a, dtype="float64", requires_grad=True) for a in (w, b)
+        ]
 
     xt = nb.from_numpy(as_layout(x, layout))
     xt.requires_grad = True
@@ -115,8 +126,11 @@ def test_batch_norm_defaults_are_torchs(backend):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 3, 2, 2))
     rm, rv = rng.standard_normal(3), rng.uniform(1e-6, 1e-5, 3)  # a small var shows eps
-    y = norm_ops.batch_norm(nb.tensor(x, dtype="float64"), nb.tensor(rm, dtype="float64"),
-                            nb.tensor(rv, dtype="float64"))  # fmt: skip
+    y = norm_ops.batch_norm(
+        nb.tensor(x, dtype="float64"),
+        nb.tensor(rm, dtype="float64"),
+        nb.tensor(rv, dtype="float64"),
+    )
     want = TF.batch_norm(torch.tensor(x), torch.tensor(rm), torch.tensor(rv))
     np.testing.assert_allclose(y.numpy(), want.numpy(), rtol=1e-9)
     rm_t, rv_t = nb.tensor(rm, dtype="float64"), nb.tensor(rv, dtype="float64")
@@ -143,8 +157,9 @@ def test_batch_norm_eval_uses_the_statistics_of_the_forward(backend):
     x, rm, rv = rng.standard_normal((3, 2, 4)), rng.standard_normal(2), rng.uniform(0.5, 2, 2)
     w = nb.tensor(rng.standard_normal(2), dtype="float64", requires_grad=True)
     running_mean = nb.tensor(rm, dtype="float64")
-    y = norm_ops.batch_norm(nb.tensor(x, dtype="float64"), running_mean,
-                            nb.tensor(rv, dtype="float64"), w)  # fmt: skip
+    y = norm_ops.batch_norm(
+        nb.tensor(x, dtype="float64"), running_mean, nb.tensor(rv, dtype="float64"), w
+    )
     running_mean.data += 100.0
     y.sum().backward()
     want = ((x - rm[None, :, None]) / np.sqrt(rv[None, :, None] + 1e-5)).sum(axis=(0, 2))
@@ -171,8 +186,11 @@ def test_batch_norm_batch_size_boundary(backend):
     """Training needs more than one value per channel: 1 is refused by name with the shape,
     2 passes."""
     for shape in [(1, 3), (1, 3, 1, 1)]:
-        with pytest.raises(ValueError, match=r"batch_norm: expected more than 1 value per "
-                           rf"channel when training, got input of shape \({shape[0]}, 3"):  # fmt: skip
+        with pytest.raises(
+            ValueError,
+            match=r"batch_norm: expected more than 1 value per "
+            rf"channel when training, got input of shape \({shape[0]}, 3",
+        ):
             norm_ops.batch_norm(nb.tensor(np.zeros(shape)), None, None, training=True)
     y = norm_ops.batch_norm(nb.tensor(np.array([[1.0], [3.0]])), None, None, training=True)
     np.testing.assert_allclose(y.numpy(), [[-1.0], [1.0]], rtol=1e-4)
@@ -182,8 +200,11 @@ def test_batch_norm_batch_size_boundary(backend):
 
 def test_batch_norm_residual_shape_error():
     x, r = nb.tensor(np.zeros((2, 3, 4))), nb.tensor(np.zeros((2, 3, 5)))
-    with pytest.raises(ValueError, match=r"batch_norm: residual of shape \(2, 3, 5\) does not "
-                                         r"match the input of shape \(2, 3, 4\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"batch_norm: residual of shape \(2, 3, 5\) does not "
+        r"match the input of shape \(2, 3, 4\)",
+    ):
         norm_ops.batch_norm(x, None, None, training=True, residual=r)
 
 
@@ -202,8 +223,9 @@ def test_channel_rows():
 # ---------------------------------------------------------------------------- layer norm
 
 
-@pytest.mark.parametrize(("shape", "normalized"), [((4, 6), 6), ((3, 4, 5), (4, 5)),
-                                                   ((2, 3, 4, 5), [5])])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shape", "normalized"), [((4, 6), 6), ((3, 4, 5), (4, 5)), ((2, 3, 4, 5), [5])]
+)
 @pytest.mark.parametrize("affine", [(True, True), (False, False), (True, False), (False, True)])
 def test_layer_norm_matches_torch(shape, normalized, affine):
     """Output and gradients of x, w, b against torch (weight/bias None mean 1 and 0)."""
@@ -212,8 +234,9 @@ def test_layer_norm_matches_torch(shape, normalized, affine):
     x, g = 2.0 + 3.0 * rng.standard_normal(shape), rng.standard_normal(shape)
     w, b = [rng.standard_normal(k) if on else None for on in affine]
     xt = nb.tensor(x, dtype="float64", requires_grad=True)
-    wt, bt = [None if a is None else nb.tensor(a, dtype="float64", requires_grad=True)
-              for a in (w, b)]  # fmt: skip
+    wt, bt = [
+        None if a is None else nb.tensor(a, dtype="float64", requires_grad=True) for a in (w, b)
+    ]
     y = norm_ops.layer_norm(xt, normalized, wt, bt, eps=0.1)
     (y * nb.tensor(g, dtype="float64")).sum().backward()
     tx = torch.tensor(x, requires_grad=True)
@@ -236,8 +259,11 @@ def test_layer_norm_default_eps():
 
 def test_layer_norm_shape_errors():
     """A trailing shape that differs, or an input of too few axes, is refused with both."""
-    with pytest.raises(ValueError, match=r"LayerNorm\(\(4, 5\)\): expected input \(\*, 4, 5\), "
-                                         r"got shape \(3, 5, 4\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"LayerNorm\(\(4, 5\)\): expected input \(\*, 4, 5\), "
+        r"got shape \(3, 5, 4\)",
+    ):
         norm_ops.layer_norm(nb.tensor(np.zeros((3, 5, 4))), (4, 5))
     with pytest.raises(ValueError, match=r"LayerNorm\(\(2, 4, 5\)\).*got shape \(4, 5\)"):
         norm_ops.layer_norm(nb.tensor(np.zeros((4, 5))), (2, 4, 5))

@@ -85,8 +85,11 @@ def test_batch_norm_keeps_float32_on_the_kernel_path(affine, residual, backend):
     x = chwn(rng.standard_normal((4, 3, 2, 5)).astype(np.float32))
     xt = nb.from_numpy(x)
     xt.requires_grad = True
-    params = [nb.tensor(rng.standard_normal(3), dtype="float32", requires_grad=True)
-              for _ in range(2)] if affine else [None, None]  # fmt: skip
+    params = (
+        [nb.tensor(rng.standard_normal(3), dtype="float32", requires_grad=True) for _ in range(2)]
+        if affine
+        else [None, None]
+    )
     rt = nb.from_numpy(chwn(rng.standard_normal(x.shape).astype(np.float32))) if residual else None
     running = nb.zeros(3, dtype="float32"), nb.ones(3, dtype="float32")
     y = norm_ops.batch_norm(xt, *running, *params, training=True, residual=rt, relu=True)

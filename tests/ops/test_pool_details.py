@@ -82,8 +82,9 @@ def test_max_pool2d_matches_torch(shape, kernel, stride, padding, layout, backen
     ours, theirs = ours_and_torch(
         lambda t: pool_ops.max_pool2d(t, kernel, stride, padding),
         lambda t: TF.max_pool2d(t, kernel, stride, padding),
-        x, layout,
-    )  # fmt: skip
+        x,
+        layout,
+    )
     assert_pair(ours, theirs)
 
 
@@ -94,16 +95,18 @@ def test_max_pool2d_ties_go_to_the_first_maximum(stride, backend):
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 1:3, 1:3] = 5.0
     x[0, 0, 3, 0] = 5.0
-    ours, theirs = ours_and_torch(lambda t: pool_ops.max_pool2d(t, 2, stride),
-                                  lambda t: TF.max_pool2d(t, 2, stride), x)  # fmt: skip
+    ours, theirs = ours_and_torch(
+        lambda t: pool_ops.max_pool2d(t, 2, stride), lambda t: TF.max_pool2d(t, 2, stride), x
+    )
     assert_pair(ours, theirs)
 
 
 def test_max_pool2d_negative_values_and_padding(backend):
     """Padding never wins: an all-negative input padded by -inf, not by 0."""
     x = -1.0 - np.random.default_rng(1).random((2, 2, 5, 5))
-    ours, theirs = ours_and_torch(lambda t: pool_ops.max_pool2d(t, 3, 2, 1),
-                                  lambda t: TF.max_pool2d(t, 3, 2, 1), x)  # fmt: skip
+    ours, theirs = ours_and_torch(
+        lambda t: pool_ops.max_pool2d(t, 3, 2, 1), lambda t: TF.max_pool2d(t, 3, 2, 1), x
+    )
     assert_pair(ours, theirs)
     assert (ours[0] < 0).all()
 
@@ -141,15 +144,17 @@ def test_max_pool2d_forward_only(backend):
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("layout", ["nchw", "chwn"])
 @pytest.mark.parametrize(("shape", "kernel", "stride", "padding"), POOLS)
-def test_avg_pool2d_matches_torch(shape, kernel, stride, padding, layout, count_include_pad,
-                                  backend):  # fmt: skip
+def test_avg_pool2d_matches_torch(
+    shape, kernel, stride, padding, layout, count_include_pad, backend
+):
     """Means and the evenly spread gradient, counting padded zeros or not."""
     x = np.random.default_rng(5).standard_normal(shape)
     ours, theirs = ours_and_torch(
         lambda t: pool_ops.avg_pool2d(t, kernel, stride, padding, count_include_pad),
         lambda t: TF.avg_pool2d(t, kernel, stride, padding, count_include_pad=count_include_pad),
-        x, layout,
-    )  # fmt: skip
+        x,
+        layout,
+    )
     assert_pair(ours, theirs)
 
 
@@ -179,8 +184,12 @@ def test_counts():
 def test_adaptive_avg_pool2d_matches_torch(size, layout, backend):
     """Global, equal-bin and uneven-bin adaptive average pooling, values and gradient."""
     x = np.random.default_rng(7).standard_normal((2, 3, 8, 7))
-    ours, theirs = ours_and_torch(lambda t: pool_ops.adaptive_avg_pool2d(t, size),
-                                  lambda t: TF.adaptive_avg_pool2d(t, size), x, layout)  # fmt: skip
+    ours, theirs = ours_and_torch(
+        lambda t: pool_ops.adaptive_avg_pool2d(t, size),
+        lambda t: TF.adaptive_avg_pool2d(t, size),
+        x,
+        layout,
+    )
     assert_pair(ours, theirs)
 
 
@@ -190,8 +199,11 @@ def test_pool_padding_boundary(fn):
     name = fn.__name__
     x = nb.tensor(np.zeros((1, 1, 6, 6)))
     assert fn(x, (3, 4), 1, (1, 2)).shape == (1, 1, 6, 7)
-    with pytest.raises(ValueError, match=rf"{name}: padding \(2, 2\) must be at most half the "
-                                         r"kernel \(3, 4\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: padding \(2, 2\) must be at most half the "
+        r"kernel \(3, 4\)",
+    ):
         fn(x, (3, 4), 1, (2, 2))
     with pytest.raises(ValueError, match=rf"{name}: padding \(1, 3\) must be at most half"):
         fn(x, (3, 4), 1, (1, 3))
@@ -208,20 +220,29 @@ def test_pool_shape_errors(fn):
     """A wrong rank, or an input smaller than the kernel in either axis, is refused by name; an
     input exactly the kernel's size gives one window."""
     name = fn.__name__
-    with pytest.raises(ValueError, match=rf"{name}: expected input \(N, C, H, W\), got shape "
-                                         r"\(1, 6, 6\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: expected input \(N, C, H, W\), got shape "
+        r"\(1, 6, 6\)",
+    ):
         fn(nb.tensor(np.zeros((1, 6, 6))), 2)
     for shape in [(1, 1, 2, 5), (1, 1, 5, 2)]:
         text = ", ".join(map(str, shape))
-        with pytest.raises(ValueError, match=rf"{name}: input of shape \({text}\) is smaller "
-                                             r"than the kernel \(3, 3\)"):  # fmt: skip
+        with pytest.raises(
+            ValueError,
+            match=rf"{name}: input of shape \({text}\) is smaller "
+            r"than the kernel \(3, 3\)",
+        ):
             fn(nb.tensor(np.zeros(shape)), 3)
     assert fn(nb.tensor(np.zeros((1, 1, 3, 3))), 3).shape == (1, 1, 1, 1)
 
 
 def test_adaptive_avg_pool2d_errors():
-    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: expected input \(N, C, H, W\), "
-                                         r"got shape \(2, 3\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"adaptive_avg_pool2d: expected input \(N, C, H, W\), "
+        r"got shape \(2, 3\)",
+    ):
         pool_ops.adaptive_avg_pool2d(nb.tensor(np.zeros((2, 3))), 1)
     with pytest.raises(ValueError, match=r"adaptive_avg_pool2d: output_size must be >= 1"):
         pool_ops.adaptive_avg_pool2d(nb.tensor(np.zeros((1, 1, 4, 4))), 0)

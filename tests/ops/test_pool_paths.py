@@ -66,8 +66,17 @@ def test_max_pool2d_window_of_257_offsets(width, backend):
     )
 
 
-@pytest.mark.parametrize(("size", "out"), [((6, 4), (2, 1)), ((4, 6), (1, 2)), ((6, 6), (2, 1)),
-                                           ((5, 6), (2, 3)), ((6, 5), (3, 2)), ((5, 4), (5, 2))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "out"),
+    [
+        ((6, 4), (2, 1)),
+        ((4, 6), (1, 2)),
+        ((6, 6), (2, 1)),
+        ((5, 6), (2, 3)),
+        ((6, 5), (3, 2)),
+        ((5, 4), (5, 2)),
+    ],
+)
 @pytest.mark.parametrize("layout", ["nchw", "chwn"])
 def test_adaptive_avg_pool2d_one_bin_or_one_uneven_axis(size, out, layout, backend):
     """One bin along one axis only, and bins that split one axis evenly but not the other."""

@@ -39,7 +39,8 @@ def test_nesterov_is_the_look_ahead_method_on_a_quadratic():
 
     rewritten for phi_t = theta_t + beta v_t gives
 
-        v_{t+1} = beta v_t - alpha grad f(phi_t),   phi_{t+1} = phi_t + beta v_{t+1} - alpha grad f(phi_t),
+        v_{t+1} = beta v_t - alpha grad f(phi_t),
+        phi_{t+1} = phi_t + beta v_{t+1} - alpha grad f(phi_t),
 
     which is nabla's Nesterov update. So, starting from v_0 = 0 (phi_0 = theta_0), nabla's
     parameters after t steps are the look-ahead points phi_t = theta_t + beta v_t of the original
@@ -206,7 +207,8 @@ def test_adam_first_step_is_alpha_whatever_the_gradient_scale(scale):
     step = first_adam_step(g, lr=alpha, eps=1e-20)
     np.testing.assert_allclose(np.abs(step), alpha, rtol=1e-6)
     assert np.all(np.sign(step) == np.sign(g))
-    # with the default eps = 1e-8 a gradient of 1e-6 already feels it: step = alpha |g| / (|g| + eps)
+    # with the default eps = 1e-8 a gradient of 1e-6 already feels it:
+    # step = alpha |g| / (|g| + eps)
     default = first_adam_step(g, lr=alpha)
     np.testing.assert_allclose(np.abs(default), alpha * np.abs(g) / (np.abs(g) + 1e-8), rtol=1e-12)
 
@@ -242,7 +244,8 @@ def adam_trajectory(steps: int = 100, **kwargs) -> np.ndarray:
 
 
 def test_adam_folded_and_explicit_bias_correction_differ_only_in_eps():
-    """alpha s_hat / sqrt(r_hat) = alpha_t s / sqrt(r) with alpha_t = alpha sqrt(1-beta2^t)/(1-beta1^t):
+    """alpha s_hat / sqrt(r_hat) = alpha_t s / sqrt(r)
+    with alpha_t = alpha sqrt(1-beta2^t)/(1-beta1^t):
     with eps = 0 the two forms give the same trajectory. With eps > 0, folded(eps_hat) divides by
     sqrt(r) + eps_hat = sqrt(1 - beta2^t) (sqrt(r_hat) + eps_hat / sqrt(1 - beta2^t)), so it is the
     explicit form with eps_t = eps_hat / sqrt(1 - beta2^t) (given here as an eps schedule)."""

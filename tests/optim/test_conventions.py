@@ -91,43 +91,103 @@ def torch_sgd_dampening(grads, lr, momentum, dampening):
 @pytest.mark.parametrize("compiled", [True, False], ids=["kernel", "reference"])
 class TestAgainstFormulas:
     def test_adagrad_eps_inside_sqrt(self, grads, compiled):
-        ours = nabla_run(optim.AdaGrad, grads, compiled, lr=0.1, eps=1e-1, eps_inside_sqrt=True,
-                         initial_accumulator_value=0.1)  # fmt: skip
+        ours = nabla_run(
+            optim.AdaGrad,
+            grads,
+            compiled,
+            lr=0.1,
+            eps=1e-1,
+            eps_inside_sqrt=True,
+            initial_accumulator_value=0.1,
+        )
         np.testing.assert_allclose(ours, keras_adagrad(grads, 0.1, 1e-1, 0.1), rtol=1e-12)
-        outside = nabla_run(optim.AdaGrad, grads, compiled, lr=0.1, eps=1e-1, initial_accumulator_value=0.1)  # fmt: skip
+        outside = nabla_run(
+            optim.AdaGrad, grads, compiled, lr=0.1, eps=1e-1, initial_accumulator_value=0.1
+        )
         assert np.abs(outside - ours).max() > 1e-3  # eps = 0.1 makes the placement visible
 
     @pytest.mark.parametrize("centered", [False, True])
     def test_rmsprop_eps_inside_sqrt(self, grads, compiled, centered):
-        ours = nabla_run(optim.RMSProp, grads, compiled, lr=0.01, beta=0.9, eps=1e-2,
-                         centered=centered, eps_inside_sqrt=True)  # fmt: skip
+        ours = nabla_run(
+            optim.RMSProp,
+            grads,
+            compiled,
+            lr=0.01,
+            beta=0.9,
+            eps=1e-2,
+            centered=centered,
+            eps_inside_sqrt=True,
+        )
         np.testing.assert_allclose(
             ours, keras_rmsprop(grads, 0.01, 0.9, 1e-2, centered), rtol=1e-12
         )
 
     @pytest.mark.parametrize("nesterov", [False, True])
     def test_sgd_decoupled_weight_decay(self, grads, compiled, nesterov):
-        ours = nabla_run(optim.SGD, grads, compiled, lr=0.05, momentum=0.9, nesterov=nesterov,
-                         weight_decay=0.5, decoupled_weight_decay=True)  # fmt: skip
+        ours = nabla_run(
+            optim.SGD,
+            grads,
+            compiled,
+            lr=0.05,
+            momentum=0.9,
+            nesterov=nesterov,
+            weight_decay=0.5,
+            decoupled_weight_decay=True,
+        )
         np.testing.assert_allclose(ours, keras_sgd(grads, 0.05, 0.9, nesterov, 0.5), rtol=1e-12)
-        coupled = nabla_run(optim.SGD, grads, compiled, lr=0.05, momentum=0.9, nesterov=nesterov, weight_decay=0.5)  # fmt: skip
+        coupled = nabla_run(
+            optim.SGD, grads, compiled, lr=0.05, momentum=0.9, nesterov=nesterov, weight_decay=0.5
+        )
         assert np.abs(coupled - ours).max() > 1e-3  # with momentum the two differ
 
     def test_adagrad_and_rmsprop_decoupled_weight_decay(self, grads, compiled):
-        ours = nabla_run(optim.AdaGrad, grads, compiled, lr=0.1, eps=1e-7, eps_inside_sqrt=True,
-                         initial_accumulator_value=0.1, weight_decay=0.3, decoupled_weight_decay=True)  # fmt: skip
+        ours = nabla_run(
+            optim.AdaGrad,
+            grads,
+            compiled,
+            lr=0.1,
+            eps=1e-7,
+            eps_inside_sqrt=True,
+            initial_accumulator_value=0.1,
+            weight_decay=0.3,
+            decoupled_weight_decay=True,
+        )
         np.testing.assert_allclose(ours, keras_adagrad(grads, 0.1, 1e-7, 0.1, wd=0.3), rtol=1e-12)
-        ours = nabla_run(optim.RMSProp, grads, compiled, lr=0.01, eps=1e-7, eps_inside_sqrt=True,
-                         weight_decay=0.3, decoupled_weight_decay=True)  # fmt: skip
+        ours = nabla_run(
+            optim.RMSProp,
+            grads,
+            compiled,
+            lr=0.01,
+            eps=1e-7,
+            eps_inside_sqrt=True,
+            weight_decay=0.3,
+            decoupled_weight_decay=True,
+        )
         np.testing.assert_allclose(
             ours, keras_rmsprop(grads, 0.01, 0.9, 1e-7, False, wd=0.3), rtol=1e-12
         )
 
     def test_adam_decoupled_is_keras_adam_with_weight_decay(self, grads, compiled):
-        ours = nabla_run(optim.Adam, grads, compiled, lr=0.01, eps=1e-7, bias_correction="folded",
-                         weight_decay=0.3, decoupled_weight_decay=True)  # fmt: skip
+        ours = nabla_run(
+            optim.Adam,
+            grads,
+            compiled,
+            lr=0.01,
+            eps=1e-7,
+            bias_correction="folded",
+            weight_decay=0.3,
+            decoupled_weight_decay=True,
+        )
         np.testing.assert_allclose(ours, keras_adam(grads, 0.01, 0.9, 0.999, 1e-7, 0.3), rtol=1e-12)
-        adamw = nabla_run(optim.AdamW, grads, compiled, lr=0.01, eps=1e-7, bias_correction="folded", weight_decay=0.3)  # fmt: skip
+        adamw = nabla_run(
+            optim.AdamW,
+            grads,
+            compiled,
+            lr=0.01,
+            eps=1e-7,
+            bias_correction="folded",
+            weight_decay=0.3,
+        )
         np.testing.assert_array_equal(ours, adamw)
 
     def test_sgd_dampening(self, grads, compiled):

@@ -136,9 +136,15 @@ def test_line_search_matches_torch(t0, max_evals):
             lambda t, along=along, d=d: along(t * d), t0, d, f, g, float(g @ d), max_evals=max_evals
         )
         expected = torch_search(
-            obj_func, None, t0, torch.from_numpy(d), f, torch.from_numpy(g), torch.tensor(float(g @ d), dtype=torch.float64),
+            obj_func,
+            None,
+            t0,
+            torch.from_numpy(d),
+            f,
+            torch.from_numpy(g),
+            torch.tensor(float(g @ d), dtype=torch.float64),
             max_ls=max_evals,
-        )  # fmt: skip
+        )
         # equal up to an ulp: torch divides a float by a tensor as reciprocal-then-multiply
         assert calls == expected[3]
         assert t == pytest.approx(float(expected[2]), rel=1e-13)

@@ -19,7 +19,7 @@ import nabla as nb
 from nabla import optim
 from nabla.optim.lbfgs import _Point, cubic_minimizer
 
-# --- L-BFGS' line search helper --------------------------------------------------------------------
+# --- L-BFGS' line search helper -------------------------------------------------------------------
 
 
 def test_cubic_minimizer_of_a_cubic_and_its_fallbacks():
@@ -46,12 +46,16 @@ def line_functions():
     rng = np.random.default_rng(5)
     for _ in range(30):
         a, b, s = rng.uniform(0.05, 5.0), rng.uniform(-1.0, 1.0), rng.uniform(0.5, 50.0)
-        yield lambda t, a=a, b=b, s=s: (s * (t - a) ** 4 + b * t - s * a**4,
-                                        4 * s * (t - a) ** 3 + b)  # fmt: skip
+        yield lambda t, a=a, b=b, s=s: (
+            s * (t - a) ** 4 + b * t - s * a**4,
+            4 * s * (t - a) ** 3 + b,
+        )
     for _ in range(30):
         w, c = rng.uniform(0.5, 20.0), rng.uniform(0.1, 3.0)
-        yield lambda t, w=w, c=c: (math.sin(w * t) * c / w - t + t * t,
-                                   math.cos(w * t) * c - 1 + 2 * t)  # fmt: skip
+        yield lambda t, w=w, c=c: (
+            math.sin(w * t) * c / w - t + t * t,
+            math.cos(w * t) * c - 1 + 2 * t,
+        )
     for _ in range(40):  # double wells: the search may stop in either well
         a, b, s = rng.uniform(0.3, 3.0), rng.uniform(0.05, 2.0), rng.uniform(0.1, 10.0)
         yield lambda t, a=a, b=b, s=s: (
@@ -85,9 +89,15 @@ def test_line_search_matches_torch_on_one_dimensional_functions(t0):
             return f_t, torch.tensor([g_t], dtype=torch.float64)
 
         ours = strong_wolfe(phi, t0, d, f0, np.array([g0]), g0)
-        theirs = torch_search(obj_func, None, t0, torch.tensor(d), f0,
-                              torch.tensor([g0], dtype=torch.float64),
-                              torch.tensor(g0, dtype=torch.float64))  # fmt: skip
+        theirs = torch_search(
+            obj_func,
+            None,
+            t0,
+            torch.tensor(d),
+            f0,
+            torch.tensor([g0], dtype=torch.float64),
+            torch.tensor(g0, dtype=torch.float64),
+        )
         assert ours[3] == theirs[3]
         assert ours[0] == pytest.approx(float(theirs[2]), rel=1e-10, abs=1e-300)
         assert ours[1] == pytest.approx(float(theirs[0]), rel=1e-10, abs=1e-12)
@@ -165,8 +175,10 @@ def hand_made_line(kind, params):
         a, b = params
         return lambda x: (-x, -1.0) if x < a else (-a, b)
     a, b, s = params  # a double well tilted by b
-    return lambda x: (s * ((x - a) ** 2 - a * a) ** 2 - b * x,
-                      4 * s * ((x - a) ** 2 - a * a) * (x - a) - b)  # fmt: skip
+    return lambda x: (
+        s * ((x - a) ** 2 - a * a) ** 2 - b * x,
+        4 * s * ((x - a) ** 2 - a * a) * (x - a) - b,
+    )
 
 
 # (family, its parameters, scale of d, first trial t, c1, c2, tolerance, calls): each takes a
@@ -225,12 +237,31 @@ def test_line_search_matches_torch_on_hand_made_lines(case):
         f_t, g_t = fun(float(t) * scale)
         return f_t, torch.tensor([g_t], dtype=torch.float64)
 
-    ours = strong_wolfe(phi, t0, d, f0, np.array([g0]), g0 * scale, c1=c1, c2=c2,
-                        tolerance=tolerance, max_evals=calls)  # fmt: skip
-    theirs = torch_search(obj_func, None, t0, torch.tensor(d), f0,
-                          torch.tensor([g0], dtype=torch.float64),
-                          torch.tensor(g0 * scale, dtype=torch.float64), c1=c1, c2=c2,
-                          tolerance_change=tolerance, max_ls=calls)  # fmt: skip
+    ours = strong_wolfe(
+        phi,
+        t0,
+        d,
+        f0,
+        np.array([g0]),
+        g0 * scale,
+        c1=c1,
+        c2=c2,
+        tolerance=tolerance,
+        max_evals=calls,
+    )
+    theirs = torch_search(
+        obj_func,
+        None,
+        t0,
+        torch.tensor(d),
+        f0,
+        torch.tensor([g0], dtype=torch.float64),
+        torch.tensor(g0 * scale, dtype=torch.float64),
+        c1=c1,
+        c2=c2,
+        tolerance_change=tolerance,
+        max_ls=calls,
+    )
     assert ours[3] == theirs[3]
     assert ours[0] == pytest.approx(float(theirs[2]), rel=1e-12, abs=1e-300)
     assert ours[1] == pytest.approx(float(theirs[0]), rel=1e-12, abs=1e-12)

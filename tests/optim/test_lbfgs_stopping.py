@@ -49,8 +49,15 @@ def run(make, w0, loss=quadratic, steps=1, lrs=None, **settings):
         opt.step(closure)
         theta = w.detach().numpy().copy() if torch_side else w.data.copy()
         memory = opt.state[w] if torch_side else opt.state_dict()["lbfgs"]
-        out.append((theta.tolist(), memory.get("n_iter"), memory.get("func_evals"),
-                    memory.get("t"), len(calls)))  # fmt: skip
+        out.append(
+            (
+                theta.tolist(),
+                memory.get("n_iter"),
+                memory.get("func_evals"),
+                memory.get("t"),
+                len(calls),
+            )
+        )
     return out
 
 
@@ -66,8 +73,13 @@ def assert_same_as_torch(w0, loss=quadratic, steps=1, lrs=None, **settings):
 def test_a_fresh_state_holds_no_history_and_h0_is_the_identity():
     opt = optim.LBFGS([nb.tensor([1.0], dtype="float64", requires_grad=True)])
     assert opt.state_dict()["lbfgs"] == {
-        "n_iter": 0, "func_evals": 0, "t": None, "gamma": 1.0, "rho": [], "prev_loss": None,
-    }  # fmt: skip
+        "n_iter": 0,
+        "func_evals": 0,
+        "t": None,
+        "gamma": 1.0,
+        "rho": [],
+        "prev_loss": None,
+    }
 
 
 @pytest.mark.parametrize("tolerance_grad", [0.25, 0.5, 0.125])
@@ -116,8 +128,9 @@ def test_convergence_after_a_step_ends_it_with_torchs_state(line_search):
     """After one step the gradient is max|g| = tolerance_grad (w: 1 -> 0.25 with lr 0.75; the
     exact line search of a quadratic lands on 0): converged, the state is torch's."""
     for tol in (0.25, 0.2):
-        assert_same_as_torch([1.0], lr=0.75, max_iter=5, tolerance_grad=tol,
-                             line_search_fn=line_search)  # fmt: skip
+        assert_same_as_torch(
+            [1.0], lr=0.75, max_iter=5, tolerance_grad=tol, line_search_fn=line_search
+        )
     assert_same_as_torch([1.0, -2.0], max_iter=5, steps=2, line_search_fn=line_search)
 
 
@@ -125,8 +138,9 @@ def test_the_step_count_and_rate_schedule_follow_torch():
     """lr as a schedule of the step count: each step uses lrs[step], as torch with its group's
     lr set before each step; ``iterations`` counts the steps."""
     lrs = [0.5, 0.25, 1.0, 0.125]
-    assert_same_as_torch([3.0, -1.0], loss=lambda w: ((w - 1.0) ** 4).sum(), steps=4, lrs=lrs,
-                         max_iter=2)  # fmt: skip
+    assert_same_as_torch(
+        [3.0, -1.0], loss=lambda w: ((w - 1.0) ** 4).sum(), steps=4, lrs=lrs, max_iter=2
+    )
     opt = optim.LBFGS([nb.tensor([3.0], dtype="float64", requires_grad=True)], lr=lambda t: lrs[t])
     w = opt.param_groups[0]["params"][0]
 
@@ -151,8 +165,9 @@ def test_a_concave_line_keeps_h0_when_the_pair_is_skipped():
 def test_the_negligible_step_is_measured_as_max_abs_t_d(tolerance_change):
     """On the line 4 w: t = 1/4, d = -4, so max|t d| = 1 (t / max|d| would be 1/16); the loss
     falls by 4 each iteration, so only the step's size can stop it."""
-    out = assert_same_as_torch([0.0], loss=lambda w: (4.0 * w).sum(), max_iter=3,
-                               tolerance_change=tolerance_change)  # fmt: skip
+    out = assert_same_as_torch(
+        [0.0], loss=lambda w: (4.0 * w).sum(), max_iter=3, tolerance_change=tolerance_change
+    )
     assert out[0][1] == (1 if tolerance_change == 1.0 else 2)  # then max_eval = 3 calls
 
 

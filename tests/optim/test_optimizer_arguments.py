@@ -15,7 +15,7 @@ import torch
 import nabla as nb
 from nabla import optim
 
-# --- defaults: PyTorch's ---------------------------------------------------------------------------
+# --- defaults: PyTorch's --------------------------------------------------------------------------
 
 
 def torch_defaults(cls) -> dict:
@@ -32,38 +32,77 @@ def one_param(values=(1.0, -2.0), dtype="float64"):
 
 # (ours, theirs, {our setting: a function of torch's defaults giving its value})
 DEFAULTS = [
-    (optim.Adam, torch.optim.Adam, {
-        "lr": lambda d: d["lr"], "beta1": lambda d: d["betas"][0],
-        "beta2": lambda d: d["betas"][1], "eps": lambda d: d["eps"],
-        "weight_decay": lambda d: d["weight_decay"], "amsgrad": lambda d: d["amsgrad"],
-        "decoupled_weight_decay": lambda d: d["decoupled_weight_decay"],
-    }),
-    (optim.AdamW, torch.optim.AdamW, {
-        "lr": lambda d: d["lr"], "beta1": lambda d: d["betas"][0],
-        "beta2": lambda d: d["betas"][1], "eps": lambda d: d["eps"],
-        "weight_decay": lambda d: d["weight_decay"], "amsgrad": lambda d: d["amsgrad"],
-    }),
-    (optim.Adagrad, torch.optim.Adagrad, {
-        "lr": lambda d: d["lr"], "eps": lambda d: d["eps"],
-        "weight_decay": lambda d: d["weight_decay"],
-        "initial_accumulator_value": lambda d: d["initial_accumulator_value"],
-    }),
-    (optim.RMSprop, torch.optim.RMSprop, {
-        "lr": lambda d: d["lr"], "beta": lambda d: d["alpha"], "eps": lambda d: d["eps"],
-        "weight_decay": lambda d: d["weight_decay"], "momentum": lambda d: d["momentum"],
-        "centered": lambda d: d["centered"],
-    }),
-    (optim.SGD, torch.optim.SGD, {
-        "momentum": lambda d: d["momentum"], "dampening": lambda d: d["dampening"],
-        "weight_decay": lambda d: d["weight_decay"], "nesterov": lambda d: d["nesterov"],
-    }),
-    (optim.LBFGS, torch.optim.LBFGS, {
-        "lr": lambda d: d["lr"], "max_iter": lambda d: d["max_iter"],
-        "max_eval": lambda d: d["max_eval"], "tolerance_grad": lambda d: d["tolerance_grad"],
-        "tolerance_change": lambda d: d["tolerance_change"],
-        "history_size": lambda d: d["history_size"], "line_search": lambda d: d["line_search_fn"],
-    }),
-]  # fmt: skip
+    (
+        optim.Adam,
+        torch.optim.Adam,
+        {
+            "lr": lambda d: d["lr"],
+            "beta1": lambda d: d["betas"][0],
+            "beta2": lambda d: d["betas"][1],
+            "eps": lambda d: d["eps"],
+            "weight_decay": lambda d: d["weight_decay"],
+            "amsgrad": lambda d: d["amsgrad"],
+            "decoupled_weight_decay": lambda d: d["decoupled_weight_decay"],
+        },
+    ),
+    (
+        optim.AdamW,
+        torch.optim.AdamW,
+        {
+            "lr": lambda d: d["lr"],
+            "beta1": lambda d: d["betas"][0],
+            "beta2": lambda d: d["betas"][1],
+            "eps": lambda d: d["eps"],
+            "weight_decay": lambda d: d["weight_decay"],
+            "amsgrad": lambda d: d["amsgrad"],
+        },
+    ),
+    (
+        optim.Adagrad,
+        torch.optim.Adagrad,
+        {
+            "lr": lambda d: d["lr"],
+            "eps": lambda d: d["eps"],
+            "weight_decay": lambda d: d["weight_decay"],
+            "initial_accumulator_value": lambda d: d["initial_accumulator_value"],
+        },
+    ),
+    (
+        optim.RMSprop,
+        torch.optim.RMSprop,
+        {
+            "lr": lambda d: d["lr"],
+            "beta": lambda d: d["alpha"],
+            "eps": lambda d: d["eps"],
+            "weight_decay": lambda d: d["weight_decay"],
+            "momentum": lambda d: d["momentum"],
+            "centered": lambda d: d["centered"],
+        },
+    ),
+    (
+        optim.SGD,
+        torch.optim.SGD,
+        {
+            "momentum": lambda d: d["momentum"],
+            "dampening": lambda d: d["dampening"],
+            "weight_decay": lambda d: d["weight_decay"],
+            "nesterov": lambda d: d["nesterov"],
+        },
+    ),
+    (
+        optim.LBFGS,
+        torch.optim.LBFGS,
+        {
+            "lr": lambda d: d["lr"],
+            "max_iter": lambda d: d["max_iter"],
+            "max_eval": lambda d: d["max_eval"],
+            "tolerance_grad": lambda d: d["tolerance_grad"],
+            "tolerance_change": lambda d: d["tolerance_change"],
+            "history_size": lambda d: d["history_size"],
+            "line_search": lambda d: d["line_search_fn"],
+        },
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -110,10 +149,12 @@ def test_lbfgs_max_eval_defaults_to_max_iter_times_five_quarters():
         return len(calls)
 
     for max_iter in (1, 4, 9):
-        ours = count_calls(lambda: nb.tensor([5.0, -3.0], dtype="float64", requires_grad=True),
-                           max_iter)  # fmt: skip
-        theirs = count_calls(lambda: torch.tensor([5.0, -3.0], dtype=torch.float64,
-                                                  requires_grad=True), max_iter)  # fmt: skip
+        ours = count_calls(
+            lambda: nb.tensor([5.0, -3.0], dtype="float64", requires_grad=True), max_iter
+        )
+        theirs = count_calls(
+            lambda: torch.tensor([5.0, -3.0], dtype=torch.float64, requires_grad=True), max_iter
+        )
         assert ours == theirs
 
 
@@ -122,59 +163,150 @@ def test_lbfgs_max_eval_defaults_to_max_iter_times_five_quarters():
 # (class, valid settings, invalid settings, the message the invalid ones raise)
 BOUNDARIES = [
     (optim.SGD, {"lr": 0.0}, {"lr": -1e-12}, r"SGD: lr must be >= 0, got -1e-12"),
-    (optim.SGD, {"weight_decay": 0.0}, {"weight_decay": -0.5},
-     r"SGD: weight_decay must be >= 0, got -0.5"),
+    (
+        optim.SGD,
+        {"weight_decay": 0.0},
+        {"weight_decay": -0.5},
+        r"SGD: weight_decay must be >= 0, got -0.5",
+    ),
     (optim.Adam, {"eps": 0.0}, {"eps": -1e-9}, r"Adam: eps must be >= 0, got -1e-09"),
-    (optim.SGD, {"decoupled_weight_decay": np.bool_(True)}, {"decoupled_weight_decay": 1},
-     r"SGD: decoupled_weight_decay must be True or False, got 1"),
-    (optim.AdaGrad, {"eps_inside_sqrt": True}, {"eps_inside_sqrt": "yes"},
-     r"AdaGrad: eps_inside_sqrt must be True or False, got 'yes'"),
-    (optim.SGD, {"momentum": 0.0}, {"momentum": -0.1}, r"SGD: momentum must be in \[0, 1\), got -0.1"),
-    (optim.SGD, {"momentum": 0.999}, {"momentum": 1.0}, r"SGD: momentum must be in \[0, 1\), got 1.0"),
-    (optim.SGD, {"momentum": lambda t: 0.0 if t == 0 else 0.9, "nesterov": True},
-     {"momentum": 0.0, "nesterov": True}, r"SGD: nesterov=True needs momentum > 0"),
-    (optim.SGD, {"dampening": 0.0}, {"dampening": -0.1},
-     r"SGD: dampening must be in \[0, 1\], got -0.1"),
-    (optim.SGD, {"dampening": 1.0}, {"dampening": 1.5},
-     r"SGD: dampening must be in \[0, 1\], got 1.5"),
-    (optim.SGD, {"momentum": 0.9, "nesterov": True, "dampening": 0.0},
-     {"momentum": 0.9, "nesterov": True, "dampening": 0.1},
-     r"SGD: nesterov=True needs dampening = 0 \(as in PyTorch\)"),
-    (optim.SGD, {"momentum": 0.9, "nesterov": True},
-     {"momentum": 0.9, "nesterov": True, "dampening": lambda t: 0.0},
-     r"SGD: nesterov=True needs dampening = 0"),
+    (
+        optim.SGD,
+        {"decoupled_weight_decay": np.bool_(True)},
+        {"decoupled_weight_decay": 1},
+        r"SGD: decoupled_weight_decay must be True or False, got 1",
+    ),
+    (
+        optim.AdaGrad,
+        {"eps_inside_sqrt": True},
+        {"eps_inside_sqrt": "yes"},
+        r"AdaGrad: eps_inside_sqrt must be True or False, got 'yes'",
+    ),
+    (
+        optim.SGD,
+        {"momentum": 0.0},
+        {"momentum": -0.1},
+        r"SGD: momentum must be in \[0, 1\), got -0.1",
+    ),
+    (
+        optim.SGD,
+        {"momentum": 0.999},
+        {"momentum": 1.0},
+        r"SGD: momentum must be in \[0, 1\), got 1.0",
+    ),
+    (
+        optim.SGD,
+        {"momentum": lambda t: 0.0 if t == 0 else 0.9, "nesterov": True},
+        {"momentum": 0.0, "nesterov": True},
+        r"SGD: nesterov=True needs momentum > 0",
+    ),
+    (
+        optim.SGD,
+        {"dampening": 0.0},
+        {"dampening": -0.1},
+        r"SGD: dampening must be in \[0, 1\], got -0.1",
+    ),
+    (
+        optim.SGD,
+        {"dampening": 1.0},
+        {"dampening": 1.5},
+        r"SGD: dampening must be in \[0, 1\], got 1.5",
+    ),
+    (
+        optim.SGD,
+        {"momentum": 0.9, "nesterov": True, "dampening": 0.0},
+        {"momentum": 0.9, "nesterov": True, "dampening": 0.1},
+        r"SGD: nesterov=True needs dampening = 0 \(as in PyTorch\)",
+    ),
+    (
+        optim.SGD,
+        {"momentum": 0.9, "nesterov": True},
+        {"momentum": 0.9, "nesterov": True, "dampening": lambda t: 0.0},
+        r"SGD: nesterov=True needs dampening = 0",
+    ),
     (optim.Adam, {"beta1": 0.0}, {"beta1": -0.1}, r"Adam: beta1 must be in \[0, 1\), got -0.1"),
     (optim.Adam, {"beta2": 0.0}, {"beta2": 1.0}, r"Adam: beta2 must be in \[0, 1\), got 1.0"),
     (optim.AdamW, {"beta1": 0.5}, {"beta1": 1.0}, r"AdamW: beta1 must be in \[0, 1\), got 1.0"),
-    (optim.Adam, {"bias_correction": "none"}, {"bias_correction": "None"},
-     r"Adam: bias_correction must be one of \('explicit', 'folded', 'none'\), got 'None'"),
-    (optim.AdamW, {"decoupled_weight_decay": True}, {"decoupled_weight_decay": False},
-     r"AdamW: decoupled_weight_decay=False is Adam with L2; use Adam\(weight_decay=...\)"),
-    (optim.AdaGrad, {"initial_accumulator_value": 0.0}, {"initial_accumulator_value": -0.1},
-     r"AdaGrad: initial_accumulator_value must be a number >= 0, got -0.1"),
-    (optim.AdaGrad, {"initial_accumulator_value": 0.5},
-     {"initial_accumulator_value": lambda t: 0.1},
-     r"AdaGrad: initial_accumulator_value must be a number >= 0, got <function"),
+    (
+        optim.Adam,
+        {"bias_correction": "none"},
+        {"bias_correction": "None"},
+        r"Adam: bias_correction must be one of \('explicit', 'folded', 'none'\), got 'None'",
+    ),
+    (
+        optim.AdamW,
+        {"decoupled_weight_decay": True},
+        {"decoupled_weight_decay": False},
+        r"AdamW: decoupled_weight_decay=False is Adam with L2; use Adam\(weight_decay=...\)",
+    ),
+    (
+        optim.AdaGrad,
+        {"initial_accumulator_value": 0.0},
+        {"initial_accumulator_value": -0.1},
+        r"AdaGrad: initial_accumulator_value must be a number >= 0, got -0.1",
+    ),
+    (
+        optim.AdaGrad,
+        {"initial_accumulator_value": 0.5},
+        {"initial_accumulator_value": lambda t: 0.1},
+        r"AdaGrad: initial_accumulator_value must be a number >= 0, got <function",
+    ),
     (optim.RMSProp, {"beta": 0.0}, {"beta": -0.1}, r"RMSProp: beta must be in \[0, 1\), got -0.1"),
-    (optim.RMSprop, {"momentum": 0.0}, {"momentum": 1.0},
-     r"RMSprop: momentum must be in \[0, 1\), got 1.0"),
-    (optim.LBFGS, {"max_iter": 1}, {"max_iter": 0},
-     r"LBFGS: max_iter must be an integer >= 1, got 0"),
-    (optim.LBFGS, {"max_iter": np.int64(3)}, {"max_iter": 3.0},
-     r"LBFGS: max_iter must be an integer >= 1, got 3.0"),
-    (optim.LBFGS, {"history_size": 1}, {"history_size": 0},
-     r"LBFGS: history_size must be an integer >= 1, got 0"),
-    (optim.LBFGS, {"max_eval": 1}, {"max_eval": 0},
-     r"LBFGS: max_eval must be None or an integer >= 1, got 0"),
-    (optim.LBFGS, {"max_eval": np.int32(2)}, {"max_eval": 2.0},
-     r"LBFGS: max_eval must be None or an integer >= 1, got 2.0"),
-    (optim.LBFGS, {"tolerance_grad": 0.0}, {"tolerance_grad": -1e-9},
-     r"LBFGS: tolerance_grad must be >= 0, got -1e-09"),
-    (optim.LBFGS, {"tolerance_change": 0.0}, {"tolerance_change": -1e-9},
-     r"LBFGS: tolerance_change must be >= 0, got -1e-09"),
-    (optim.LBFGS, {"line_search": "strong_wolfe"}, {"line_search": "wolfe"},
-     r"LBFGS: line_search must be one of \(None, 'strong_wolfe'\), got 'wolfe'"),
-]  # fmt: skip
+    (
+        optim.RMSprop,
+        {"momentum": 0.0},
+        {"momentum": 1.0},
+        r"RMSprop: momentum must be in \[0, 1\), got 1.0",
+    ),
+    (
+        optim.LBFGS,
+        {"max_iter": 1},
+        {"max_iter": 0},
+        r"LBFGS: max_iter must be an integer >= 1, got 0",
+    ),
+    (
+        optim.LBFGS,
+        {"max_iter": np.int64(3)},
+        {"max_iter": 3.0},
+        r"LBFGS: max_iter must be an integer >= 1, got 3.0",
+    ),
+    (
+        optim.LBFGS,
+        {"history_size": 1},
+        {"history_size": 0},
+        r"LBFGS: history_size must be an integer >= 1, got 0",
+    ),
+    (
+        optim.LBFGS,
+        {"max_eval": 1},
+        {"max_eval": 0},
+        r"LBFGS: max_eval must be None or an integer >= 1, got 0",
+    ),
+    (
+        optim.LBFGS,
+        {"max_eval": np.int32(2)},
+        {"max_eval": 2.0},
+        r"LBFGS: max_eval must be None or an integer >= 1, got 2.0",
+    ),
+    (
+        optim.LBFGS,
+        {"tolerance_grad": 0.0},
+        {"tolerance_grad": -1e-9},
+        r"LBFGS: tolerance_grad must be >= 0, got -1e-09",
+    ),
+    (
+        optim.LBFGS,
+        {"tolerance_change": 0.0},
+        {"tolerance_change": -1e-9},
+        r"LBFGS: tolerance_change must be >= 0, got -1e-09",
+    ),
+    (
+        optim.LBFGS,
+        {"line_search": "strong_wolfe"},
+        {"line_search": "wolfe"},
+        r"LBFGS: line_search must be one of \(None, 'strong_wolfe'\), got 'wolfe'",
+    ),
+]
 
 
 @pytest.mark.parametrize("cls, valid, invalid, match", BOUNDARIES)
@@ -189,8 +321,11 @@ def test_pytorch_names_of_settings():
     line_search; given under both names, the values must agree."""
     assert optim.RMSProp(one_param(), alpha=0.5).param_groups[0]["beta"] == 0.5
     assert optim.RMSProp(one_param(), alpha=0.5, beta=0.5).param_groups[0]["beta"] == 0.5
-    with pytest.raises(TypeError, match=r"RMSProp: alpha=0.5 \(PyTorch's name for beta\) and "
-                                        r"beta=0.7 disagree; give one of them"):  # fmt: skip
+    with pytest.raises(
+        TypeError,
+        match=r"RMSProp: alpha=0.5 \(PyTorch's name for beta\) and "
+        r"beta=0.7 disagree; give one of them",
+    ):
         optim.RMSProp(one_param(), alpha=0.5, beta=0.7)
     opt = optim.LBFGS(one_param(), line_search="strong_wolfe", line_search_fn="strong_wolfe")
     assert opt.param_groups[0]["line_search"] == "strong_wolfe"

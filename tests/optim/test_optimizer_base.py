@@ -229,7 +229,7 @@ def test_frozen_after_building_stop_and_resume_with_their_state(cls, kwargs):
         assert not np.allclose(model[0].weight.data, frozen["0.weight"])
 
 
-# --- schedules --------------------------------------------------------------------------------------
+# --- schedules ------------------------------------------------------------------------------------
 
 
 def test_a_schedule_as_lr_is_called_with_the_number_of_updates_made():
@@ -260,7 +260,7 @@ def test_a_manual_lr_change_applies_to_the_next_step():
     np.testing.assert_allclose(w.data, [1.0 - 0.1 - 0.01])
 
 
-# --- state_dict -------------------------------------------------------------------------------------
+# --- state_dict -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("cls", "kwargs"), ALL, ids=ALL_IDS)
@@ -411,7 +411,7 @@ def test_load_state_dict_refuses_a_different_number_of_groups():
         two.load_state_dict(opt.state_dict())
 
 
-# --- gradient clipping ------------------------------------------------------------------------------
+# --- gradient clipping ----------------------------------------------------------------------------
 
 
 def paired_grads(scale: float, seed: int = 0):
@@ -457,7 +457,7 @@ def test_clipping_acts_on_the_next_step():
     np.testing.assert_allclose(w.data, [-0.6, -0.8], rtol=1e-6)
 
 
-# --- argument checking ------------------------------------------------------------------------------
+# --- argument checking ----------------------------------------------------------------------------
 
 
 def one_param():

@@ -69,7 +69,7 @@ def test_decoupled_weight_decay_of_sgd_is_one_multiplication():
             np.testing.assert_allclose(v.data, [1.0 - 0.5 * 1.1, -2.0 - 0.5 * 0.8], rtol=1e-15)
 
 
-# --- statistics and clipping ------------------------------------------------------------------------
+# --- statistics and clipping ----------------------------------------------------------------------
 
 
 def two_groups():
@@ -101,8 +101,11 @@ def test_clip_grad_norm_at_its_edges():
     assert total == 12.0
     np.testing.assert_allclose(b.grad, [6.0], rtol=1e-6)
     for bad in (0, -1.0):
-        with pytest.raises(ValueError, match=rf"clip_grad_norm_: norm_type must be > 0 \(or inf\), "
-                                             rf"got {bad}"):  # fmt: skip
+        with pytest.raises(
+            ValueError,
+            match=rf"clip_grad_norm_: norm_type must be > 0 \(or inf\), "
+            rf"got {bad}",
+        ):
             opt.clip_grad_norm_(1.0, norm_type=bad)
     # parameters with no elements: the norm of nothing is 0, whatever the norm
     empty = optim.SGD([nb.tensor(np.zeros(0), requires_grad=True)])
@@ -118,7 +121,7 @@ def test_zero_grad_without_none_keeps_the_views():
     assert opt.grad_norm() == 0.0
 
 
-# --- the printed form ------------------------------------------------------------------------------
+# --- the printed form -----------------------------------------------------------------------------
 
 
 def test_repr_lists_each_groups_settings():
@@ -126,8 +129,9 @@ def test_repr_lists_each_groups_settings():
     opt = optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
     lines = repr(opt).split("\n")
     settings = [f"    {k}: {v}" for k, v in optim.SGD.defaults.items()]
-    first = [s.replace("lr: 0.01", "lr: 0.1").replace("momentum: 0.0", "momentum: 0.9")
-             for s in settings]  # fmt: skip
+    first = [
+        s.replace("lr: 0.01", "lr: 0.1").replace("momentum: 0.0", "momentum: 0.9") for s in settings
+    ]
     second = [s.replace("lr: 0.1", "lr: 0.5") for s in first]
     assert lines == ["SGD (", "Parameter Group 0", *first, "Parameter Group 1", *second, ")"]
     assert repr(optim.AdamW(one_param())).startswith("AdamW (\nParameter Group 0\n    lr: 0.001")
@@ -154,8 +158,10 @@ def test_sgd_keeps_its_velocity_while_a_momentum_schedule_is_at_zero():
     """momentum = 0.9, 0, 0.5 with dampening 0.5: at momentum 0 the velocity is still the
     momentum formula's, v <- 0 v - (1 - d) alpha g, and carries on into the next step."""
     g = np.array([1.0, -2.0])
-    ours = momentum_steps(lambda w: optim.SGD([w], lr=0.1, momentum=lambda t: [0.9, 0.0, 0.5][t],
-                                              dampening=0.5), [g, g, g])  # fmt: skip
+    ours = momentum_steps(
+        lambda w: optim.SGD([w], lr=0.1, momentum=lambda t: [0.9, 0.0, 0.5][t], dampening=0.5),
+        [g, g, g],
+    )
     v = -0.1 * g  # first step: no dampening
     v = 0.0 * v - 0.05 * g
     theta = np.array([1.0, -2.0]) - 0.1 * g + v

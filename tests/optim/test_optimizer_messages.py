@@ -26,19 +26,26 @@ def one_param():
 
 def test_lbfgs_usage_errors_say_what_to_do():
     w = one_param()
-    with pytest.raises(ValueError, match=whole("LBFGS: give line_search or line_search_fn, "
-                                               "not both")):  # fmt: skip
+    with pytest.raises(
+        ValueError, match=whole("LBFGS: give line_search or line_search_fn, not both")
+    ):
         optim.LBFGS(w, line_search="strong_wolfe", line_search_fn="other")
     opt = optim.LBFGS(w)
-    with pytest.raises(ValueError, match=whole(
-        "LBFGS supports exactly one parameter group (its history spans all parameters); "
-        "put every parameter in one group"
-    )):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=whole(
+            "LBFGS supports exactly one parameter group (its history spans all parameters); "
+            "put every parameter in one group"
+        ),
+    ):
         opt.add_param_group({"params": one_param()})
-    with pytest.raises(TypeError, match=whole(
-        "LBFGS.step needs a closure that zeroes the gradients, computes the loss, calls "
-        "backward and returns the loss: opt.step(closure)"
-    )):  # fmt: skip
+    with pytest.raises(
+        TypeError,
+        match=whole(
+            "LBFGS.step needs a closure that zeroes the gradients, computes the loss, calls "
+            "backward and returns the loss: opt.step(closure)"
+        ),
+    ):
         opt.step()
     with pytest.raises(TypeError, match=whole("LBFGS updates only through step(closure)")):
         opt.reference(np.zeros(2), np.zeros(2), None, {}, 1)
@@ -47,12 +54,16 @@ def test_lbfgs_usage_errors_say_what_to_do():
 def test_nesterov_and_adamw_errors_name_the_fix():
     with pytest.raises(ValueError, match=whole("SGD: nesterov=True needs momentum > 0")):
         optim.SGD(one_param(), nesterov=True)
-    with pytest.raises(ValueError, match=whole("SGD: nesterov=True needs dampening = 0 "
-                                               "(as in PyTorch)")):  # fmt: skip
+    with pytest.raises(
+        ValueError, match=whole("SGD: nesterov=True needs dampening = 0 (as in PyTorch)")
+    ):
         optim.SGD(one_param(), momentum=0.9, dampening=0.5, nesterov=True)
-    with pytest.raises(ValueError, match=whole(
-        "AdamW: decoupled_weight_decay=False is Adam with L2; use Adam(weight_decay=...)"
-    )):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=whole(
+            "AdamW: decoupled_weight_decay=False is Adam with L2; use Adam(weight_decay=...)"
+        ),
+    ):
         optim.AdamW(one_param(), decoupled_weight_decay=False)
 
 
@@ -89,14 +100,17 @@ def test_group_building_errors_read_in_full():
     w = one_param()[0]
     with pytest.raises(ValueError, match=whole("a parameter group needs a 'params' entry")):
         optim.SGD([{"lr": 0.1}])
-    with pytest.raises(ValueError, match=whole(
-        "a parameter appears more than once across the optimizer's groups"
-    )):  # fmt: skip
+    with pytest.raises(
+        ValueError, match=whole("a parameter appears more than once across the optimizer's groups")
+    ):
         optim.SGD([{"params": [w]}, {"params": [w]}])
-    with pytest.raises(TypeError, match=whole(
-        "a parameter group mixes dtypes ['float32', 'float64']; put parameters of different "
-        "dtypes in different groups (or convert the model first)"
-    )):  # fmt: skip
+    with pytest.raises(
+        TypeError,
+        match=whole(
+            "a parameter group mixes dtypes ['float32', 'float64']; put parameters of different "
+            "dtypes in different groups (or convert the model first)"
+        ),
+    ):
         optim.SGD([w, nb.tensor([1.0], dtype="float32", requires_grad=True)])
 
 

@@ -32,9 +32,12 @@ def test_gradual_warmup_ramps_linearly_from_base_to_scaled_rate():
         assert lr(step) == pytest.approx(expected, rel=1e-12)
     # a decay written for the scaled rate takes over after the warmup, unshifted
     decayed = scaled_learning_rate(
-        base, batch, warmup_epochs=epochs, steps_per_epoch=per_epoch,
+        base,
+        batch,
+        warmup_epochs=epochs,
+        steps_per_epoch=per_epoch,
         schedule=schedules.PiecewiseConstant([400], [peak, peak / 10]),
-    )  # fmt: skip
+    )
     assert decayed(300) == pytest.approx(peak) and decayed(401) == pytest.approx(peak / 10)
     # it serializes like any schedule
     rebuilt = schedules.from_config(json.loads(json.dumps(decayed.get_config())))

@@ -39,8 +39,9 @@ def test_scaled_learning_rate_defaults_are_goyals_five_epoch_warmup():
     assert lr.warmup_steps == 5
     assert [lr(s) for s in (0, 5, 100)] == pytest.approx([0.1, 0.4, 0.4])
     assert lr(2.5) == pytest.approx(0.25)
-    lr = scaling.scaled_learning_rate(0.1, 512, base_batch_size=128, warmup_epochs=2,
-                                      steps_per_epoch=3)  # fmt: skip
+    lr = scaling.scaled_learning_rate(
+        0.1, 512, base_batch_size=128, warmup_epochs=2, steps_per_epoch=3
+    )
     assert lr.warmup_steps == 6
     assert lr(0) == pytest.approx(0.1)
     assert lr(6) == pytest.approx(0.4)
@@ -95,8 +96,14 @@ def test_batch_size_schedule_boundaries():
 def test_batch_size_schedule_config_round_trip():
     schedule = BatchSizeSchedule(16, milestones=[1, 3], factor=3.0, maximum=100)
     config = schedule.get_config()
-    assert config == {"class_name": "BatchSizeSchedule", "initial": 16, "milestones": [1, 3],
-                      "factor": 3.0, "maximum": 100}  # fmt: skip
+    assert config == {
+        "class_name": "BatchSizeSchedule",
+        "initial": 16,
+        "milestones": [1, 3],
+        "factor": 3.0,
+        "maximum": 100,
+    }
     rebuilt = BatchSizeSchedule.from_config(config)
-    assert [rebuilt(e) for e in range(5)] == [schedule(e) for e in range(5)] == [16, 48, 48, 100,
-                                                                                 100]  # fmt: skip
+    assert (
+        [rebuilt(e) for e in range(5)] == [schedule(e) for e in range(5)] == [16, 48, 48, 100, 100]
+    )

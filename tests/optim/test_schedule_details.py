@@ -65,8 +65,11 @@ def test_cosine_warmup_boundaries():
 
 def test_restarts_with_t_mul_one_and_alpha():
     lr = CosineDecayRestarts(1.0, 4, t_mul=1.0, m_mul=0.5, alpha=0.2)
-    expected = [0.2 + 0.8 * 0.5**i * 0.5 * (1 + math.cos(math.pi * t / 4)) for i in range(3)
-                for t in range(4)]  # fmt: skip
+    expected = [
+        0.2 + 0.8 * 0.5**i * 0.5 * (1 + math.cos(math.pi * t / 4))
+        for i in range(3)
+        for t in range(4)
+    ]
     np.testing.assert_allclose([lr(s) for s in range(12)], expected, rtol=1e-12)
     # t_mul = 2: periods 4, 8, 16 starting at steps 0, 4, 12, 28
     lr = CosineDecayRestarts(1.0, 4, t_mul=2.0)
@@ -114,8 +117,9 @@ def test_one_cycle_after_the_end_and_at_the_peak():
     assert lr(1000) == lr(10)  # stays at the final value
     late = OneCycle(1.0, 10, pct_start=0.95)  # peak at step 8.5: one annealing step is enough
     assert late(8.5) == 1.0 and late(9) == pytest.approx(1.0 / 25 / 1e4)
-    linear = OneCycle(2.0, 11, pct_start=0.5, div_factor=4.0, final_div_factor=10.0,
-                      anneal="linear")  # fmt: skip
+    linear = OneCycle(
+        2.0, 11, pct_start=0.5, div_factor=4.0, final_div_factor=10.0, anneal="linear"
+    )
     assert linear(2.25) == pytest.approx(1.25)  # halfway up: (0.5 + 2) / 2
     assert linear(7.25) == pytest.approx((2.0 + 0.05) / 2)  # halfway down
 
@@ -157,9 +161,14 @@ def test_config_holds_every_argument_under_its_name():
     config = CosineDecayRestarts(0.1, 10, t_mul=1.5, m_mul=0.5, alpha=0.1).get_config()
     assert config == {
         "class_name": "CosineDecayRestarts",
-        "config": {"initial": 0.1, "first_decay_steps": 10.0, "t_mul": 1.5, "m_mul": 0.5,
-                   "alpha": 0.1},
-    }  # fmt: skip
+        "config": {
+            "initial": 0.1,
+            "first_decay_steps": 10.0,
+            "t_mul": 1.5,
+            "m_mul": 0.5,
+            "alpha": 0.1,
+        },
+    }
     nested = Sequence([LinearWarmup(0.1, 2), 0.05], [2]).get_config()
     assert nested["config"]["schedules"][0] == {
         "class_name": "LinearWarmup",

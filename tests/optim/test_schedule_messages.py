@@ -10,8 +10,10 @@ from nabla.optim.schedules import OneCycle, from_config
 
 
 def test_one_cycle_warmup_error_reads_in_full():
-    expected = ("OneCycle: need 0 < pct_start < 1 and pct_start * total_steps > 1 (a warmup of "
-                "at least one step), got pct_start=0.05, total_steps=10")  # fmt: skip
+    expected = (
+        "OneCycle: need 0 < pct_start < 1 and pct_start * total_steps > 1 (a warmup of "
+        "at least one step), got pct_start=0.05, total_steps=10"
+    )
     with pytest.raises(ValueError, match=r"\A" + re.escape(expected) + r"\Z"):
         OneCycle(1.0, total_steps=10, pct_start=0.05)
 

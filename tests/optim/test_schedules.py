@@ -1,4 +1,5 @@
-"""Learning-rate schedules against formulas written here, live Keras 3 and torch.optim.lr_scheduler."""
+"""Learning-rate schedules against formulas written here, live Keras 3 and
+torch.optim.lr_scheduler."""
 
 import json
 import math
@@ -336,7 +337,8 @@ def test_inverse_sqrt_decay():
     np.testing.assert_allclose(values(lr, 1000), expected, rtol=1e-12)
     assert lr(99) == pytest.approx(0.01)  # the peak, where the two pieces meet
     assert max(values(lr, 1000)) == lr(99)
-    # Vaswani et al.: d_model**-0.5 * min(n**-0.5, n * warmup**-1.5), with initial = (d_model * warmup)**-0.5
+    # Vaswani et al.: d_model**-0.5 * min(n**-0.5, n * warmup**-1.5),
+    # with initial = (d_model * warmup)**-0.5
     d_model, warmup = 512, 4000
     vaswani = InverseSqrtDecay((d_model * warmup) ** -0.5, warmup)
     for n in (1, 2000, 4000, 10_000):

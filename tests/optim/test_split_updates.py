@@ -101,14 +101,18 @@ CASES = {
         sgd,
     ),
     "nesterov-weight-decay": (
-        optim.SGD, {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01}, sgd,
+        optim.SGD,
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.01},
+        sgd,
     ),
     "adam-explicit": (optim.Adam, {"lr": 0.01}, adam),
     "adam-folded": (optim.Adam, {"lr": 0.01, "bias_correction": "folded"}, adam),
     "adam-none": (optim.Adam, {"lr": 0.01, "bias_correction": "none", "beta1": 0.5}, adam),
     "adam-l2-amsgrad": (optim.Adam, {"lr": 0.01, "weight_decay": 0.01, "amsgrad": True}, adam),
     "adamw": (
-        optim.AdamW, {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}, adam,
+        optim.AdamW,
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        adam,
     ),
     "adagrad": (optim.Adagrad, {"lr": 0.1, "initial_accumulator_value": 0.1}, adagrad),
     "adagrad-eps-inside": (optim.Adagrad, {"lr": 0.1, "eps_inside_sqrt": True}, adagrad),
@@ -118,7 +122,7 @@ CASES = {
         {"lr": 0.01, "beta": 0.9, "centered": True, "momentum": 0.5, "weight_decay": 0.01},
         rmsprop,
     ),
-}  # fmt: skip
+}
 
 
 def test_the_group_is_larger_than_every_split_and_a_multiple_of_none():

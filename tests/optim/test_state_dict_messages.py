@@ -29,20 +29,27 @@ def test_a_group_with_other_parameters_names_the_difference():
     c = nb.tensor([3.0], requires_grad=True)
     opt = optim.Adam([("a", a), ("b", b)])
     cases = {
-        "order": ([("b", b), ("a", a)], r"(?m)different parameters: the same names in a "
-                                        r"different order$"),
+        "order": (
+            [("b", b), ("a", a)],
+            r"(?m)different parameters: the same names in a "
+            r"different order$",
+        ),
         "missing": ([("a", a)], r"(?m)different parameters: missing \['b'\]$"),
-        "unexpected": ([("a", a), ("b", b), ("c", c)],
-                       r"(?m)different parameters: unexpected \['c'\]$"),
-        "both": ([("a", a), ("c", c)],
-                 r"(?m)different parameters: missing \['b'\]; unexpected \['c'\]$"),
-    }  # fmt: skip
+        "unexpected": (
+            [("a", a), ("b", b), ("c", c)],
+            r"(?m)different parameters: unexpected \['c'\]$",
+        ),
+        "both": (
+            [("a", a), ("c", c)],
+            r"(?m)different parameters: missing \['b'\]; unexpected \['c'\]$",
+        ),
+    }
     for params, match in cases.values():
         with pytest.raises(ValueError, match=match):
             opt.load_state_dict(saved_with(params))
 
 
-# --- loading: the listings in the messages ----------------------------------------------------------
+# --- loading: the listings in the messages --------------------------------------------------------
 
 
 def test_messages_list_names_quoted_or_not_and_cut_after_eight():
@@ -50,22 +57,31 @@ def test_messages_list_names_quoted_or_not_and_cut_after_eight():
     opt = optim.SGD([("w", w)], momentum=0.9)
     saved = opt.state_dict()
     saved["state"] = {f"p{i}": {} for i in range(10)}
-    with pytest.raises(ValueError, match=r"does not have: 'p0', 'p1', 'p2', 'p3', 'p4', 'p5', "
-                                         r"'p6', 'p7', \.\.\. \(10 in all\) \(its parameters: "
-                                         r"'w'\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"does not have: 'p0', 'p1', 'p2', 'p3', 'p4', 'p5', "
+        r"'p6', 'p7', \.\.\. \(10 in all\) \(its parameters: "
+        r"'w'\)",
+    ):
         opt.load_state_dict(saved)
     saved["state"] = {f"p{i}": {} for i in range(8)}  # eight: all shown
     with pytest.raises(ValueError, match=r"does not have: 'p0', .*, 'p7' \(its parameters: 'w'\)"):
         opt.load_state_dict(saved)
     saved["state"] = {"w": {"step": 1, "velocty": np.zeros(1)}}  # SGD's only buffer is optional
-    with pytest.raises(ValueError, match=r"(?m)state of w: unknown buffer 'velocty' \(SGD keeps "
-                                         r"possibly 'velocity' with these settings"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"(?m)state of w: unknown buffer 'velocty' \(SGD keeps "
+        r"possibly 'velocity' with these settings",
+    ):
         opt.load_state_dict(saved)
     rms = optim.RMSProp([("w", w)])
     saved = rms.state_dict()
     saved["state"] = {"w": {"step": 1, "square_avg": np.zeros(1), "sq": np.zeros(1)}}
-    with pytest.raises(ValueError, match=r"RMSProp keeps 'square_avg' and possibly "
-                                         r"'momentum_buffer' with these settings"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"RMSProp keeps 'square_avg' and possibly "
+        r"'momentum_buffer' with these settings",
+    ):
         rms.load_state_dict(saved)
     adam = optim.Adam([("w", w)])
     saved = adam.state_dict()

@@ -56,37 +56,62 @@ def test_a_missing_iterations_entry_points_to_the_pytorch_conversion():
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda s: s.update(param_groups=[1]),
-         "param_groups must be a list of dicts, one per parameter group"),
-        (lambda s: s.update(param_groups="ab"),
-         "param_groups must be a list of dicts, one per parameter group"),
-        (lambda s: s["param_groups"][0].update(momentum=0.9),
-         "group 0: settings ['momentum'] are not Adam's; this state_dict comes from another "
-         "optimizer or framework"),
-        (lambda s: s.update(state=[1]),
-         "state must be a dict: parameter name -> buffers, not a list"),
-        (lambda s: s.update(state={"v": {}}),
-         "state for parameters this optimizer does not have: 'v' (its parameters: 'w')"),
-        (lambda s: s.update(state={0: {}}),
-         "state for parameters this optimizer does not have: 0 (its parameters: 'w'); PyTorch "
-         "numbers parameters, nabla names them (see docs/optimizers.md)"),
-        (lambda s: s["state"]["w"].update(bogus=np.zeros(2)),
-         "state of w: unknown buffer 'bogus' (Adam keeps 'exp_avg', 'exp_avg_sq' with these "
-         "settings; docs/optimizers.md lists every algorithm's)"),
-        (lambda s: s["state"].update(w={"step": 0, "exp_avg": np.zeros(2)}),
-         "state of w: missing buffer 'exp_avg_sq' (Adam keeps it from the first step on)"),
+        (
+            lambda s: s.update(param_groups=[1]),
+            "param_groups must be a list of dicts, one per parameter group",
+        ),
+        (
+            lambda s: s.update(param_groups="ab"),
+            "param_groups must be a list of dicts, one per parameter group",
+        ),
+        (
+            lambda s: s["param_groups"][0].update(momentum=0.9),
+            "group 0: settings ['momentum'] are not Adam's; this state_dict comes from another "
+            "optimizer or framework",
+        ),
+        (
+            lambda s: s.update(state=[1]),
+            "state must be a dict: parameter name -> buffers, not a list",
+        ),
+        (
+            lambda s: s.update(state={"v": {}}),
+            "state for parameters this optimizer does not have: 'v' (its parameters: 'w')",
+        ),
+        (
+            lambda s: s.update(state={0: {}}),
+            "state for parameters this optimizer does not have: 0 (its parameters: 'w'); PyTorch "
+            "numbers parameters, nabla names them (see docs/optimizers.md)",
+        ),
+        (
+            lambda s: s["state"]["w"].update(bogus=np.zeros(2)),
+            "state of w: unknown buffer 'bogus' (Adam keeps 'exp_avg', 'exp_avg_sq' with these "
+            "settings; docs/optimizers.md lists every algorithm's)",
+        ),
+        (
+            lambda s: s["state"].update(w={"step": 0, "exp_avg": np.zeros(2)}),
+            "state of w: missing buffer 'exp_avg_sq' (Adam keeps it from the first step on)",
+        ),
     ],
-    ids=["groups-list", "groups-str", "settings", "state", "stranger", "numbered", "unknown",
-         "step-0"],
-)  # fmt: skip
+    ids=[
+        "groups-list",
+        "groups-str",
+        "settings",
+        "state",
+        "stranger",
+        "numbered",
+        "unknown",
+        "step-0",
+    ],
+)
 def test_each_problem_reads_in_full(change, expected):
     assert re.search(line(expected), problems_of(change))
 
 
 def test_every_parameters_problems_are_reported_not_only_the_first():
     """A stranger, or an entry that is no dict, does not stop the check of the next entry."""
-    opt = optim.Adam([("a", nb.tensor([1.0], requires_grad=True)),
-                      ("b", nb.tensor([2.0], requires_grad=True))])  # fmt: skip
+    opt = optim.Adam(
+        [("a", nb.tensor([1.0], requires_grad=True)), ("b", nb.tensor([2.0], requires_grad=True))]
+    )
     bad = {"step": 1, "exp_avg": np.zeros(1)}
     for first in ({"zzz": {}}, {"a": 1}):
         saved = opt.state_dict()
@@ -94,8 +119,10 @@ def test_every_parameters_problems_are_reported_not_only_the_first():
         with pytest.raises(ValueError) as error:
             opt.load_state_dict(saved)
         text = str(error.value)
-        assert re.search(line("state of b: missing buffer 'exp_avg_sq' (Adam keeps it from the "
-                              "first step on)"), text)  # fmt: skip
+        assert re.search(
+            line("state of b: missing buffer 'exp_avg_sq' (Adam keeps it from the first step on)"),
+            text,
+        )
         if "a" in first:
             assert re.search(line("state of a must be a dict of buffers, not a int"), text)
 
@@ -104,8 +131,9 @@ def test_buffers_may_be_any_array_like():
     """A buffer only has to convert to an array (a torch tensor does): it loads."""
     opt, w = adam()
     saved = opt.state_dict()
-    saved["state"]["w"] = {k: torch.tensor(np.asarray(v)) if k != "step" else v
-                           for k, v in saved["state"]["w"].items()}  # fmt: skip
+    saved["state"]["w"] = {
+        k: torch.tensor(np.asarray(v)) if k != "step" else v for k, v in saved["state"]["w"].items()
+    }
     fresh = optim.Adam([("w", w)])
     fresh.load_state_dict(saved)
     for key, value in opt.state_dict()["state"]["w"].items():
@@ -132,10 +160,13 @@ def test_optional_buffers_are_listed_with_commas():
     opt = TwoOptional([w])
     saved = opt.state_dict()
     saved["state"]["0.0"] = {"step": 1, "x": np.zeros(1)}
-    with pytest.raises(ValueError, match=line(
-        "state of 0.0: unknown buffer 'x' (TwoOptional keeps possibly 'a', 'b' with these "
-        "settings; docs/optimizers.md lists every algorithm's)"
-    )):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=line(
+            "state of 0.0: unknown buffer 'x' (TwoOptional keeps possibly 'a', 'b' with these "
+            "settings; docs/optimizers.md lists every algorithm's)"
+        ),
+    ):
         opt.load_state_dict(saved)
 
 

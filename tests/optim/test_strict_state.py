@@ -28,9 +28,17 @@ BUFFERS = [
     (optim.AdamW, {"lr": 0.01}, ["exp_avg", "exp_avg_sq"]),
 ]
 IDS = [
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop-centered", "rmsprop-momentum",
-    "adam", "amsgrad", "adamw",
-]  # fmt: skip
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "rmsprop-centered",
+    "rmsprop-momentum",
+    "adam",
+    "amsgrad",
+    "adamw",
+]
 
 
 def make_model(seed: int = 0, sizes=(5, 8, 3)):
@@ -225,11 +233,18 @@ def test_missing_and_unexpected_parameters_of_a_group_are_refused():
         (lambda s: s["state"].update({"0.bias": np.zeros(8)}), "0.bias"),
     ],
     ids=[
-        "no-iterations", "extra-entry", "negative-iterations", "groups-not-a-list",
-        "group-count", "group-without-params", "foreign-setting", "invalid-setting",
-        "state-not-a-dict", "entry-not-a-dict",
+        "no-iterations",
+        "extra-entry",
+        "negative-iterations",
+        "groups-not-a-list",
+        "group-count",
+        "group-without-params",
+        "foreign-setting",
+        "invalid-setting",
+        "state-not-a-dict",
+        "entry-not-a-dict",
     ],
-)  # fmt: skip
+)
 def test_a_wrong_structure_is_refused(change, expected):
     _, _, saved = trained()
     change(saved)
@@ -247,7 +262,7 @@ def test_every_problem_is_named_in_one_message():
     assert len(message.splitlines()) == 5
 
 
-# --- L-BFGS -----------------------------------------------------------------------------------------
+# --- L-BFGS ---------------------------------------------------------------------------------------
 
 
 def lbfgs_trained(steps: int = 3):
@@ -272,8 +287,14 @@ def test_lbfgs_state_loads_and_its_history_is_checked():
     _, saved = lbfgs_trained()
     assert len(saved["lbfgs"]["rho"]) == 2
     assert sorted(saved["state"]["0.weight"]) == [
-        "d", "prev_flat_grad", "s.0", "s.1", "step", "y.0", "y.1"
-    ]  # fmt: skip
+        "d",
+        "prev_flat_grad",
+        "s.0",
+        "s.1",
+        "step",
+        "y.0",
+        "y.1",
+    ]
     fresh_lbfgs = optim.LBFGS(make_model(seed=3).named_parameters(), max_iter=3, history_size=2)
     fresh_lbfgs.load_state_dict(saved)
     fresh_lbfgs.load_state_dict(optim.LBFGS(make_model().named_parameters()).state_dict())

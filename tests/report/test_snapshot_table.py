@@ -35,8 +35,12 @@ def test_the_ensemble_is_shown_beside_the_last_snapshot(classification_run):
     assert "Snapshot ensemble (test split)" in page
     rows = _rows(page)
     assert [r[0] for r in rows] == [
-        "snapshot 1", "snapshot 2", "snapshot 3", "last snapshot", "ensemble of 3",
-    ]  # fmt: skip
+        "snapshot 1",
+        "snapshot 2",
+        "snapshot 3",
+        "last snapshot",
+        "ensemble of 3",
+    ]
     assert rows[0][1:] == ["1", "5", "50", "93.12%", "0.2511"]  # epochs shown from 1
     assert rows[3][1:] == ["3", "35", "350", "95.21%", "0.1702"]
     assert rows[4][-2:] == ["96.33%", "0.1288"]

@@ -53,9 +53,15 @@ def feed(callback, trainer, key, values):
 
 
 @pytest.mark.parametrize(
-    ("monitor", "mode"), [("dev_accuracy", "max"), ("acc", "max"), ("dev_loss", "min"),
-                          ("loss", "min"), ("Accuracy", "min")],
-)  # fmt: skip
+    ("monitor", "mode"),
+    [
+        ("dev_accuracy", "max"),
+        ("acc", "max"),
+        ("dev_loss", "min"),
+        ("loss", "min"),
+        ("Accuracy", "min"),
+    ],
+)
 def test_auto_mode_maximizes_accuracies_only(monitor, mode):
     tracker = EarlyStopping(monitor=monitor).tracker
     assert tracker.mode == mode
@@ -100,7 +106,7 @@ def test_a_missing_monitor_names_the_callback_and_the_logs():
         assert info.value.args[0].startswith(f"{type(cb).__name__}: monitor 'dev_loss' is not")
 
 
-# --- EarlyStopping ---------------------------------------------------------------------------------
+# --- EarlyStopping --------------------------------------------------------------------------------
 
 
 def test_early_stopping_defaults_are_keras():
@@ -170,7 +176,7 @@ def test_early_stopping_state_round_trip():
     assert again.best_weights is None
 
 
-# --- ModelCheckpoint ----------------------------------------------------------------------------------
+# --- ModelCheckpoint ------------------------------------------------------------------------------
 
 
 def test_model_checkpoint_defaults_write_last_only(tmp_path):
@@ -197,8 +203,13 @@ def test_every_n_epochs_and_best_files(tmp_path):
     trainer = FakeTrainer()
     for epoch, loss in enumerate([3.0, 2.0, 2.0, 2.5, 1.0, 1.5, 1.5]):
         cb.on_epoch_end(trainer, epoch, {"loss": loss})
-    assert trainer.saved == ["best.safetensors", "best.safetensors", "epoch-0003.safetensors",
-                             "best.safetensors", "epoch-0006.safetensors"]  # fmt: skip
+    assert trainer.saved == [
+        "best.safetensors",
+        "best.safetensors",
+        "epoch-0003.safetensors",
+        "best.safetensors",
+        "epoch-0006.safetensors",
+    ]
     assert cb.best_epoch == 4 and cb.tracker.best == 1.0
     assert ModelCheckpoint(tmp_path, every=1).every == 1
 

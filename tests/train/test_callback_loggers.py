@@ -21,7 +21,7 @@ from nabla.train.callbacks import (
     SnapshotEnsemble,
 )
 
-# --- the loggers ------------------------------------------------------------------------------------------------
+# --- the loggers ----------------------------------------------------------------------------------
 
 
 def read_jsonl(path):
@@ -35,17 +35,36 @@ def test_jsonl_lines_for_steps_and_epochs(tmp_path):
     log.on_train_begin(trainer)
     log.on_batch_end(trainer, 1, {"epoch": 0, "step": 1, "loss": np.float32(0.5), "lr": 0.1})
     trainer.step = 1
-    logs = {"loss": 0.5, "acc": np.float64(0.25), "lr": 0.1, "time": 2.0, "dev_loss": math.inf,
-            "dev_acc": math.nan}  # fmt: skip
+    logs = {
+        "loss": 0.5,
+        "acc": np.float64(0.25),
+        "lr": 0.1,
+        "time": 2.0,
+        "dev_loss": math.inf,
+        "dev_acc": math.nan,
+    }
     log.on_epoch_end(trainer, 0, logs)
     assert read_jsonl(path) == [
         {"event": "step", "epoch": 0, "step": 1, "loss": 0.5, "lr": 0.1},
-        {"event": "epoch", "epoch": 0, "step": 1, "time": 2.0, "lr": 0.1,
-         "train": {"loss": 0.5, "acc": 0.25}, "dev": {"loss": "inf", "acc": None}},
-    ]  # fmt: skip
+        {
+            "event": "epoch",
+            "epoch": 0,
+            "step": 1,
+            "time": 2.0,
+            "lr": 0.1,
+            "train": {"loss": 0.5, "acc": 0.25},
+            "dev": {"loss": "inf", "acc": None},
+        },
+    ]
     log.on_epoch_end(trainer, 1, {"loss": 0.4})
-    assert read_jsonl(path)[-1] == {"event": "epoch", "epoch": 1, "step": 1, "time": None,
-                                    "lr": None, "train": {"loss": 0.4}}  # fmt: skip
+    assert read_jsonl(path)[-1] == {
+        "event": "epoch",
+        "epoch": 1,
+        "step": 1,
+        "time": None,
+        "lr": None,
+        "train": {"loss": 0.4},
+    }
     log.on_train_end(trainer)
     assert log.file is None
     log.on_train_end(trainer)  # twice is harmless
@@ -58,9 +77,15 @@ def test_jsonl_without_steps_writes_epochs_only(tmp_path):
     log.on_epoch_end(trainer, 0, {"loss": -math.inf})
     log.on_train_end(trainer)
     assert read_jsonl(tmp_path / "m.jsonl") == [
-        {"event": "epoch", "epoch": 0, "step": 0, "time": None, "lr": None,
-         "train": {"loss": "-inf"}},
-    ]  # fmt: skip
+        {
+            "event": "epoch",
+            "epoch": 0,
+            "step": 0,
+            "time": None,
+            "lr": None,
+            "train": {"loss": "-inf"},
+        },
+    ]
 
 
 def test_jsonl_resume_drops_the_lines_after_the_checkpoint(tmp_path):
@@ -89,16 +114,25 @@ def test_csv_rows_and_resume(tmp_path):
     log.on_epoch_end(trainer, 3, {"loss": 9.0, "lr": 0.1, "extra": 1})  # not a column: ignored
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows == [["epoch", "loss", "lr"], ["0", "0.0", "0.1"], ["1", "0.5", "0.1"],
-                    ["2", "1.0", "0.1"], ["3", "9.0", "0.1"]]  # fmt: skip
+    assert rows == [
+        ["epoch", "loss", "lr"],
+        ["0", "0.0", "0.1"],
+        ["1", "0.5", "0.1"],
+        ["2", "1.0", "0.1"],
+        ["3", "9.0", "0.1"],
+    ]
     resumed = CSVLogger(path)
     resumed.on_train_begin(FakeTrainer(epoch=2))
     assert resumed.columns == ["epoch", "loss", "lr"]
     resumed.on_epoch_end(None, 2, {"loss": 7.0, "lr": 0.01})
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows == [["epoch", "loss", "lr"], ["0", "0.0", "0.1"], ["1", "0.5", "0.1"],
-                    ["2", "7.0", "0.01"]]  # fmt: skip
+    assert rows == [
+        ["epoch", "loss", "lr"],
+        ["0", "0.0", "0.1"],
+        ["1", "0.5", "0.1"],
+        ["2", "7.0", "0.01"],
+    ]
     resumed.on_train_begin(FakeTrainer(epoch=1))  # the first epoch after a checkpoint
     with open(path, newline="") as f:
         assert list(csv.reader(f)) == [["epoch", "loss", "lr"], ["0", "0.0", "0.1"]]

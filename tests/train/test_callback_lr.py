@@ -17,7 +17,7 @@ from nabla.train.callbacks import (
     ReduceLROnPlateau,
 )
 
-# --- the learning-rate callbacks ----------------------------------------------------------------------------
+# --- the learning-rate callbacks ------------------------------------------------------------------
 
 
 def test_reduce_lr_defaults_are_keras():
@@ -50,9 +50,14 @@ def test_reduce_lr_patience_and_floor_follow_keras():
     trainer = FakeTrainer(0.1, 0.2)
     cb.on_train_begin(trainer)
     assert lr_trace(cb, trainer, [1.0] * 7) == [
-        (0.1, 0, 0), (0.1, 1, 0), (0.05, 0, 1), (0.05, 1, 0), (0.03, 0, 1), (0.03, 1, 0),
+        (0.1, 0, 0),
+        (0.1, 1, 0),
+        (0.05, 0, 1),
+        (0.05, 1, 0),
         (0.03, 0, 1),
-    ]  # fmt: skip
+        (0.03, 1, 0),
+        (0.03, 0, 1),
+    ]
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [0.03, 0.03]
     assert type(trainer.optimizer.param_groups[1]["lr"]) is float
 
@@ -61,9 +66,14 @@ def test_reduce_lr_waits_out_a_longer_cooldown():
     cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, cooldown=2, min_delta=0.0)
     trainer = FakeTrainer(0.8)
     assert lr_trace(cb, trainer, [1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5]) == [
-        (0.8, 0, 0), (0.4, 0, 2), (0.4, 0, 1), (0.2, 0, 2), (0.2, 0, 1), (0.1, 0, 2),
+        (0.8, 0, 0),
+        (0.4, 0, 2),
+        (0.4, 0, 1),
+        (0.2, 0, 2),
+        (0.2, 0, 1),
+        (0.1, 0, 2),
         (0.1, 0, 1),
-    ]  # fmt: skip
+    ]
     assert cb.tracker.best == 0.5
 
 
@@ -71,8 +81,12 @@ def test_reduce_lr_counts_only_improvements_beyond_min_delta():
     cb = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=3, min_delta=0.1)
     trainer = FakeTrainer(1.0)
     assert lr_trace(cb, trainer, [1.0, 0.9, 0.89, 0.8, 0.75]) == [
-        (1.0, 0, 0), (1.0, 1, 0), (1.0, 0, 0), (1.0, 1, 0), (1.0, 0, 0),
-    ]  # fmt: skip
+        (1.0, 0, 0),
+        (1.0, 1, 0),
+        (1.0, 0, 0),
+        (1.0, 1, 0),
+        (1.0, 0, 0),
+    ]
 
 
 def test_reduce_lr_state_round_trip():

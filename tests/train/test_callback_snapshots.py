@@ -16,7 +16,7 @@ from nabla.train.callbacks import (
     SnapshotEnsemble,
 )
 
-# --- SnapshotEnsemble -----------------------------------------------------------------------------------
+# --- SnapshotEnsemble -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["cycle_steps", "cycle_epochs"])

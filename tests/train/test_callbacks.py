@@ -107,8 +107,13 @@ def test_jsonl_and_csv_loggers_write_every_epoch(tmp_path):
     nb.manual_seed(0)
     model = nn.Linear(64, 10)
     cbs = [callbacks.JSONLLogger(tmp_path / "m.jsonl"), callbacks.CSVLogger(tmp_path / "m.csv")]
-    t = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.01),
-                metrics=["accuracy"], callbacks=cbs)  # fmt: skip
+    t = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.Adam(model.parameters(), lr=0.01),
+        metrics=["accuracy"],
+        callbacks=cbs,
+    )
     t.fit(
         DataLoader(train, batch_size=500), epochs=2, dev=DataLoader(test, batch_size=500), verbose=0
     )

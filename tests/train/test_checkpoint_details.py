@@ -86,7 +86,7 @@ def test_a_bad_read_back_names_the_file_and_keeps_the_old_one(tmp_path, monkeypa
     assert sorted(os.listdir(tmp_path)) == ["last.safetensors"]
 
 
-# --- keeping the previous file ----------------------------------------------------------------------
+# --- keeping the previous file --------------------------------------------------------------------
 
 
 def test_keep_hard_links_where_it_can(tmp_path):
@@ -131,7 +131,7 @@ def test_keep_removes_its_temporary_file_when_the_rename_fails(tmp_path, monkeyp
     assert sorted(os.listdir(tmp_path)) == ["last.safetensors"]
 
 
-# --- resume_from --------------------------------------------------------------------------------------
+# --- resume_from ----------------------------------------------------------------------------------
 
 
 def test_resume_from_an_intact_checkpoint_loads_it_silently(tmp_path):
@@ -195,7 +195,7 @@ def test_set_aside_of_a_missing_file_is_none(tmp_path):
     assert os.listdir(tmp_path) == ["x.corrupt.safetensors"]
 
 
-# --- load's refusals ------------------------------------------------------------------------------------
+# --- load's refusals ------------------------------------------------------------------------------
 
 
 def write(tmp_path, metadata, obj=None):
@@ -294,7 +294,7 @@ def test_warnings_point_at_the_caller_of_load_and_resume_from(tmp_path, monkeypa
     assert recorder.calls == [(UserWarning, 2), (UserWarning, 2)]
 
 
-# --- a trainer's state -----------------------------------------------------------------------------------
+# --- a trainer's state ----------------------------------------------------------------------------
 
 
 def test_a_trainers_state_passes_as_it_is():
@@ -306,12 +306,19 @@ def test_a_trainers_state_passes_as_it_is():
 
 @pytest.mark.parametrize(
     ("changes", "problem"),
-    [({"epoch": True}, "'epoch' is a bool"), ({"step": 1.0}, "'step' is a float"),
-     ({"elapsed": "1"}, "'elapsed' is a str"), ({"stop_training": 0}, "'stop_training' is a int"),
-     ({"model": []}, "'model' is a list"), ({"train_loader": 3}, "'train_loader' is a int"),
-     ({"callbacks": {}}, "'callbacks' is a dict"), ({"epoch": -1}, "'epoch' is negative"),
-     ({"step": -1}, "'step' is negative"), ({"model": {"w": 1.0}}, "model entry 'w' is not an array")],
-)  # fmt: skip
+    [
+        ({"epoch": True}, "'epoch' is a bool"),
+        ({"step": 1.0}, "'step' is a float"),
+        ({"elapsed": "1"}, "'elapsed' is a str"),
+        ({"stop_training": 0}, "'stop_training' is a int"),
+        ({"model": []}, "'model' is a list"),
+        ({"train_loader": 3}, "'train_loader' is a int"),
+        ({"callbacks": {}}, "'callbacks' is a dict"),
+        ({"epoch": -1}, "'epoch' is negative"),
+        ({"step": -1}, "'step' is negative"),
+        ({"model": {"w": 1.0}}, "model entry 'w' is not an array"),
+    ],
+)
 def test_a_bad_entry_is_named(changes, problem):
     with pytest.raises(CheckpointError) as info:
         checkpoint.check_state(state(**changes), "ckpt.safetensors")
@@ -352,7 +359,7 @@ def test_a_state_that_is_not_a_dict_is_named():
     assert str(info.value) == "p.safetensors: holds a JSON list, not a trainer's state"
 
 
-# --- random streams ----------------------------------------------------------------------------------------
+# --- random streams -------------------------------------------------------------------------------
 
 
 def test_random_state_records_the_seed_the_default_and_every_module_stream():

@@ -153,7 +153,7 @@ def test_a_checkpoint_that_fails_verification_is_never_renamed_into_place(tmp_pa
 
 def _run(tmp_path, name: str, epochs: int = 2):
     cfg = config.resolve({"epochs": epochs, "hidden": [16], "schedule": "constant"})
-    run.train(cfg, tmp_path / name, verbose=0, report=False)
+    run.train(cfg, tmp_path / name, verbose=0)
     return tmp_path / name
 
 
@@ -165,7 +165,7 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_says_so(tmp_path, caps
     flip_bit(checkpoints / "last.safetensors", 100)
     cfg = run.load_config(folder)
     with pytest.warns(UserWarning) as caught:
-        run.train(cfg, folder, resume=True, verbose=0, report=False)
+        run.train(cfg, folder, resume=True, verbose=0)
     message = " ".join(str(w.message) for w in caught)
     assert "last.safetensors" in message and "digest" in message
     assert "resuming from last.previous.safetensors (epoch 1)" in message
@@ -182,7 +182,7 @@ def test_resume_with_no_verified_checkpoint_left_is_refused(tmp_path):
     for name in ("last.safetensors", "last.previous.safetensors"):
         flip_bit(folder / "checkpoints" / name, 100)
     with pytest.raises(CheckpointError) as info:
-        run.train(run.load_config(folder), folder, resume=True, verbose=0, report=False)
+        run.train(run.load_config(folder), folder, resume=True, verbose=0)
     assert "last.safetensors" in str(info.value) and "last.previous.safetensors" in str(info.value)
 
 

@@ -15,8 +15,12 @@ FAST = ["--epochs", "3", "--quiet"]
 
 
 def nabla(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "nabla.cli", *args], capture_output=True, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "nabla.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if check and result.returncode != 0:
         raise AssertionError(result.stderr)
     return result
@@ -37,10 +41,21 @@ def test_every_command_has_help_with_examples(capsys):
 def test_default_train_writes_the_whole_run_folder(tmp_path):
     run = tmp_path / "run"
     assert cli.main(["train", "--out", str(run), *FAST]) == 0
-    for name in ("config.toml", "metrics.jsonl", "results.json", "report.html", "misclassified.safetensors",
-                 "checkpoints/last.safetensors", "checkpoints/best.safetensors", "plots/loss.png",
-                 "plots/accuracy.png", "plots/lr.png", "plots/grad_norm.png", "plots/confusion.png",
-                 "plots/misclassified.png"):  # fmt: skip
+    for name in (
+        "config.toml",
+        "metrics.jsonl",
+        "results.json",
+        "report.html",
+        "misclassified.safetensors",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+        "plots/loss.png",
+        "plots/accuracy.png",
+        "plots/lr.png",
+        "plots/grad_norm.png",
+        "plots/confusion.png",
+        "plots/misclassified.png",
+    ):
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
     assert results["evaluations"]["test"]["accuracy"] > 0.9 and results["epochs_run"] == 3
@@ -74,8 +89,18 @@ sys.exit(cli.main(sys.argv[1:]))
 def test_a_crashed_run_resumes_in_a_new_process_bit_identically(tmp_path):
     args = ["--epochs", "4", "--augment", "noise", "--quiet"]
     nabla("train", "--out", str(tmp_path / "straight"), *args)
-    crashed = subprocess.run([sys.executable, "-c", CRASH_AFTER_EPOCH_2, "train", "--out",
-                              str(tmp_path / "resumed"), *args], capture_output=True)  # fmt: skip
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CRASH_AFTER_EPOCH_2,
+            "train",
+            "--out",
+            str(tmp_path / "resumed"),
+            *args,
+        ],
+        capture_output=True,
+    )
     assert crashed.returncode == -9
     assert not (tmp_path / "resumed" / "results.json").exists()
     nabla("train", "--resume", str(tmp_path / "resumed"), "--quiet")
@@ -146,8 +171,15 @@ def test_the_progress_bar_fits_the_terminal_without_cutting_numbers(columns):
     logs = {"lr": 1.2345e-3, "batch_size": 128, "grad_norm": 12.3456, "update_ratio": 1.5e-3}
     metrics = {"accuracy": 0.98765, "top5_accuracy": 0.99999}
     postfix = history.progress_postfix(0.123456, metrics, logs, columns)
-    line = tqdm.format_meter(1234, 1875, 83.2, ncols=columns, prefix="epoch 12/100",
-                             postfix=postfix, bar_format=history.BAR_FORMAT)  # fmt: skip
+    line = tqdm.format_meter(
+        1234,
+        1875,
+        83.2,
+        ncols=columns,
+        prefix="epoch 12/100",
+        postfix=postfix,
+        bar_format=history.BAR_FORMAT,
+    )
     assert len(line) <= columns, line
     assert line.rstrip().endswith(postfix.strip())  # every number whole, nothing cut
     assert "epoch 12/100" in line and "loss 0.1235" in line and "1234/1875" in line

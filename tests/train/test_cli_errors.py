@@ -35,8 +35,13 @@ sys.exit(cli.main(sys.argv[1:]))
 def nabla(*args, env=None, timeout=120, script=None):
     command = [sys.executable, "-c", script] if script else [sys.executable, "-m", "nabla"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
-                          env=environment, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
 
 
 def one_line(result, status: int, *fragments: str) -> str:
@@ -90,8 +95,11 @@ def test_corrupt_data_file_is_named_with_what_to_do(tmp_path):
     folder.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         (folder / name).write_bytes(b"\x1f\x8b not really gzip")
-    env = {"NABLA_DATA": str(tmp_path / "data"), "NABLA_CACHE": str(tmp_path / "cache"),
-           "NABLA_MIRROR": "http://127.0.0.1:9"}  # fmt: skip
+    env = {
+        "NABLA_DATA": str(tmp_path / "data"),
+        "NABLA_CACHE": str(tmp_path / "cache"),
+        "NABLA_MIRROR": "http://127.0.0.1:9",
+    }
     result = nabla("train", "--dataset", "mnist10k", "--out", tmp_path / "r", *TINY, env=env)
     one_line(result, 2, str(folder / "t10k-images-idx3-ubyte.gz"), "delete it")
     assert not (tmp_path / "r").exists()
@@ -135,8 +143,22 @@ def test_out_of_memory_exits_1_with_advice(tmp_path):
 
 def test_divergence_names_the_step_the_lr_and_the_last_verified_checkpoint(tmp_path):
     out = tmp_path / "r"
-    args = ["train", "--optimizer", "sgd", "--schedule", "constant", "--lr", "0.1",
-            "--epochs", "3", "--hidden", "16", "--out", out, "--quiet"]  # fmt: skip
+    args = [
+        "train",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.1",
+        "--epochs",
+        "3",
+        "--hidden",
+        "16",
+        "--out",
+        out,
+        "--quiet",
+    ]
     line = one_line(nabla(*args, script=LR_SPIKE_AFTER_EPOCH_1), 1, "diverged", "lr 1e+30")
     assert "epoch 2, step " in line
     assert f"last verified checkpoint: {out / 'checkpoints' / 'last.safetensors'} (epoch 1)" in line
@@ -144,16 +166,39 @@ def test_divergence_names_the_step_the_lr_and_the_last_verified_checkpoint(tmp_p
 
 
 def test_divergence_before_the_first_checkpoint_leaves_no_run_folder(tmp_path):
-    args = ["train", "--optimizer", "sgd", "--schedule", "constant", "--lr", "1e30",
-            "--out", tmp_path / "r", *TINY]  # fmt: skip
+    args = [
+        "train",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+        "--lr",
+        "1e30",
+        "--out",
+        tmp_path / "r",
+        *TINY,
+    ]
     one_line(nabla(*args), 1, "diverged", "none was written", "removed")
     assert not (tmp_path / "r").exists()
 
 
 def _start_slow_run(out):
     """A run of many slow epochs (batch size 1) in a subprocess."""
-    command = [sys.executable, "-m", "nabla", "train", "--batch-size", "1", "--epochs", "100",
-               "--hidden", "16", "--out", str(out), "--quiet"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "nabla",
+        "train",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "100",
+        "--hidden",
+        "16",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -196,9 +241,15 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_folder(tmp_path):
 def _hostile(path, structure: str) -> None:
     """A checkpoint whose digest is right (whoever wrote it computed one) but whose structure
     is not a trainer's state."""
-    serialization.save({"x": np.zeros(2, np.float32)}, path,
-                       metadata={"format": checkpoint.FORMAT, "format_version": str(checkpoint.VERSION),
-                                 "nabla.state": structure})  # fmt: skip
+    serialization.save(
+        {"x": np.zeros(2, np.float32)},
+        path,
+        metadata={
+            "format": checkpoint.FORMAT,
+            "format_version": str(checkpoint.VERSION),
+            "nabla.state": structure,
+        },
+    )
 
 
 @pytest.mark.parametrize(

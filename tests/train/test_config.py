@@ -18,9 +18,16 @@ def test_later_layers_override_earlier_ones():
 
 @pytest.mark.parametrize(
     ("key", "text", "value"),
-    [("lr", "1e-3", 1e-3), ("epochs", "5", 5), ("epochs", "1e2", 100), ("nesterov", "true", True),
-     ("hidden", "128,64", [128, 64]), ("hidden", "", []), ("augment", "translate,rotate", ["translate", "rotate"])],
-)  # fmt: skip
+    [
+        ("lr", "1e-3", 1e-3),
+        ("epochs", "5", 5),
+        ("epochs", "1e2", 100),
+        ("nesterov", "true", True),
+        ("hidden", "128,64", [128, 64]),
+        ("hidden", "", []),
+        ("augment", "translate,rotate", ["translate", "rotate"]),
+    ],
+)
 def test_parse_value(key, text, value):
     assert config.parse_value(key, text) == value
 

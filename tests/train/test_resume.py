@@ -29,9 +29,13 @@ def build(tmp_path, optimizer: str = "adam", dropout_generator: bool = False):
     train, test = datasets.digits()
     gen = np.random.default_rng(3) if dropout_generator else None
     model = nn.Sequential(
-        nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3, generator=gen),
+        nn.Flatten(),
+        nn.Linear(64, 32),
+        nn.BatchNorm1d(32),
+        nn.ReLU(),
+        nn.Dropout(0.3, generator=gen),
         nn.Linear(32, 10),
-    )  # fmt: skip
+    )
     lr = schedules.CosineDecay(0.01, decay_steps=200)
     opt = {
         "adam": lambda: optim.Adam(model.named_parameters(), lr=lr),
@@ -127,8 +131,13 @@ def test_a_finished_early_stopped_run_stays_stopped(tmp_path):
     model = nn.Linear(64, 10)
     stopper = callbacks.EarlyStopping(monitor="dev_accuracy", patience=0, min_delta=1.0)
     saver = callbacks.ModelCheckpoint(tmp_path)
-    t = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1),
-                metrics=["accuracy"], callbacks=[stopper, saver])  # fmt: skip
+    t = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        metrics=["accuracy"],
+        callbacks=[stopper, saver],
+    )
     t.fit(
         DataLoader(train, batch_size=256),
         epochs=10,
@@ -141,8 +150,13 @@ def test_a_finished_early_stopped_run_stays_stopped(tmp_path):
         callbacks.EarlyStopping(monitor="dev_accuracy", patience=0, min_delta=1.0),
         callbacks.ModelCheckpoint(tmp_path),
     )
-    t2 = Trainer(model2, nn.CrossEntropyLoss(), optim.SGD(model2.parameters(), lr=0.1),
-                 metrics=["accuracy"], callbacks=[stopper2, saver2])  # fmt: skip
+    t2 = Trainer(
+        model2,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model2.parameters(), lr=0.1),
+        metrics=["accuracy"],
+        callbacks=[stopper2, saver2],
+    )
     t2.load_checkpoint(tmp_path / "last.safetensors")
     t2.fit(DataLoader(train, batch_size=256), epochs=10, verbose=0)
     assert t2.epoch == 2
@@ -154,8 +168,11 @@ def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
     trainer = Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(CheckpointError, match="not a nabla training checkpoint"):
         trainer.load_checkpoint(tmp_path / "weights.safetensors")
-    nb.save_state({"a": 1}, tmp_path / "future.safetensors",
-                  metadata={"format": checkpoint.FORMAT, "format_version": "99"})  # fmt: skip
+    nb.save_state(
+        {"a": 1},
+        tmp_path / "future.safetensors",
+        metadata={"format": checkpoint.FORMAT, "format_version": "99"},
+    )
     with pytest.raises(CheckpointError, match="version 99 is not supported"):
         trainer.load_checkpoint(tmp_path / "future.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 5)
@@ -167,8 +184,12 @@ def test_checkpoint_from_other_callbacks_is_refused(tmp_path):
     model = nn.Linear(3, 2)
     t = Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1))
     t.save_checkpoint(tmp_path / "c.safetensors")
-    other = Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1),
-                    callbacks=[callbacks.EarlyStopping(monitor="loss")])  # fmt: skip
+    other = Trainer(
+        model,
+        nn.MSELoss(),
+        optim.SGD(model.parameters(), lr=0.1),
+        callbacks=[callbacks.EarlyStopping(monitor="loss")],
+    )
     with pytest.raises(ValueError, match="callbacks"):
         other.load_checkpoint(tmp_path / "c.safetensors")
 

@@ -37,9 +37,12 @@ def build(directory):
     plateau = callbacks.ReduceLROnPlateau(monitor="dev_score", factor=0.5, patience=1, cooldown=3)
     saver = callbacks.ModelCheckpoint(directory, last=True)
     trainer = Trainer(
-        model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.2, momentum=0.5),
-        metrics=["accuracy"], callbacks=[ScriptedScore(), stopper, plateau, saver],
-    )  # fmt: skip
+        model,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model.parameters(), lr=0.2, momentum=0.5),
+        metrics=["accuracy"],
+        callbacks=[ScriptedScore(), stopper, plateau, saver],
+    )
     loaders = DataLoader(train, batch_size=128, shuffle=True), DataLoader(test, batch_size=512)
     return trainer, stopper, plateau, loaders
 

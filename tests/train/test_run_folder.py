@@ -21,8 +21,13 @@ TINY = ["--epochs", "1", "--hidden", "16", "--quiet"]
 
 def nabla(*args, timeout=120):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nabla", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "nabla", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -33,7 +38,7 @@ def no_report(monkeypatch):
 
 def a_finished_run(folder) -> None:
     cfg = config.resolve({"epochs": 1, "hidden": [16]})
-    run.train(cfg, folder, verbose=0, report=False)
+    run.train(cfg, folder, verbose=0)
 
 
 def test_out_on_an_existing_run_is_refused_without_overwrite(tmp_path, capsys, no_report):
@@ -75,10 +80,24 @@ def test_overwrite_and_resume_do_not_go_together(tmp_path, capsys, no_report):
 
 def test_a_second_process_cannot_use_a_locked_run_folder(tmp_path):
     out = tmp_path / "r"
-    command = [sys.executable, "-m", "nabla", "train", "--batch-size", "1", "--epochs", "100",
-               "--hidden", "16", "--out", str(out), "--quiet"]  # fmt: skip
-    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "nabla",
+        "train",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "100",
+        "--hidden",
+        "16",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    first = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out / "checkpoints" / "last.safetensors").exists():
@@ -105,14 +124,24 @@ def test_the_lock_is_refused_in_process_too(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         cfg = config.resolve({"epochs": 1, "hidden": [16]})
         with pytest.raises(run.RunFolderError, match="another run"):
-            run.train(cfg, out, verbose=0, report=False)
+            run.train(cfg, out, verbose=0)
     assert os.listdir(out) == [run.LOCK_FILE]
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_is_removed(tmp_path, capsys):
     out = tmp_path / "r"
-    args = ["train", "--optimizer", "sgd", "--schedule", "constant", "--lr", "1e30",
-            "--out", str(out), *TINY]  # fmt: skip
+    args = [
+        "train",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+        "--lr",
+        "1e30",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert cli.main(args) == 1
     assert "none was written" in capsys.readouterr().err
     assert not out.exists()

@@ -215,12 +215,14 @@ def test_claim_the_ensemble_is_not_worse_than_the_last_snapshot(seed):
     nb.manual_seed(seed)
     train, test = datasets.moons(200, noise=0.3, seed=1), datasets.moons(2000, noise=0.3, seed=2)
     loader = DataLoader(train, batch_size=32, shuffle=True, seed=seed)
-    model = nn.Sequential(nn.Linear(2, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
-                          nn.Linear(128, 2))  # fmt: skip
+    model = nn.Sequential(
+        nn.Linear(2, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 2)
+    )
     lr = schedules.CosineDecayRestarts(0.01, first_decay_steps=20 * len(loader), t_mul=1.0)
     keeper = callbacks.SnapshotEnsemble()
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr),
-                      callbacks=[keeper])  # fmt: skip
+    trainer = Trainer(
+        model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr), callbacks=[keeper]
+    )
     trainer.fit(loader, epochs=80, verbose=0)
     results = snapshots.snapshot_ensemble_results(model, keeper, DataLoader(test, batch_size=500))
     assert results["size"] == 4

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from nabla.train import sweep
+from nabla import sweep
 from nabla.train.config import ConfigError
 
 
@@ -41,8 +41,12 @@ def test_sweep_chooses_on_dev_and_tests_only_the_choice(tmp_path, capsys):
     best = max(rows.values(), key=lambda r: r["dev_accuracy"][0])
     assert summary["chosen"] == best["label"]
     for r in rows.values():
-        devs = [json.loads((tmp_path / d.split(str(tmp_path) + "/")[1] / "results.json").read_text())["evaluations"]
-                for d in r["runs"]]  # fmt: skip
+        devs = [
+            json.loads((tmp_path / d.split(str(tmp_path) + "/")[1] / "results.json").read_text())[
+                "evaluations"
+            ]
+            for d in r["runs"]
+        ]
         accs = [d["dev"]["accuracy"] for d in devs]
         assert r["dev_accuracy"][0] == pytest.approx(np.mean(accs))
         assert r["dev_accuracy"][1] == pytest.approx(np.std(accs, ddof=1))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nabla.train import sweep
+from nabla import sweep
 
 
 @pytest.mark.parametrize(
@@ -35,5 +35,7 @@ def test_the_sweep_writes_its_runs_into_such_folders(tmp_path):
         assert (Path(run) / "results.json").exists()
         assert not set("=,") & set(Path(run).relative_to(tmp_path).as_posix())
     # the summary still shows the settings as key=value
-    assert {r["label"] for r in summary["configurations"]} == {"hidden=8,lr=0.1",
-                                                               "hidden=16+8,lr=0.1"}  # fmt: skip
+    assert {r["label"] for r in summary["configurations"]} == {
+        "hidden=8,lr=0.1",
+        "hidden=16+8,lr=0.1",
+    }

@@ -22,7 +22,7 @@ def no_report(monkeypatch):
 
 def train(folder, epochs: int, schedule: str, resume: bool = False):
     cfg = config.resolve({**SETTINGS, "schedule": schedule, "epochs": epochs})
-    return run.train(cfg, folder, resume=resume, verbose=0, report=False)
+    return run.train(cfg, folder, resume=resume, verbose=0)
 
 
 def last(folder) -> dict:
@@ -59,8 +59,9 @@ def test_a_cosine_schedule_is_stretched_to_the_new_length(tmp_path):
 
 def test_the_cli_trains_more_and_says_what_the_schedule_does(tmp_path, capsys, no_report):
     folder = tmp_path / "r"
-    assert cli.main(["train", "--out", str(folder), "--epochs", "1", "--hidden", "16",
-                     "--quiet"]) == 0  # fmt: skip
+    assert (
+        cli.main(["train", "--out", str(folder), "--epochs", "1", "--hidden", "16", "--quiet"]) == 0
+    )
     assert cli.main(["train", "--resume", str(folder), "--epochs", "3"]) == 0
     out = capsys.readouterr().out
     assert "training more: 1 -> 3 epochs" in out

@@ -13,8 +13,14 @@ def digits_trainer(cbs=(), lr=1e-2, **kwargs):
     train, test = datasets.digits(flatten=True)
     model = models.mlp([64, 64, 10])
     opt = optim.Adam(model.parameters(), lr=lr)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, metrics=["accuracy", "top3_accuracy"],
-                      callbacks=cbs, **kwargs)  # fmt: skip
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        metrics=["accuracy", "top3_accuracy"],
+        callbacks=cbs,
+        **kwargs,
+    )
     return trainer, DataLoader(train, batch_size=32, shuffle=True), DataLoader(test, batch_size=100)
 
 

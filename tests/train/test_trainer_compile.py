@@ -20,9 +20,13 @@ def build(tmp_path, compile: bool):
     nb.manual_seed(7)
     train, test = datasets.digits()
     model = nn.Sequential(
-        nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.3),
+        nn.Flatten(),
+        nn.Linear(64, 32),
+        nn.BatchNorm1d(32),
+        nn.ReLU(),
+        nn.Dropout(0.3),
         nn.Linear(32, 10),
-    )  # fmt: skip
+    )
     opt = optim.Adam(model.named_parameters(), lr=schedules.CosineDecay(0.01, decay_steps=200))
     pipeline = transforms.Compose([augment.RandomTranslate(1), augment.GaussianNoise(0.05)])
     loader = DataLoader(

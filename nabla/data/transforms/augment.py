@@ -120,7 +120,8 @@ class RandomTranslate(Transform):
         for m in _pair(name, "max_shift", max_shift):
             if m < 0 or (isinstance(m, float) and m >= 1):
                 raise ValueError(
-                    f"{name}: max_shift must be pixels (int >= 0) or a fraction in [0, 1), got {max_shift!r}"
+                    f"{name}: max_shift must be pixels (int >= 0) or a fraction in [0, 1), "
+                    f"got {max_shift!r}"
                 )
         self.max_shift = max_shift
 
@@ -231,7 +232,8 @@ class RandomRotation(Transform):
             return resample_compiled(run, x, self.interpolation, maps, x.shape[-2:]), y
         theta = np.deg2rad(self.draw(context)["angle"])
         cos, sin = np.cos(theta), np.sin(theta)
-        # Source of an output pixel, in (row, col) coordinates: the inverse rotation (rows point down).
+        # Source of an output pixel, in (row, col) coordinates: the inverse rotation (rows point
+        # down).
         matrix = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], axis=1)
         offset = _about_center(matrix, x.shape)
         return resample(x, matrix, offset, x.shape[-2:], interpolation=self.interpolation), y

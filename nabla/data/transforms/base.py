@@ -45,7 +45,8 @@ class Transform:
             context = Context.default(len(x))
         if len(context.indices) != len(x):
             raise ValueError(
-                f"{type(self).__name__}: context has {len(context.indices)} indices for a batch of {len(x)}"
+                f"{type(self).__name__}: context has {len(context.indices)} indices for a batch "
+                f"of {len(x)}"
             )
         return self.apply(x, y, context)
 

@@ -49,7 +49,8 @@ class _Fitted(Transform):
     def _axes(self, x: np.ndarray) -> tuple[int, ...]:
         if x.ndim < 2:
             raise ValueError(
-                f"{type(self).__name__}: expected a batch of shape (N, ...) with ndim >= 2, got {x.shape}"
+                f"{type(self).__name__}: expected a batch of shape (N, ...) with ndim >= 2, "
+                f"got {x.shape}"
             )
         return (0,) if self.per == "feature" else (0, *range(2, x.ndim))
 
@@ -61,7 +62,8 @@ class _Fitted(Transform):
         expected = self._shape(x)
         if stat.size != 1 and stat.shape != expected:
             raise ValueError(
-                f"{type(self).__name__}: fitted {self.per} statistics of shape {stat.shape} do not fit "
+                f"{type(self).__name__}: fitted {self.per} statistics of shape {stat.shape} do "
+                "not fit "
                 f"a batch of shape {x.shape} (expected statistics of shape {expected})"
             )
         if self.per == "channel" and stat.size != 1:
@@ -170,7 +172,8 @@ class OneHot(Transform):
             )
         if y.size and (y.min() < 0 or y.max() >= self.num_classes):
             raise ValueError(
-                f"OneHot: labels must be in [0, {self.num_classes}), got min {y.min()} and max {y.max()}"
+                f"OneHot: labels must be in [0, {self.num_classes}), got min {y.min()} and "
+                f"max {y.max()}"
             )
         return x, np.eye(self.num_classes, dtype=np.float32)[y]
 

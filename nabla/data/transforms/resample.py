@@ -80,9 +80,13 @@ def gather(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def resample(
-    x: np.ndarray, matrix: np.ndarray, offset: np.ndarray, out_shape, clamp=None,
+    x: np.ndarray,
+    matrix: np.ndarray,
+    offset: np.ndarray,
+    out_shape,
+    clamp=None,
     interpolation: str = "bilinear",
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Bilinear resampling of a batch through per-sample affine maps.
 
     Output pixel (i, j) of sample n reads x[n] at the source point ``matrix[n] @ (i, j) +

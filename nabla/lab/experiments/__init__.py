@@ -22,6 +22,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ...files import write_text_atomic
+
 __all__ = ["EXPERIMENTS", "Outcome", "get", "names", "run"]
 
 # name -> module, in the order ``--list`` shows them
@@ -72,7 +74,8 @@ def get(name: str):
 
 
 def run(name: str, out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    """Run experiment ``name`` into folder ``out``; write ``out/outcome.json``; print the verdict."""
+    """Run experiment ``name`` into folder ``out``, write ``out/outcome.json``, print the
+    verdict."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     module = get(name)
@@ -80,9 +83,7 @@ def run(name: str, out, size: str = "full", seed: int = 0, verbose: bool = True)
     out.mkdir(parents=True, exist_ok=True)
     outcome = module.run(out, size=size, seed=seed, verbose=verbose)
     record = {"name": name, "size": size, "seed": seed, **asdict(outcome), "line": outcome.line()}
-    temporary = out / f".outcome.json.tmp{os.getpid()}"
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, out / "outcome.json")
+    write_text_atomic(out / "outcome.json", json.dumps(record, indent=2) + "\n")
     if verbose:
         print(outcome.line())
     return outcome

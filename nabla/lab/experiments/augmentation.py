@@ -59,8 +59,9 @@ def load(cfg: Setting):
     else:  # the tiny run: digits' test split serves as both dev and test
         train, dev = datasets.digits()
         test = dev
-    keep = stratified_indices(train.y, [cfg.train_size, len(train) - cfg.train_size],
-                              np.random.default_rng(0))[0]  # fmt: skip
+    keep = stratified_indices(
+        train.y, [cfg.train_size, len(train) - cfg.train_size], np.random.default_rng(0)
+    )[0]
     return (
         ArrayDataset(train.x[keep], train.y[keep], name=f"{train.name} ({cfg.train_size})"),
         dev,
@@ -95,19 +96,32 @@ def train(data, cfg: Setting, augment: bool, seed: int) -> dict:
     train_set, dev, test = data
     nb.manual_seed(seed)
     model = model_for(cfg)
-    loader = DataLoader(train_set, batch_size=32, shuffle=True, seed=seed,
-                        transform=augmentation(cfg) if augment else None)  # fmt: skip
+    loader = DataLoader(
+        train_set,
+        batch_size=32,
+        shuffle=True,
+        seed=seed,
+        transform=augmentation(cfg) if augment else None,
+    )
     lr = schedules.CosineDecay(1e-3, decay_steps=cfg.epochs * len(loader))
     clean = CleanTrainError(DataLoader(train_set, batch_size=500))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr),
-                      metrics=["accuracy"], callbacks=[clean])  # fmt: skip
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.Adam(model.parameters(), lr=lr),
+        metrics=["accuracy"],
+        callbacks=[clean],
+    )
     history = trainer.fit(loader, epochs=cfg.epochs, dev=DataLoader(dev, batch_size=500), verbose=0)
     return dict(
-        augment=augment, seed=seed, clean=np.asarray(clean.errors),
-        seen=1 - np.asarray(history["accuracy"]), dev=1 - np.asarray(history["dev_accuracy"]),
+        augment=augment,
+        seed=seed,
+        clean=np.asarray(clean.errors),
+        seen=1 - np.asarray(history["accuracy"]),
+        dev=1 - np.asarray(history["dev_accuracy"]),
         test=1 - trainer.evaluate(DataLoader(test, batch_size=500))["accuracy"],
         time=trainer.elapsed,
-    )  # fmt: skip
+    )
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -133,41 +147,64 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         "without by more than the larger of the two seed standard deviations (n - 1), and the "
         "mean final error on the (unaugmented) training images is higher with augmentation.",
     )
-    report.figure(_examples_figure(data[0], cfg, seed), "examples",
-                  "what the network sees: training images (top row) and their augmented "
-                  "versions in epochs 0, 1 and 2")  # fmt: skip
+    report.figure(
+        _examples_figure(data[0], cfg, seed),
+        "examples",
+        "what the network sees: training images (top row) and their augmented "
+        "versions in epochs 0, 1 and 2",
+    )
     runs = []
     for augment in (False, True):
         for s in seeds:
             r = train(data, cfg, augment, s)
             runs.append(r)
             if verbose:
-                print(f"augment {augment!s:5} seed {s}: train {r['clean'][-1]:.4f} dev "
-                      f"{r['dev'][-1]:.4f} test {r['test']:.4f} ({r['time']:.0f} s)")  # fmt: skip
+                print(
+                    f"augment {augment!s:5} seed {s}: train {r['clean'][-1]:.4f} dev "
+                    f"{r['dev'][-1]:.4f} test {r['test']:.4f} ({r['time']:.0f} s)"
+                )
     plain = [r for r in runs if not r["augment"]]
     aug = [r for r in runs if r["augment"]]
     stats = {}
     for name, group in (("without", plain), ("with", aug)):
-        stats[name] = {k: mean_std([r[k][-1] if k != "test" else r[k] for r in group])
-                       for k in ("clean", "seen", "dev", "test")}  # fmt: skip
-    report.figure(_curves_figure(plain, aug), "errors",
-                  "error against epochs, mean over seeds with the min-max band: solid dev, "
-                  "dashed training images as they are, dotted the augmented batches the "
-                  "optimizer saw")  # fmt: skip
+        stats[name] = {
+            k: mean_std([r[k][-1] if k != "test" else r[k] for r in group])
+            for k in ("clean", "seen", "dev", "test")
+        }
+    report.figure(
+        _curves_figure(plain, aug),
+        "errors",
+        "error against epochs, mean over seeds with the min-max band: solid dev, "
+        "dashed training images as they are, dotted the augmented batches the "
+        "optimizer saw",
+    )
     report.table(
-        ["augmentation", "train error", "error on the batches trained on", "dev error",
-         "test error"],
-        [[name, *[f"{100 * m:.2f}% ± {100 * s:.2f}" for m, s in st.values()]]
-         for name, st in stats.items()],
+        [
+            "augmentation",
+            "train error",
+            "error on the batches trained on",
+            "dev error",
+            "test error",
+        ],
+        [
+            [name, *[f"{100 * m:.2f}% ± {100 * s:.2f}" for m, s in st.values()]]
+            for name, st in stats.items()
+        ],
         caption=f"final epoch, mean ± std over {len(seeds)} seeds",
-    )  # fmt: skip
+    )
     report.table(
         ["augmentation", "seed", "train error", "dev error", "test error", "training s"],
-        [["with" if r["augment"] else "without", r["seed"],
-          *[f"{100 * e:.2f}%" for e in (r["clean"][-1], r["dev"][-1], r["test"])],
-          round(r["time"], 1)] for r in runs],
+        [
+            [
+                "with" if r["augment"] else "without",
+                r["seed"],
+                *[f"{100 * e:.2f}%" for e in (r["clean"][-1], r["dev"][-1], r["test"])],
+                round(r["time"], 1),
+            ]
+            for r in runs
+        ],
         caption="each run, final epoch",
-    )  # fmt: skip
+    )
     (dev_plain, sd_plain), (dev_aug, sd_aug) = stats["without"]["dev"], stats["with"]["dev"]
     lower = dev_plain - dev_aug > max(sd_plain, sd_aug)
     costlier = stats["with"]["clean"][0] > stats["without"]["clean"][0]
@@ -212,8 +249,11 @@ def _curves_figure(plain: list, aug: list):
     ax = fig.add_subplot()
     top = 0.0
     for group, color, name in ((plain, "#d62728", "without"), (aug, "#1f77b4", "with")):
-        for key, style, what in (("dev", "-", "dev"), ("clean", "--", "train"),
-                                 ("seen", ":", "augmented batches")):  # fmt: skip
+        for key, style, what in (
+            ("dev", "-", "dev"),
+            ("clean", "--", "train"),
+            ("seen", ":", "augmented batches"),
+        ):
             if key == "seen" and name == "without":
                 continue  # without augmentation the batches are the training images
             curves = 100 * np.stack([r[key] for r in group])
@@ -223,8 +263,12 @@ def _curves_figure(plain: list, aug: list):
             )
             ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.15)
             top = max(top, curves[:, min(2, curves.shape[1] - 1) :].max())
-    ax.set(xlabel="epoch", ylabel="error (%)", ylim=(0, top * 1.05),
-           title="Training and dev error with and without augmentation")  # fmt: skip
+    ax.set(
+        xlabel="epoch",
+        ylabel="error (%)",
+        ylim=(0, top * 1.05),
+        title="Training and dev error with and without augmentation",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return fig

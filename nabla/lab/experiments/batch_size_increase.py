@@ -139,14 +139,21 @@ def train(data, cfg: Setting, name: str, seed: int) -> dict:
     h = trainer.fit(loader, cfg.epochs, dev=DataLoader(dev_set, batch_size=1000), verbose=0)
     batches = [loader.batch_size_at(e) for e in range(cfg.epochs)]
     return dict(
-        name=name, seed=seed, loss=np.asarray(h["loss"]),
-        dev_error=1 - np.asarray(h["dev_accuracy"]), updates=np.asarray(starts[1:]),
-        batch=batches, lr=lr_by_epoch, lr_steps=np.asarray(h.steps["lr"]),
-        noise=[scaling.noise_scale(a, len(train_set), b, MOMENTUM)
-               for a, b in zip(lr_by_epoch, batches)],
+        name=name,
+        seed=seed,
+        loss=np.asarray(h["loss"]),
+        dev_error=1 - np.asarray(h["dev_accuracy"]),
+        updates=np.asarray(starts[1:]),
+        batch=batches,
+        lr=lr_by_epoch,
+        lr_steps=np.asarray(h.steps["lr"]),
+        noise=[
+            scaling.noise_scale(a, len(train_set), b, MOMENTUM)
+            for a, b in zip(lr_by_epoch, batches)
+        ],
         test_error=1 - trainer.evaluate(DataLoader(test_set, 1000))["accuracy"],
         time=trainer.elapsed,
-    )  # fmt: skip
+    )
 
 
 def pooled_std(groups: list[list[float]]) -> float:
@@ -194,8 +201,10 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
             r = train(data, cfg, name, s)
             runs[name].append(r)
             if verbose:
-                print(f"{name:<8} seed {s}: dev error {r['dev_error'][-1]:.2%}, "
-                      f"{r['updates'][-1]} updates ({r['time']:.0f} s)")  # fmt: skip
+                print(
+                    f"{name:<8} seed {s}: dev error {r['dev_error'][-1]:.2%}, "
+                    f"{r['updates'][-1]} updates ({r['time']:.0f} s)"
+                )
 
     final = {name: float(np.mean([r["dev_error"][-1] for r in rs])) for name, rs in runs.items()}
     loss = {name: np.mean([r["loss"] for r in rs], axis=0) for name, rs in runs.items()}
@@ -205,24 +214,49 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     first = cfg.milestones[0]
     distance = {name: curve_distance(loss[name], loss["decay"], first) for name in SCHEDULES}
 
-    report.figure(_schedule_figure(runs, cfg), "schedules",
-                  "the four schedules: learning rate, batch size and noise scale g = ε N / (B (1 "
-                  "- m)) per epoch (compare figure 1 of the paper)")  # fmt: skip
-    report.figure(_curves_figure(runs, cfg, "epoch"), "epochs",
-                  "training loss and dev error per epoch, mean over seeds: decay, increase and "
-                  "hybrid should coincide (figures 2a and 3a of the paper)")  # fmt: skip
-    report.figure(_curves_figure(runs, cfg, "updates"), "updates",
-                  "the same curves against the number of parameter updates: increase and hybrid "
-                  "get there in fewer (figures 2b and 3b of the paper)")  # fmt: skip
+    report.figure(
+        _schedule_figure(runs, cfg),
+        "schedules",
+        "the four schedules: learning rate, batch size and noise scale g = ε N / (B (1 "
+        "- m)) per epoch (compare figure 1 of the paper)",
+    )
+    report.figure(
+        _curves_figure(runs, cfg, "epoch"),
+        "epochs",
+        "training loss and dev error per epoch, mean over seeds: decay, increase and "
+        "hybrid should coincide (figures 2a and 3a of the paper)",
+    )
+    report.figure(
+        _curves_figure(runs, cfg, "updates"),
+        "updates",
+        "the same curves against the number of parameter updates: increase and hybrid "
+        "get there in fewer (figures 2b and 3b of the paper)",
+    )
     report.table(
-        ["schedule", "updates", "mean final dev error", "Δ vs decay", "mean test error",
-         "final training loss", "curve distance to decay"],
-        [[name, updates[name], final[name], final[name] - final["decay"],
-          float(np.mean([r["test_error"] for r in runs[name]])), float(loss[name][-1]),
-          distance[name]] for name in SCHEDULES],
+        [
+            "schedule",
+            "updates",
+            "mean final dev error",
+            "Δ vs decay",
+            "mean test error",
+            "final training loss",
+            "curve distance to decay",
+        ],
+        [
+            [
+                name,
+                updates[name],
+                final[name],
+                final[name] - final["decay"],
+                float(np.mean([r["test_error"] for r in runs[name]])),
+                float(loss[name][-1]),
+                distance[name],
+            ]
+            for name in SCHEDULES
+        ],
         caption=f"{len(seeds)} seed(s); σ = {sigma:.2%}, X = {tol:.2%}; curve distance: mean "
         f"|ln L - ln L_decay| over epochs {first + 1}-{cfg.epochs}",
-    )  # fmt: skip
+    )
 
     close = all(abs(final[s] - final["decay"]) <= tol for s in ("increase", "hybrid"))
     match = all(distance[s] <= distance["control"] / 2 for s in ("increase", "hybrid"))
@@ -269,10 +303,18 @@ def _schedule_figure(runs, cfg: Setting):
     epochs = np.arange(cfg.epochs + 1)  # the last value drawn over the last epoch too
     for name, rs in runs.items():
         for ax, key in zip(axes, ("lr", "batch", "noise")):
-            ax.step(epochs, [*rs[0][key], rs[0][key][-1]], where="post", color=COLORS[name],
-                    ls=STYLES[name], lw=1.8, label=name)  # fmt: skip
-    for ax, key, label in zip(axes, ("lr", "batch", "noise"),
-                              ("learning rate ε", "batch size B", "noise scale g")):  # fmt: skip
+            ax.step(
+                epochs,
+                [*rs[0][key], rs[0][key][-1]],
+                where="post",
+                color=COLORS[name],
+                ls=STYLES[name],
+                lw=1.8,
+                label=name,
+            )
+    for ax, key, label in zip(
+        axes, ("lr", "batch", "noise"), ("learning rate ε", "batch size B", "noise scale g")
+    ):
         ax.set(xlabel="epoch", ylabel=f"{label} (log scale)", yscale="log", title=label)
         _log_axis(ax, sorted({v for rs in runs.values() for v in rs[0][key]}))
         ax.grid(True, which="both", alpha=0.3)
@@ -290,12 +332,21 @@ def _curves_figure(runs, cfg: Setting, axis: str):
     for name, rs in runs.items():
         x = np.arange(1, cfg.epochs + 1) if axis == "epoch" else rs[0]["updates"]
         for ax, key in zip(axes, ("loss", "dev_error")):
-            ax.plot(x, np.mean([r[key] for r in rs], axis=0), color=COLORS[name],
-                    ls=STYLES[name], lw=1.8, label=name)  # fmt: skip
+            ax.plot(
+                x,
+                np.mean([r[key] for r in rs], axis=0),
+                color=COLORS[name],
+                ls=STYLES[name],
+                lw=1.8,
+                label=name,
+            )
     for ax, label, percent in zip(axes, ("training loss", "dev error"), (False, True)):
-        ax.set(xlabel="epoch" if axis == "epoch" else "parameter updates",
-               ylabel=f"{label} (log scale)", yscale="log",
-               title=f"{label.capitalize()} against {'epochs' if axis == 'epoch' else axis}")  # fmt: skip
+        ax.set(
+            xlabel="epoch" if axis == "epoch" else "parameter updates",
+            ylabel=f"{label} (log scale)",
+            yscale="log",
+            title=f"{label.capitalize()} against {'epochs' if axis == 'epoch' else axis}",
+        )
         _log_axis(ax, percent=percent)
         if axis == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

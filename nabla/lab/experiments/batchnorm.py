@@ -148,20 +148,34 @@ def train(data, cfg: Setting, batch_norm: bool, lr: float, seed: int) -> dict:
     model = build(sizes, batch_norm, seed)
     loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, seed=seed)
     probe_rows = np.random.default_rng(seed).permutation(len(train_set))[: cfg.probe]
-    recorder = Recorder(DataLoader(dev_set, batch_size=1000), nb.tensor(train_set.x[probe_rows]),
-                        cfg.every)  # fmt: skip
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=lr),
-                      metrics=["accuracy"], callbacks=[recorder])  # fmt: skip
+    recorder = Recorder(
+        DataLoader(dev_set, batch_size=1000), nb.tensor(train_set.x[probe_rows]), cfg.every
+    )
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optim.SGD(model.parameters(), lr=lr),
+        metrics=["accuracy"],
+        callbacks=[recorder],
+    )
     try:
         trainer.fit(loader, epochs=cfg.epochs, verbose=0)
     except TrainingDivergedError:  # too large an lr: the run drops out of the selection
         recorder.accuracy[-1] = math.nan
     p = np.asarray(recorder.percentiles)
     drift, raw = percentile_drift(p)
-    return dict(bn=batch_norm, lr=lr, steps=np.asarray(recorder.steps),
-                accuracy=np.asarray(recorder.accuracy), percentiles=p, drift=drift,
-                raw_drift=raw, reach=steps_to(recorder.steps, recorder.accuracy, cfg.threshold),
-                final=float(np.mean(recorder.accuracy[-10:])), time=trainer.elapsed)  # fmt: skip
+    return dict(
+        bn=batch_norm,
+        lr=lr,
+        steps=np.asarray(recorder.steps),
+        accuracy=np.asarray(recorder.accuracy),
+        percentiles=p,
+        drift=drift,
+        raw_drift=raw,
+        reach=steps_to(recorder.steps, recorder.accuracy, cfg.threshold),
+        final=float(np.mean(recorder.accuracy[-10:])),
+        time=trainer.elapsed,
+    )
 
 
 def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
@@ -193,21 +207,43 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
             r = train(data, cfg, bn, lr, seed)
             runs.append(r)
             if verbose:
-                print(f"BN {bn!s:5} lr {lr:<4g} dev {r['final']:.4f} reach {r['reach']} "
-                      f"drift {r['drift']:.3f} ({r['time']:.0f} s)")  # fmt: skip
+                print(
+                    f"BN {bn!s:5} lr {lr:<4g} dev {r['final']:.4f} reach {r['reach']} "
+                    f"drift {r['drift']:.3f} ({r['time']:.0f} s)"
+                )
     report.table(
-        ["network", "lr", "final dev accuracy", f"steps to {cfg.threshold:.0%}", "drift",
-         "raw drift", "training s"],
-        [["BN" if r["bn"] else "plain", r["lr"], r["final"], r["reach"], r["drift"],
-          r["raw_drift"], r["time"]] for r in runs],
+        [
+            "network",
+            "lr",
+            "final dev accuracy",
+            f"steps to {cfg.threshold:.0%}",
+            "drift",
+            "raw drift",
+            "training s",
+        ],
+        [
+            [
+                "BN" if r["bn"] else "plain",
+                r["lr"],
+                r["final"],
+                r["reach"],
+                r["drift"],
+                r["raw_drift"],
+                r["time"],
+            ]
+            for r in runs
+        ],
         caption="every run; drift: percentile range over training / final 15-85 spread; raw: "
         "the range itself",
-    )  # fmt: skip
+    )
     plain, bn = (max((r for r in runs if r["bn"] == b), key=_score) for b in (False, True))
-    report.figure(_accuracy_figure(plain, bn, runs, cfg.threshold), "accuracy",
-                  "left: dev accuracy against training steps, each network at its best lr; "
-                  f"right: steps to {cfg.threshold:.0%} dev accuracy at every lr of the grid "
-                  "(missing: never reached, or diverged)")  # fmt: skip
+    report.figure(
+        _accuracy_figure(plain, bn, runs, cfg.threshold),
+        "accuracy",
+        "left: dev accuracy against training steps, each network at its best lr; "
+        f"right: steps to {cfg.threshold:.0%} dev accuracy at every lr of the grid "
+        "(missing: never reached, or diverged)",
+    )
     levels = sorted({0.8, 0.85, 0.9, cfg.threshold, 0.95})
     report.table(
         ["network", *[f"steps to {q:.0%}" for q in levels]],
@@ -217,8 +253,16 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         ],
         caption="the selected runs at other dev accuracy levels (reported, not part of the check)",
     )
-    pairs = [(lr, *(next(r["reach"] for r in runs if r["lr"] == lr and r["bn"] == b)
-                    for b in (True, False))) for lr in cfg.lrs]  # fmt: skip
+    pairs = [
+        (
+            lr,
+            *(
+                next(r["reach"] for r in runs if r["lr"] == lr and r["bn"] == b)
+                for b in (True, False)
+            ),
+        )
+        for lr in cfg.lrs
+    ]
     report.text(
         "At equal lr, BN reaches the threshold first at "
         + (", ".join(f"{lr:g}" for lr, b, p in pairs if b < p) or "no lr")
@@ -226,13 +270,19 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         + (", ".join(f"{lr:g}" for lr, b, p in pairs if p < b) or "no lr")
         + " (ties and never-reached pairs at the others)."
     )
-    report.figure(_percentile_figure(plain, bn), "percentiles",
-                  "the 15th, 50th and 85th percentiles of one sigmoid's input (unit 0 of the "
-                  "last hidden layer) over training: without BN it drifts, with BN it stays put "
-                  "(compare figure 1(b, c) of the paper)")  # fmt: skip
-    report.figure(_drift_figure(plain, bn), "drift",
-                  "drift of every unit of the last hidden layer: the range of each percentile "
-                  "over training divided by the unit's final 15-85 spread")  # fmt: skip
+    report.figure(
+        _percentile_figure(plain, bn),
+        "percentiles",
+        "the 15th, 50th and 85th percentiles of one sigmoid's input (unit 0 of the "
+        "last hidden layer) over training: without BN it drifts, with BN it stays put "
+        "(compare figure 1(b, c) of the paper)",
+    )
+    report.figure(
+        _drift_figure(plain, bn),
+        "drift",
+        "drift of every unit of the last hidden layer: the range of each percentile "
+        "over training divided by the unit's final 15-85 spread",
+    )
     faster = bn["reach"] < plain["reach"]
     stable = bn["drift"] < plain["drift"]
     outcome = Outcome(
@@ -263,11 +313,16 @@ def _accuracy_figure(plain: dict, bn: dict, runs: list, threshold: float):
     ax, right = fig.subplots(1, 2, width_ratios=(3, 2))
     for flag, color, name in ((False, "#d62728", "without BN"), (True, "#1f77b4", "with BN")):
         mine = [r for r in runs if r["bn"] == flag and math.isfinite(r["reach"])]
-        right.plot([r["lr"] for r in mine], [r["reach"] for r in mine], "o-", color=color,
-                   label=name)  # fmt: skip
-    right.set(xscale="log", yscale="log", xlabel="learning rate",
-              ylabel=f"steps to {threshold:.0%} dev accuracy",
-              title="Speed at each lr")  # fmt: skip
+        right.plot(
+            [r["lr"] for r in mine], [r["reach"] for r in mine], "o-", color=color, label=name
+        )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel="learning rate",
+        ylabel=f"steps to {threshold:.0%} dev accuracy",
+        title="Speed at each lr",
+    )
     right.grid(True, which="both", alpha=0.3)
     right.legend()
     for r, color in ((plain, "#d62728"), (bn, "#1f77b4")):
@@ -275,9 +330,13 @@ def _accuracy_figure(plain: dict, bn: dict, runs: list, threshold: float):
         if math.isfinite(r["reach"]):
             ax.plot(r["reach"], threshold, "o", color=color)
     ax.axhline(threshold, color="gray", ls="--", lw=1, label=f"{threshold:.0%}")
-    ax.set(xscale="log", xlabel="training steps", ylabel="dev accuracy",
-           ylim=(max(threshold - 0.15, 0), 1),
-           title="Dev accuracy with and without batch normalization")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="training steps",
+        ylabel="dev accuracy",
+        ylim=(max(threshold - 0.15, 0), 1),
+        title="Dev accuracy with and without batch normalization",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     return fig
@@ -290,9 +349,14 @@ def _percentile_figure(plain: dict, bn: dict):
     axes = fig.subplots(1, 2, sharey=True)
     for ax, r in zip(axes, (plain, bn)):
         for i, q in enumerate(PERCENTILES):
-            ax.plot(r["steps"], r["percentiles"][:, i, 0], color="k",
-                    lw=1.6 if q == 50 else 1, ls="-" if q == 50 else "--",
-                    label=f"{q}th percentile")  # fmt: skip
+            ax.plot(
+                r["steps"],
+                r["percentiles"][:, i, 0],
+                color="k",
+                lw=1.6 if q == 50 else 1,
+                ls="-" if q == 50 else "--",
+                label=f"{q}th percentile",
+            )
         ax.set(xlabel="training steps", title=f"{_label(r)}: drift {r['drift']:.2f}")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("input of a last-layer sigmoid")

@@ -59,8 +59,9 @@ def _data(spec: dict):
     else:
         pool, dev, _ = datasets.mnist10k(seed=0)
     n = len(pool)
-    keep, rest = datasets.stratified_indices(pool.y, [spec["train"], n - spec["train"]],
-                                             np.random.default_rng(0))  # fmt: skip
+    keep, rest = datasets.stratified_indices(
+        pool.y, [spec["train"], n - spec["train"]], np.random.default_rng(0)
+    )
     flat = pool.x.reshape(n, -1)
     train = ArrayDataset(flat[keep], pool.y[keep], name="train subset")
     if dev is None:  # digits: the rest of the training split is the dev set
@@ -90,8 +91,9 @@ def _train(train, dev, spec: dict, dropout: bool, seed: int) -> dict:
     model = _model(train.x.shape[1], spec["hidden"], dropout)
     loader = DataLoader(train, batch_size=spec["batch"], shuffle=True, seed=seed)
     lr = schedules.CosineDecay(LR, spec["epochs"] * len(loader))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr),
-                      metrics=["accuracy"])  # fmt: skip
+    trainer = Trainer(
+        model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr), metrics=["accuracy"]
+    )
     curves = {"train_error": [], "dev_error": [], "train_loss": [], "dev_loss": []}
     train_eval = DataLoader(train, batch_size=1000)
     dev_eval = DataLoader(dev, batch_size=1000)
@@ -117,21 +119,30 @@ def _plot(runs: dict, epochs: int, title: str):
     left, right = figure.subplots(1, 2)
     x = np.arange(1, epochs + 1)
     for label, color in (("no dropout", "C3"), ("dropout", "C0")):
-        for key, style, ax in (("dev_error", "-", left), ("train_error", "--", left),
-                               ("dev_loss", "-", right)):  # fmt: skip
+        for key, style, ax in (
+            ("dev_error", "-", left),
+            ("train_error", "--", left),
+            ("dev_loss", "-", right),
+        ):
             curves = np.stack([r[key] for r in runs[label]])
             split = key.split("_")[0]
             ax.plot(x, curves.mean(axis=0), style, color=color, label=f"{label}: {split}")
-            ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.15,
-                            lw=0)  # fmt: skip
-    left.set(xlabel="epoch", ylabel="error (1 - accuracy), eval mode", ylim=(0, None),
-             title="train (dashed) and dev (solid) error")  # fmt: skip
+            ax.fill_between(
+                x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.15, lw=0
+            )
+    left.set(
+        xlabel="epoch",
+        ylabel="error (1 - accuracy), eval mode",
+        ylim=(0, None),
+        title="train (dashed) and dev (solid) error",
+    )
     right.set(xlabel="epoch", ylabel="dev cross-entropy", title="dev loss")
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    left.set_ylim(0, min(1.0, 2.5 * max(np.mean([r["dev_error"][-1] for r in runs[k]])
-                                        for k in runs)))  # fmt: skip
+    left.set_ylim(
+        0, min(1.0, 2.5 * max(np.mean([r["dev_error"][-1] for r in runs[k]]) for k in runs))
+    )
     figure.suptitle(f"{title}; mean of {SEEDS} seeds, band min-max", fontsize=10)
     return figure
 
@@ -148,16 +159,21 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
             runs[label].append(_train(train, dev, spec, label == "dropout", s))
             if verbose:
                 r = runs[label][-1]
-                print(f"{label:10s} seed {s}: train error {r['train_error'][-1]:.4f}  dev error "
-                      f"{r['dev_error'][-1]:.4f}  ({time.perf_counter() - start:.0f}s)", flush=True)  # fmt: skip
+                print(
+                    f"{label:10s} seed {s}: train error {r['train_error'][-1]:.4f}  dev error "
+                    f"{r['dev_error'][-1]:.4f}  ({time.perf_counter() - start:.0f}s)",
+                    flush=True,
+                )
     final = {k: np.array([r["dev_error"][-1] for r in v]) for k, v in runs.items()}
     mean = {k: float(v.mean()) for k, v in final.items()}
     std = {k: float(v.std(ddof=1)) for k, v in final.items()}
     margin = max(std.values())
     passed = mean["no dropout"] - mean["dropout"] > margin
     net = "-".join(map(str, [train.x.shape[1], *spec["hidden"], 10]))
-    setup = (f"{spec['dataset']}: {len(train)} training / {len(dev)} dev samples; mlp {net}; "
-             f"Adam lr {LR:g} cosine, {spec['epochs']} epochs of batch {spec['batch']}")  # fmt: skip
+    setup = (
+        f"{spec['dataset']}: {len(train)} training / {len(dev)} dev samples; mlp {net}; "
+        f"Adam lr {LR:g} cosine, {spec['epochs']} epochs of batch {spec['batch']}"
+    )
     outcome = Outcome(
         claim="dropout (p=0.2 input, 0.5 hidden) lowers the dev error of a big net on a small "
         "training set by more than the seed-to-seed std",
@@ -176,15 +192,31 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         f"Check (fixed before running): over {SEEDS} seeds the mean final dev error with dropout "
         "is lower than without by more than the larger seed-to-seed standard deviation.",
     )
-    page.figure(_plot(runs, spec["epochs"], setup), "dropout_curves",
-                "error and dev loss per epoch, with and without dropout")  # fmt: skip
-    rows = [[label, s, r["train_error"][-1], r["dev_error"][-1], r["dev_loss"][-1]]
-            for label in runs for s, r in zip(seeds, runs[label])]  # fmt: skip
-    rows += [[f"{label}: mean ± std", "", float(np.mean([r["train_error"][-1] for r in runs[label]])),
-              f"{mean[label]:.4f} ± {std[label]:.4f}", float(np.mean([r["dev_loss"][-1] for r in runs[label]]))]
-             for label in runs]  # fmt: skip
-    page.table(["net", "seed", "train error", "dev error", "dev loss"], rows,
-               caption="after the last epoch")  # fmt: skip
+    page.figure(
+        _plot(runs, spec["epochs"], setup),
+        "dropout_curves",
+        "error and dev loss per epoch, with and without dropout",
+    )
+    rows = [
+        [label, s, r["train_error"][-1], r["dev_error"][-1], r["dev_loss"][-1]]
+        for label in runs
+        for s, r in zip(seeds, runs[label])
+    ]
+    rows += [
+        [
+            f"{label}: mean ± std",
+            "",
+            float(np.mean([r["train_error"][-1] for r in runs[label]])),
+            f"{mean[label]:.4f} ± {std[label]:.4f}",
+            float(np.mean([r["dev_loss"][-1] for r in runs[label]])),
+        ]
+        for label in runs
+    ]
+    page.table(
+        ["net", "seed", "train error", "dev error", "dev loss"],
+        rows,
+        caption="after the last epoch",
+    )
     page.text(f"Wall time: {time.perf_counter() - start:.0f} s.")
     page.outcome(outcome.line(), outcome.passed)
     page.write()

@@ -165,7 +165,8 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     size_k = setup.members
     claim = "an ensemble of K seeds has lower test error and NLL than its average member"
     ours = (
-        f"K={size_k}: error {ens_error:.2%} vs mean member {mean_error:.2%} (best {best_error:.2%}); "
+        f"K={size_k}: error {ens_error:.2%} vs mean member {mean_error:.2%} "
+        f"(best {best_error:.2%}); "
         f"NLL {ens_nll:.4f} vs mean member {mean_nll:.4f}; Jensen holds on every example: "
         f"{'yes' if jensen else 'no'}"
     )
@@ -187,9 +188,12 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         "means; sanity: Jensen holds on every test example, and nn.Ensemble returns the mean "
         "of the members' softmax outputs.",
     )
-    page.figure(size_figure(sizes, member_scores), "ensemble-size",
-                "Test error and NLL against ensemble size: the mean over all subsets of that "
-                "size (band: best to worst subset); dots: the single members.")  # fmt: skip
+    page.figure(
+        size_figure(sizes, member_scores),
+        "ensemble-size",
+        "Test error and NLL against ensemble size: the mean over all subsets of that "
+        "size (band: best to worst subset); dots: the single members.",
+    )
     named = [(f"member {i + 1}", e, n) for i, (e, n) in enumerate(member_scores)]
     named += [
         ("mean of members", mean_error, mean_nll),
@@ -223,13 +227,31 @@ def size_figure(sizes: dict, member_scores: np.ndarray):
         (figure.add_subplot(1, 2, 2), 1, "test NLL (nats)", 1.0),
     ):
         values = [scale * sizes[j][:, column] for j in k]
-        ax.fill_between(k, [v.min() for v in values], [v.max() for v in values],
-                        color="#0969da", alpha=0.15, linewidth=0, label="best to worst subset")  # fmt: skip
+        ax.fill_between(
+            k,
+            [v.min() for v in values],
+            [v.max() for v in values],
+            color="#0969da",
+            alpha=0.15,
+            linewidth=0,
+            label="best to worst subset",
+        )
         ax.plot(k, [v.mean() for v in values], "o-", color="#0969da", label="mean over subsets")
-        ax.plot(np.ones(len(member_scores)), scale * member_scores[:, column], "o",
-                color="#cf222e", alpha=0.6, label="single members")  # fmt: skip
-        ax.axhline(scale * member_scores[:, column].mean(), color="#cf222e", linestyle="--",
-                   linewidth=1, label="mean member")  # fmt: skip
+        ax.plot(
+            np.ones(len(member_scores)),
+            scale * member_scores[:, column],
+            "o",
+            color="#cf222e",
+            alpha=0.6,
+            label="single members",
+        )
+        ax.axhline(
+            scale * member_scores[:, column].mean(),
+            color="#cf222e",
+            linestyle="--",
+            linewidth=1,
+            label="mean member",
+        )
         ax.set(xlabel="ensemble size k", ylabel=label, xticks=k)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -69,10 +69,19 @@ class Setting:
 
 
 SETTINGS = {
-    "full": Setting("mnist10k", (256,), 18, 1, (6, 12, 16), 16,
-                    tuple(16 * 2**k for k in range(9)), (0.02, 0.04, 0.08), 3),
+    "full": Setting(
+        "mnist10k",
+        (256,),
+        18,
+        1,
+        (6, 12, 16),
+        16,
+        tuple(16 * 2**k for k in range(9)),
+        (0.02, 0.04, 0.08),
+        3,
+    ),
     "tiny": Setting("digits", (32,), 3, 1, (2,), 16, (16, 128, 1024), (0.05,), 1),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -150,10 +159,17 @@ def train(data, cfg: Setting, batch: int, base_lr: float, warmup: str, seed: int
     h = trainer.history
     test = CHANCE if diverged else 1 - trainer.evaluate(DataLoader(test_set, 1000))["accuracy"]
     return Result(
-        batch, scaling.linear_scaling_rule(base_lr, batch, cfg.base_batch), warmup, seed,
-        h["loss"] if len(h) else [], [1 - a for a in h["dev_accuracy"]] if len(h) else [],
-        test, trainer.step, diverged, list(h.steps["lr"]),
-    )  # fmt: skip
+        batch,
+        scaling.linear_scaling_rule(base_lr, batch, cfg.base_batch),
+        warmup,
+        seed,
+        h["loss"] if len(h) else [],
+        [1 - a for a in h["dev_accuracy"]] if len(h) else [],
+        test,
+        trainer.step,
+        diverged,
+        list(h.steps["lr"]),
+    )
 
 
 def mean_final(runs: list[Result]) -> float:
@@ -225,8 +241,10 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     base_lr = min(cfg.lrs, key=lambda lr: mean_final(grid[lr]))
     sigma = pooled_std([[r.final for r in runs] for runs in grid.values()])
     tol = tolerance(sigma, len(seeds))
-    sweep = {b: grid[base_lr] if b == cfg.base_batch else seeded(b, base_lr, "gradual")
-             for b in cfg.batches}  # fmt: skip
+    sweep = {
+        b: grid[base_lr] if b == cfg.base_batch else seeded(b, base_lr, "gradual")
+        for b in cfg.batches
+    }
     errors = {b: mean_final(runs) for b, runs in sweep.items()}
     reference = errors[cfg.base_batch]
     stable, breaking = largest_stable(errors, reference, tol)
@@ -238,38 +256,69 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     )
 
     compare = [b for b in (stable, breaking) if b and b != cfg.base_batch]
-    warmups = {b: {"gradual": sweep[b]} | {w: seeded(b, base_lr, w) for w in WARMUPS[:2]}
-               for b in compare}  # fmt: skip
+    warmups = {
+        b: {"gradual": sweep[b]} | {w: seeded(b, base_lr, w) for w in WARMUPS[:2]} for b in compare
+    }
     warm_errors = {w: mean_final(runs) for w, runs in warmups.get(stable, {}).items()}
 
-    report.figure(error_figure(errors, sweep, reference, tol, stable, breaking, cfg),
-                  "error", "final dev error against batch size with lr = η_ref B / B_ref and "
-                  "gradual warmup (mean and min-max over seeds; the band is B_ref's error ± X); "
-                  "compare figure 1 of the paper")  # fmt: skip
-    report.figure(curves_figure(sweep, cfg), "curves",
-                  "training loss and dev error per epoch for every batch size (mean over "
-                  "seeds): the curves of the stable batches lie on top of each other")  # fmt: skip
+    report.figure(
+        error_figure(errors, sweep, reference, tol, stable, breaking, cfg),
+        "error",
+        "final dev error against batch size with lr = η_ref B / B_ref and "
+        "gradual warmup (mean and min-max over seeds; the band is B_ref's error ± X); "
+        "compare figure 1 of the paper",
+    )
+    report.figure(
+        curves_figure(sweep, cfg),
+        "curves",
+        "training loss and dev error per epoch for every batch size (mean over "
+        "seeds): the curves of the stable batches lie on top of each other",
+    )
     if warmups:
-        report.figure(warmup_figure(warmups, sweep[cfg.base_batch], cfg), "warmup",
-                      "no warmup, constant warmup (η_ref, then a jump) and gradual warmup at B* "
-                      "and at the breaking batch: the learning rate over the first epochs and "
-                      "the training loss per epoch against B_ref's (dashed; compare figure 2 "
-                      "of the paper)")  # fmt: skip
+        report.figure(
+            warmup_figure(warmups, sweep[cfg.base_batch], cfg),
+            "warmup",
+            "no warmup, constant warmup (η_ref, then a jump) and gradual warmup at B* "
+            "and at the breaking batch: the learning rate over the first epochs and "
+            "the training loss per epoch against B_ref's (dashed; compare figure 2 "
+            "of the paper)",
+        )
     report.table(
-        ["batch", "lr", "updates", "mean dev error", "Δ vs B_ref", "mean test error",
-         "mean final training loss", "diverged"],
-        [[b, runs[0].lr, runs[0].updates, errors[b], errors[b] - reference,
-          float(np.mean([r.test_error for r in runs])), _final_loss(runs),
-          sum(r.diverged for r in runs)] for b, runs in sorted(sweep.items())],
+        [
+            "batch",
+            "lr",
+            "updates",
+            "mean dev error",
+            "Δ vs B_ref",
+            "mean test error",
+            "mean final training loss",
+            "diverged",
+        ],
+        [
+            [
+                b,
+                runs[0].lr,
+                runs[0].updates,
+                errors[b],
+                errors[b] - reference,
+                float(np.mean([r.test_error for r in runs])),
+                _final_loss(runs),
+                sum(r.diverged for r in runs),
+            ]
+            for b, runs in sorted(sweep.items())
+        ],
         caption=f"gradual warmup, {len(seeds)} seed(s); B* = {stable}, breaking batch "
         f"{breaking or 'none in the sweep'}",
-    )  # fmt: skip
+    )
     report.table(
         ["batch", "warmup", "mean dev error", "mean final training loss", "diverged"],
-        [[b, w, mean_final(runs), _final_loss(runs), sum(r.diverged for r in runs)]
-         for b, by_warmup in warmups.items() for w, runs in by_warmup.items()],
+        [
+            [b, w, mean_final(runs), _final_loss(runs), sum(r.diverged for r in runs)]
+            for b, by_warmup in warmups.items()
+            for w, runs in by_warmup.items()
+        ],
         caption="the three warmups",
-    )  # fmt: skip
+    )
 
     scaled = stable >= 8 * cfg.base_batch
     gradual_best = bool(warm_errors) and warm_errors["gradual"] <= min(
@@ -314,18 +363,33 @@ def error_figure(errors, sweep, reference, tol, stable, breaking, cfg: Setting):
     finals = [[r.final for r in sweep[b]] for b in batches]
     low = [errors[b] - min(f) for b, f in zip(batches, finals)]
     high = [max(f) - errors[b] for b, f in zip(batches, finals)]
-    ax.axhspan(reference - tol, reference + tol, color="#1f77b4", alpha=0.12,
-               label=f"B_ref's error ± X ({tol:.2%})")  # fmt: skip
-    ax.errorbar(batches, [errors[b] for b in batches], yerr=[low, high], fmt="o-", capsize=3,
-                color="#1f77b4", label="lr = η_ref B / B_ref, gradual warmup")  # fmt: skip
+    ax.axhspan(
+        reference - tol,
+        reference + tol,
+        color="#1f77b4",
+        alpha=0.12,
+        label=f"B_ref's error ± X ({tol:.2%})",
+    )
+    ax.errorbar(
+        batches,
+        [errors[b] for b in batches],
+        yerr=[low, high],
+        fmt="o-",
+        capsize=3,
+        color="#1f77b4",
+        label="lr = η_ref B / B_ref, gradual warmup",
+    )
     ax.axvline(stable, color="#2ca02c", ls="--", lw=1, label=f"B* = {stable}")
     if breaking:
         ax.axvline(breaking, color="#d62728", ls=":", lw=1.2, label=f"breaking: {breaking}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(batches, [str(b) for b in batches])
-    ax.set(xlabel="minibatch size B (log scale)", ylabel="final dev error (log scale)",
-           title="Dev error against batch size, lr scaled with B")  # fmt: skip
+    ax.set(
+        xlabel="minibatch size B (log scale)",
+        ylabel="final dev error (log scale)",
+        title="Dev error against batch size, lr scaled with B",
+    )
     _percent_axis(ax)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -364,8 +428,12 @@ def curves_figure(sweep, cfg: Setting):
     for ax, label in zip(axes, ("training loss", "dev error")):
         for e in cfg.decay_epochs:
             ax.axvline(e + 0.5, color="gray", lw=0.6, alpha=0.5)
-        ax.set(xlabel="epoch", ylabel=f"{label} (log scale)", yscale="log",
-               title=f"{label.capitalize()} per epoch")  # fmt: skip
+        ax.set(
+            xlabel="epoch",
+            ylabel=f"{label} (log scale)",
+            yscale="log",
+            title=f"{label.capitalize()} per epoch",
+        )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
     _percent_axis(axes[1])
@@ -391,13 +459,23 @@ def warmup_figure(warmups, reference: list[Result], cfg: Setting):
             shown = x < cfg.warmup_epochs + 2
             top.plot(x[shown], np.asarray(runs[0].lr_steps)[shown], color=colors[w], label=w)
             epochs, curve = _mean_curve(runs, "loss")
-            bottom.plot(epochs, curve, "o-", ms=3, color=colors[w],
-                        label=f"{w}: dev error {mean_final(runs):.2%}")  # fmt: skip
+            bottom.plot(
+                epochs,
+                curve,
+                "o-",
+                ms=3,
+                color=colors[w],
+                label=f"{w}: dev error {mean_final(runs):.2%}",
+            )
         epochs, curve = _mean_curve(reference, "loss")
         bottom.plot(epochs, curve, "k--", lw=1, label=f"B_ref = {cfg.base_batch}")
         top.set(xlabel="epoch", ylabel="learning rate", title=f"B = {b}: learning rate")
-        bottom.set(xlabel="epoch", ylabel="training loss (log scale)", yscale="log",
-                   title=f"B = {b}: training loss (mean over seeds)")  # fmt: skip
+        bottom.set(
+            xlabel="epoch",
+            ylabel="training loss (log scale)",
+            yscale="log",
+            title=f"B = {b}: training loss (mean over seeds)",
+        )
         bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (top, bottom):
             ax.grid(True, which="both", alpha=0.3)

@@ -72,10 +72,16 @@ class Setting:
 
 
 SETTINGS = {
-    "full": Setting("mnist10k", (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), 6.0, 100,
-                    tuple(2**k for k in range(13)), 300),
+    "full": Setting(
+        "mnist10k",
+        (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        6.0,
+        100,
+        tuple(2**k for k in range(13)),
+        300,
+    ),
     "tiny": Setting("digits", (0.03, 0.3), 0.08, 20, (1, 4, 16, 64, 256), 30),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -119,9 +125,15 @@ def minimum(data: ArrayDataset, seed: int) -> tuple[float, float]:
     nb.manual_seed(seed)
     model = nn.Linear(data.x.shape[1], int(data.y.max()) + 1).double()
     x, y = nb.tensor(data.x, dtype="float64"), nb.tensor(data.y)
-    opt = optim.LBFGS(model.parameters(), lr=1.0, max_iter=1000, history_size=20,
-                      line_search="strong_wolfe", tolerance_grad=1e-9,
-                      tolerance_change=1e-14)  # fmt: skip
+    opt = optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=1000,
+        history_size=20,
+        line_search="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-14,
+    )
 
     def closure():
         opt.zero_grad()
@@ -213,9 +225,18 @@ def gradient_noise(model, x, y, batch_sizes, draws: int, rng: np.random.Generato
     slope = np.polyfit(np.log(b), np.log(np.asarray(std) / fpc), 1)[0]
     raw_slope = np.polyfit(np.log(b), np.log(std), 1)[0]
     mismatch = float(np.max(np.abs(np.asarray(std) / (np.sqrt(sigma2 / b) * fpc) - 1)))
-    return dict(n=n, batch=b, std=np.asarray(std), sigma2=sigma2, fpc=fpc, slope=float(slope),
-                raw_slope=float(raw_slope), mean_error=float(np.linalg.norm(mean - full)),
-                full_norm=float(np.linalg.norm(full)), mismatch=mismatch)  # fmt: skip
+    return dict(
+        n=n,
+        batch=b,
+        std=np.asarray(std),
+        sigma2=sigma2,
+        fpc=fpc,
+        slope=float(slope),
+        raw_slope=float(raw_slope),
+        mean_error=float(np.linalg.norm(mean - full)),
+        full_norm=float(np.linalg.norm(full)),
+        mismatch=mismatch,
+    )
 
 
 def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
@@ -250,10 +271,14 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
             curve = train(method, lr, data, cfg, seed)
             curves[method, lr] = curve
             if verbose:
-                print(f"{method:>17} lr {lr:<6g} excess {curve.final - optimum:.4g} after "
-                      f"{curve.epochs[-1]:.1f} epochs")  # fmt: skip
-    best = {m: min((c for (k, _), c in curves.items() if k == m), key=lambda c: c.final)
-            for m in METHODS}  # fmt: skip
+                print(
+                    f"{method:>17} lr {lr:<6g} excess {curve.final - optimum:.4g} after "
+                    f"{curve.epochs[-1]:.1f} epochs"
+                )
+    best = {
+        m: min((c for (k, _), c in curves.items() if k == m), key=lambda c: c.final)
+        for m in METHODS
+    }
     target = max(min(c.loss) for c in best.values())
     reach = {m: time_to_reach(c, target) for m, c in best.items()}
     report.text(
@@ -266,10 +291,13 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         caption=f"excess loss F - F* after {cfg.budget:g} CPU seconds (inf: diverged); "
         "the lowest of each row is that method's curve",
     )
-    report.figure(_curves_figure(best, target, optimum), "loss-curves",
-                  "excess training loss of each method at its best lr, against epochs and CPU "
-                  "time; dashed: the target, the lowest loss all three reach; dots: where each "
-                  "reaches it")  # fmt: skip
+    report.figure(
+        _curves_figure(best, target, optimum),
+        "loss-curves",
+        "excess training loss of each method at its best lr, against epochs and CPU "
+        "time; dashed: the target, the lowest loss all three reach; dots: where each "
+        "reaches it",
+    )
     report.table(
         ["method", "lr", "updates/epoch", "epochs in budget", "CPU s to the target"],
         [
@@ -281,14 +309,18 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     )
 
     model = _model_at(best["minibatch (B=32)"], data, cfg, seed)
-    noise = gradient_noise(model, data.x, data.y, cfg.noise_batches, cfg.noise_draws,
-                           np.random.default_rng(seed))  # fmt: skip
-    report.figure(_noise_figure(noise), "gradient-noise",
-                  "noise of the minibatch gradient at a fixed θ (after 2 epochs of the "
-                  "minibatch run): "
-                  f"root-mean-square deviation from the full gradient over {cfg.noise_draws} "
-                  "draws without replacement per B; the formula uses the exact σ² from all N "
-                  "per-sample gradients")  # fmt: skip
+    noise = gradient_noise(
+        model, data.x, data.y, cfg.noise_batches, cfg.noise_draws, np.random.default_rng(seed)
+    )
+    report.figure(
+        _noise_figure(noise),
+        "gradient-noise",
+        "noise of the minibatch gradient at a fixed θ (after 2 epochs of the "
+        "minibatch run): "
+        f"root-mean-square deviation from the full gradient over {cfg.noise_draws} "
+        "draws without replacement per B; the formula uses the exact σ² from all N "
+        "per-sample gradients",
+    )
     report.text(
         f"Gradient noise: σ² = {noise['sigma2']:.4g} (‖full gradient‖ = {noise['full_norm']:.3g}); "
         f"fitted slope after the correction {noise['slope']:.3f}, raw slope "
@@ -356,14 +388,28 @@ def _noise_figure(noise: dict):
     fig = new_figure((6, 4.2))
     ax = fig.add_subplot()
     ax.plot(b, std, "o", color="#1f77b4", label="measured std(B)")
-    ax.plot(grid, sigma / np.sqrt(grid) * np.sqrt((n - grid) / (n - 1)), color="#1f77b4",
-            label="σ/√B · √((N-B)/(N-1))")  # fmt: skip
-    ax.plot(b, std / fpc, "s", mfc="none", color="#ff7f0e",
-            label=f"measured / √((N-B)/(N-1)): slope {noise['slope']:.3f}")  # fmt: skip
+    ax.plot(
+        grid,
+        sigma / np.sqrt(grid) * np.sqrt((n - grid) / (n - 1)),
+        color="#1f77b4",
+        label="σ/√B · √((N-B)/(N-1))",
+    )
+    ax.plot(
+        b,
+        std / fpc,
+        "s",
+        mfc="none",
+        color="#ff7f0e",
+        label=f"measured / √((N-B)/(N-1)): slope {noise['slope']:.3f}",
+    )
     ax.plot(grid, sigma / np.sqrt(grid), "--", color="#ff7f0e", label="σ/√B (slope -1/2)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B",
-           ylabel="‖g_B - full gradient‖ (rms)",
-           title=f"Gradient noise vs batch size (N = {n})")  # fmt: skip
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="batch size B",
+        ylabel="‖g_B - full gradient‖ (rms)",
+        title=f"Gradient noise vs batch size (N = {n})",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig

@@ -9,7 +9,9 @@ Hessian's extreme eigenvalues at each point of a 2-D filter-normalized slice (Fi
 Setup (small enough for one CPU core): a residual MLP on the embedded digits (8x8, 64 features,
 standardized), built like the CIFAR ResNets with Linear layers in place of 3x3 convolutions::
 
-    stem: Linear(64, w) - BN - ReLU;  blocks: x -> ReLU(BN(W2 ReLU(BN(W1 x))) [+ x]);  head: Linear(w, 10)
+    stem: Linear(64, w) - BN - ReLU
+    blocks: x -> ReLU(BN(W2 ReLU(BN(W1 x))) [+ x])
+    head: Linear(w, 10)
 
 with depth = 2 + 2 * blocks Linear layers (8, 20, 32, 56), width w = 64. With and without the
 shortcut ``+ x`` the two networks have the same parameters, start from the same initial weights
@@ -56,10 +58,11 @@ SUMMARY = "2-D filter-normalized landscapes of deep MLPs with and without shortc
 THRESHOLD = 0.1  # a point is non-convex where r > THRESHOLD
 MARGIN = 0.10  # shortcuts must lower the non-convex share by at least this much at judged depths
 SIZES = {
-    "full": dict(depths=(8, 20, 32, 56), judged=(20,), width=64, epochs=40, points=31,
-                 samples=None),
+    "full": dict(
+        depths=(8, 20, 32, 56), judged=(20,), width=64, epochs=40, points=31, samples=None
+    ),
     "tiny": dict(depths=(8,), judged=(8,), width=16, epochs=2, points=7, samples=200),
-}  # fmt: skip
+}
 LR, MOMENTUM, WEIGHT_DECAY, BATCH = 0.02, 0.9, 5e-4, 128
 CAP = 100.0  # contour and surface plots draw losses above this at this value
 FITTED = 0.9  # a judged network must reach this training accuracy (at θ, eval mode)
@@ -120,8 +123,12 @@ def local_minima(loss: np.ndarray) -> int:
     """Strict local minima of a grid among interior points (lower than all 8 neighbours)."""
     f = np.asarray(loss, dtype=np.float64)
     c = f[1:-1, 1:-1]
-    shifted = [f[1 + i : f.shape[0] - 1 + i, 1 + j : f.shape[1] - 1 + j]
-               for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]  # fmt: skip
+    shifted = [
+        f[1 + i : f.shape[0] - 1 + i, 1 + j : f.shape[1] - 1 + j]
+        for i in (-1, 0, 1)
+        for j in (-1, 0, 1)
+        if (i, j) != (0, 0)
+    ]
     return int(np.sum(np.all([c < s for s in shifted], axis=0)))
 
 
@@ -150,27 +157,37 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
     for depth in cfg["depths"]:
         for skip in (False, True):
             t0 = time.perf_counter()
-            model, history, test_acc = train_network(depth, cfg["width"], skip, cfg["epochs"],
-                                                     seed, data)  # fmt: skip
+            model, history, test_acc = train_network(
+                depth, cfg["width"], skip, cfg["epochs"], seed, data
+            )
             surface, r = landscape_of(model, data, cfg["points"], cfg["samples"], seed)
             centre = (len(surface.alphas) // 2, len(surface.betas) // 2)  # θ itself
             results[depth, skip] = res = dict(
-                surface=surface, r=r, share=float(np.mean(r > THRESHOLD)),
-                minima=local_minima(surface.loss), train_loss=float(surface.loss[centre]),
-                train_acc=float(surface.accuracy[centre]), test_acc=test_acc, history=history,
+                surface=surface,
+                r=r,
+                share=float(np.mean(r > THRESHOLD)),
+                minima=local_minima(surface.loss),
+                train_loss=float(surface.loss[centre]),
+                train_acc=float(surface.accuracy[centre]),
+                test_acc=test_acc,
+                history=history,
                 seconds=time.perf_counter() - t0,
-            )  # fmt: skip
+            )
             if verbose:
-                print(f"{_label(depth, skip):28s} train loss {res['train_loss']:.4f}  train acc "
-                      f"{res['train_acc']:.3f}  test acc {test_acc:.3f}  non-convex share "
-                      f"{res['share']:.2f}  ({res['seconds']:.1f}s)", flush=True)  # fmt: skip
+                print(
+                    f"{_label(depth, skip):28s} train loss {res['train_loss']:.4f}  train acc "
+                    f"{res['train_acc']:.3f}  test acc {test_acc:.3f}  non-convex share "
+                    f"{res['share']:.2f}  ({res['seconds']:.1f}s)",
+                    flush=True,
+                )
     judged = cfg["judged"]
     fitted = all(results[d, s]["train_acc"] >= FITTED for d in judged for s in (False, True))
     passed = fitted and all(
         results[d, False]["share"] - results[d, True]["share"] >= MARGIN for d in judged
     )
     shares = ", ".join(
-        f"{d}{'*' if d in judged else ''}: {results[d, False]['share']:.2f}/{results[d, True]['share']:.2f}"
+        f"{d}{'*' if d in judged else ''}: "
+        f"{results[d, False]['share']:.2f}/{results[d, True]['share']:.2f}"
         for d in cfg["depths"]
     )
     accuracy = ", ".join(
@@ -213,11 +230,20 @@ def _figures(page, cfg, results) -> None:
                 res, ax = results[depth, skip], axes[row][col]
                 filled = draw_contour(ax, res["surface"], limits=limits, colorbar=False)
                 ax.set_title(f"{_label(depth, skip)}\n{res['share']:.0%} non-convex", fontsize=10)
-        loss_colorbar(figure, filled, axes, f"training loss (shared log levels, capped at {CAP:g})",
-                      shrink=0.8)  # fmt: skip
-        page.figure(figure, "contours", "Contours of L(θ + αδ + βη) around each trained θ on "
-                    f"[-1, 1]²; the same log-spaced levels in every panel (losses above {CAP:g} "
-                    "in the top colour); top row: no shortcuts, bottom row: with shortcuts.")  # fmt: skip
+        loss_colorbar(
+            figure,
+            filled,
+            axes,
+            f"training loss (shared log levels, capped at {CAP:g})",
+            shrink=0.8,
+        )
+        page.figure(
+            figure,
+            "contours",
+            "Contours of L(θ + αδ + βη) around each trained θ on "
+            f"[-1, 1]²; the same log-spaced levels in every panel (losses above {CAP:g} "
+            "in the top colour); top row: no shortcuts, bottom row: with shortcuts.",
+        )
 
         figure = new_figure((3.6 * len(depths) + 1.2, 7.2))
         axes = figure.subplots(2, len(depths), squeeze=False)
@@ -225,13 +251,19 @@ def _figures(page, cfg, results) -> None:
             for row, skip in enumerate(rows):
                 res, ax = results[depth, skip], axes[row][col]
                 image = draw_nonconvexity(ax, res["r"], res["surface"], THRESHOLD, colorbar=False)
-                ax.set_title(f"{_label(depth, skip)}\n{res['share']:.0%} with r > {THRESHOLD}",
-                             fontsize=10)  # fmt: skip
-        figure.colorbar(image, ax=axes, label="r = |λ_min / λ_max| of the slice's Hessian",
-                        shrink=0.8)  # fmt: skip
-        page.figure(figure, "nonconvexity", "Non-convexity maps (Li et al., Figure 7, for the "
-                    "slice): r = 0 (dark) where the slice is locally convex, bright where "
-                    "negative curvature is large.")  # fmt: skip
+                ax.set_title(
+                    f"{_label(depth, skip)}\n{res['share']:.0%} with r > {THRESHOLD}", fontsize=10
+                )
+        figure.colorbar(
+            image, ax=axes, label="r = |λ_min / λ_max| of the slice's Hessian", shrink=0.8
+        )
+        page.figure(
+            figure,
+            "nonconvexity",
+            "Non-convexity maps (Li et al., Figure 7, for the "
+            "slice): r = 0 (dark) where the slice is locally convex, bright where "
+            "negative curvature is large.",
+        )
 
         deep = max(cfg["judged"])
         zs = [
@@ -243,8 +275,12 @@ def _figures(page, cfg, results) -> None:
             ax = figure.add_subplot(1, 2, i + 1, projection="3d")
             draw_surface(ax, results[deep, skip]["surface"], cap=limits[1], zlim=zlim)
             ax.set_title(_label(deep, skip))
-        page.figure(figure, "surfaces", f"The depth-{deep} landscapes as surfaces (Li et al., "
-                    "Figure 1), the same height scale (log loss) for both.")  # fmt: skip
+        page.figure(
+            figure,
+            "surfaces",
+            f"The depth-{deep} landscapes as surfaces (Li et al., "
+            "Figure 1), the same height scale (log loss) for both.",
+        )
 
         figure = new_figure((10, 4))
         left, right = figure.subplots(1, 2)
@@ -255,18 +291,36 @@ def _figures(page, cfg, results) -> None:
             )
             for i, d in enumerate(depths):
                 loss = results[d, skip]["history"]["loss"]
-                right.plot(np.arange(1, len(loss) + 1), loss, ls="-" if skip else "--",
-                           color=f"C{i}", label=_label(d, skip))  # fmt: skip
+                right.plot(
+                    np.arange(1, len(loss) + 1),
+                    loss,
+                    ls="-" if skip else "--",
+                    color=f"C{i}",
+                    label=_label(d, skip),
+                )
         for d in cfg["judged"]:
             left.axvline(d, color="0.85", lw=8, zorder=0, label=f"judged (depth {d})")
-        left.set(xlabel="depth (Linear layers)", ylabel=f"share of points with r > {THRESHOLD}",
-                 title="Non-convexity against depth", ylim=(-0.02, 1.02), xticks=list(depths))  # fmt: skip
+        left.set(
+            xlabel="depth (Linear layers)",
+            ylabel=f"share of points with r > {THRESHOLD}",
+            title="Non-convexity against depth",
+            ylim=(-0.02, 1.02),
+            xticks=list(depths),
+        )
         left.legend()
-        right.set(xlabel="epoch", ylabel="training loss (train mode, per epoch)", yscale="log",
-                  title="Training: solid with, dashed without shortcuts")  # fmt: skip
+        right.set(
+            xlabel="epoch",
+            ylabel="training loss (train mode, per epoch)",
+            yscale="log",
+            title="Training: solid with, dashed without shortcuts",
+        )
         right.legend(fontsize=7, ncol=2)
-        page.figure(figure, "share", "Left: the judged measure against depth. Right: both kinds "
-                    "of network are trained the same way and both fit the training set.")  # fmt: skip
+        page.figure(
+            figure,
+            "share",
+            "Left: the judged measure against depth. Right: both kinds "
+            "of network are trained the same way and both fit the training set.",
+        )
 
 
 def write_report(out, cfg, results, outcome, seconds, size, seed) -> None:
@@ -296,19 +350,47 @@ def write_report(out, cfg, results, outcome, seconds, size, seed) -> None:
         "levels off into a plateau; scattered spots are small-scale bumps (chaos).",
     )
     _figures(page, cfg, results)
-    rows = [[d, "yes" if s else "no", res["train_loss"], res["train_acc"], res["test_acc"],
-             res["share"], float(res["r"].mean()), res["minima"], res["seconds"]]
-            for (d, s), res in results.items()]  # fmt: skip
-    page.table(["depth", "shortcuts", "train loss", "train acc", "test acc", "non-convex share",
-                "mean r", "local minima", "seconds"], rows,
-               caption="non-convex share: interior points with r > 0.1; local minima: strict, "
-               "among 8 neighbours (not judged)")  # fmt: skip
+    rows = [
+        [
+            d,
+            "yes" if s else "no",
+            res["train_loss"],
+            res["train_acc"],
+            res["test_acc"],
+            res["share"],
+            float(res["r"].mean()),
+            res["minima"],
+            res["seconds"],
+        ]
+        for (d, s), res in results.items()
+    ]
+    page.table(
+        [
+            "depth",
+            "shortcuts",
+            "train loss",
+            "train acc",
+            "test acc",
+            "non-convex share",
+            "mean r",
+            "local minima",
+            "seconds",
+        ],
+        rows,
+        caption="non-convex share: interior points with r > 0.1; local minima: strict, "
+        "among 8 neighbours (not judged)",
+    )
     page.outcome(outcome.line(), outcome.passed)
     page.write()
     arrays = {"alpha": next(iter(results.values()))["surface"].alphas}
     for (d, skip), res in results.items():
         key = f"depth{d}.{'shortcuts' if skip else 'plain'}"
-        arrays |= {f"{key}.loss": res["surface"].loss, f"{key}.accuracy": res["surface"].accuracy,
-                   f"{key}.nonconvexity": res["r"]}  # fmt: skip
-    save({k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()},
-         Path(out) / "landscapes.safetensors")  # fmt: skip
+        arrays |= {
+            f"{key}.loss": res["surface"].loss,
+            f"{key}.accuracy": res["surface"].accuracy,
+            f"{key}.nonconvexity": res["r"],
+        }
+    save(
+        {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()},
+        Path(out) / "landscapes.safetensors",
+    )

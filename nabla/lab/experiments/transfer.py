@@ -99,8 +99,9 @@ def make_body(side: int) -> tuple[nn.Sequential, int]:
     if side == 28:
         return models.lenet()[:7], 16 * 5 * 5
     if side == 8:
-        return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten()), 6 * 4 * 4  # fmt: skip
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()
+        ), 6 * 4 * 4
     raise ValueError(f"transfer: no body for {side}x{side} images (28 or 8)")
 
 
@@ -138,8 +139,15 @@ def pretrain(setup: Setup, parts: dict, seed: int) -> tuple[dict, float]:
     model = make_model(parts["source", "train"].x.shape[-1])
     opt = optim.Adam(model.named_parameters(), lr=setup.lr)
     batches = math.ceil(len(parts["source", "train"]) / 64)
-    error = fit(model, opt, parts["source", "train"], setup.pretrain_epochs * batches, 64,
-                derive_seed(seed, 1), parts["source", "test"])  # fmt: skip
+    error = fit(
+        model,
+        opt,
+        parts["source", "train"],
+        setup.pretrain_epochs * batches,
+        64,
+        derive_seed(seed, 1),
+        parts["source", "test"],
+    )
     return {k: v.data.copy() for k, v in model[0].state_dict().items()}, error
 
 
@@ -256,28 +264,50 @@ def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome
         f"and in every frozen run the body is bitwise unchanged, got no gradient, and the "
         f"optimizer (built from every parameter of the model) holds state only for the head.",
     )
-    page.figure(error_figure(shots, errors), "transfer-error",
-                "Target test error against labeled examples per class (mean over draws, band: "
-                "min to max; log scales). Right: the frozen body's advantage over scratch, the "
-                "mean and each draw (both trained on the same labeled set).")  # fmt: skip
-    page.figure(body_figure(body_state, first_set), "transfer-body",
-                f"Top: the whole labeled training set of the first n = {shots[0]} draw. Bottom: "
-                "the first convolution's filters after pretraining on 0-4, which the frozen "
-                "body applies unchanged to 5-9.")  # fmt: skip
+    page.figure(
+        error_figure(shots, errors),
+        "transfer-error",
+        "Target test error against labeled examples per class (mean over draws, band: "
+        "min to max; log scales). Right: the frozen body's advantage over scratch, the "
+        "mean and each draw (both trained on the same labeled set).",
+    )
+    page.figure(
+        body_figure(body_state, first_set),
+        "transfer-body",
+        f"Top: the whole labeled training set of the first n = {shots[0]} draw. Bottom: "
+        "the first convolution's filters after pretraining on 0-4, which the frozen "
+        "body applies unchanged to 5-9.",
+    )
     paired = errors["scratch"] - errors["frozen"]  # per draw: same labeled set, same head seed
-    rows = [[int(n), *(f"{100 * mean[m][i]:.2f}%" for m in METHODS), f"{100 * gap[i]:+.2f}",
-             f"{int((paired[i] > 0).sum())} of {setup.repeats}"] for i, n in enumerate(shots)]  # fmt: skip
+    rows = [
+        [
+            int(n),
+            *(f"{100 * mean[m][i]:.2f}%" for m in METHODS),
+            f"{100 * gap[i]:+.2f}",
+            f"{int((paired[i] > 0).sum())} of {setup.repeats}",
+        ]
+        for i, n in enumerate(shots)
+    ]
     page.text(
         f"Paired over draws, the frozen body beat scratch in {int((paired[few] > 0).sum())} of "
         f"{paired[few].size} runs with n <= {FEW}; the draw-to-draw spread of the error (the "
         f"bands) is larger than the mean gap at small n, so the mean over {setup.repeats} draws "
         f"decides the verdict."
     )
-    page.table(["n per class", *[f"{m} error" for m in METHODS], "scratch - frozen (pts)",
-                "frozen better in"], rows,
-               caption=f"Mean target test error over {setup.repeats} draws of the labeled set.")  # fmt: skip
-    page.table(["check on every frozen run", "holds"],
-               [[k, "yes" if v else "NO"] for k, v in checks.items()])  # fmt: skip
+    page.table(
+        [
+            "n per class",
+            *[f"{m} error" for m in METHODS],
+            "scratch - frozen (pts)",
+            "frozen better in",
+        ],
+        rows,
+        caption=f"Mean target test error over {setup.repeats} draws of the labeled set.",
+    )
+    page.table(
+        ["check on every frozen run", "holds"],
+        [[k, "yes" if v else "NO"] for k, v in checks.items()],
+    )
     page.text(f"Wall time: {wall:.1f} s.")
     page.outcome(outcome.line(), outcome.passed)
     page.write()
@@ -292,20 +322,42 @@ def error_figure(shots, errors: dict):
     colors = {"scratch": "#cf222e", "frozen": "#0969da", "fine-tune": "#8250df"}
     for method, e in errors.items():
         left.plot(shots, 100 * e.mean(axis=1), "o-", color=colors[method], label=method)
-        left.fill_between(shots, 100 * e.min(axis=1), 100 * e.max(axis=1),
-                          color=colors[method], alpha=0.15, linewidth=0)  # fmt: skip
-    left.set(xscale="log", yscale="log", xlabel="labeled target examples per class",
-             ylabel="target test error (%)", title="digits 5-9 after pretraining on 0-4")  # fmt: skip
+        left.fill_between(
+            shots,
+            100 * e.min(axis=1),
+            100 * e.max(axis=1),
+            color=colors[method],
+            alpha=0.15,
+            linewidth=0,
+        )
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="labeled target examples per class",
+        ylabel="target test error (%)",
+        title="digits 5-9 after pretraining on 0-4",
+    )
     left.legend()
     paired = 100 * (errors["scratch"] - errors["frozen"])
     for r in range(paired.shape[1]):
-        right.plot(shots, paired[:, r], "o", color="#1a7f37", alpha=0.35, markersize=4,
-                   label="each draw" if r == 0 else None)  # fmt: skip
+        right.plot(
+            shots,
+            paired[:, r],
+            "o",
+            color="#1a7f37",
+            alpha=0.35,
+            markersize=4,
+            label="each draw" if r == 0 else None,
+        )
     right.plot(shots, paired.mean(axis=1), "o-", color="#1a7f37", label="mean over draws")
     right.axhline(0, color="black", linewidth=0.8)
     right.axvspan(shots[0], FEW, color="#1a7f37", alpha=0.08, label=f"n <= {FEW}: claim checked")
-    right.set(xscale="log", xlabel="labeled target examples per class",
-              ylabel="scratch error - frozen error (points)", title="the advantage of transfer")  # fmt: skip
+    right.set(
+        xscale="log",
+        xlabel="labeled target examples per class",
+        ylabel="scratch error - frozen error (points)",
+        title="the advantage of transfer",
+    )
     right.legend()
     ticks = [
         t

@@ -48,8 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import distributed as dist
-from . import config
+from . import distributed as dist
+from .files import write_text_atomic
+from .train import config
 
 EXECUTORS = ("process", "mpi")
 _THREAD_VARIABLES = (
@@ -148,12 +149,14 @@ def folder_name(settings: dict) -> str:
 
 
 def _train_one(job: tuple[dict, str]) -> dict:
-    from . import run
+    from .report import build as build_report
+    from .train import run
 
     cfg, directory = job
     # distributed=False: under mpirun, Trainer would otherwise take this worker for a rank of a
     # data-parallel job
-    results = run.train(cfg, directory, verbose=0, report=True, test=False, distributed=False)
+    results = run.train(cfg, directory, verbose=0, test=False, distributed=False)
+    build_report(directory)
     return {
         "directory": directory,
         "dev": results["evaluations"]["dev"],
@@ -162,14 +165,21 @@ def _train_one(job: tuple[dict, str]) -> dict:
 
 
 def _test_one(directory: str) -> dict:
-    from . import run
+    from .train import run
 
     return run.evaluate(directory, "test")
 
 
-def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: int = 1,
-              workers: int | None = None, out=None, verbose: bool = True,
-              executor: str = "process") -> dict:  # fmt: skip
+def run_sweep(
+    base: dict,
+    grid: list,
+    random_count: int | None = None,
+    seeds: int = 1,
+    workers: int | None = None,
+    out=None,
+    verbose: bool = True,
+    executor: str = "process",
+) -> dict:
     """Train every configuration for ``seeds`` seeds, choose on dev, test the choice; returns the
     summary written to ``<out>/summary.json``. ``executor``: "process" (``workers`` local
     processes, default 1) or "mpi" (see the module docstring for what ``workers`` means there)."""
@@ -199,25 +209,34 @@ def run_sweep(base: dict, grid: list, random_count: int | None = None, seeds: in
     out.mkdir(parents=True, exist_ok=True)
     with _executor(executor, workers) as (run_all, described):
         if verbose:
-            print(f"sweep: {len(settings)} configurations x {seeds} seeds = {len(jobs)} runs, "
-                  f"{described} -> {out}", flush=True)  # fmt: skip
+            print(
+                f"sweep: {len(settings)} configurations x {seeds} seeds = {len(jobs)} runs, "
+                f"{described} -> {out}",
+                flush=True,
+            )
         results = run_all(_train_one, jobs, verbose)
         by_dir = {r["directory"]: r for r in results}
         rows = []
         for name, g in groups.items():
             devs = [by_dir[d]["dev"] for d in g["runs"]]
-            rows.append({"label": name, "settings": g["settings"], "runs": g["runs"],
-                         "dev_accuracy": _mean_std([d["accuracy"] for d in devs]),
-                         "dev_loss": _mean_std([d["loss"] for d in devs])})  # fmt: skip
+            rows.append(
+                {
+                    "label": name,
+                    "settings": g["settings"],
+                    "runs": g["runs"],
+                    "dev_accuracy": _mean_std([d["accuracy"] for d in devs]),
+                    "dev_loss": _mean_std([d["loss"] for d in devs]),
+                }
+            )
         chosen = max(rows, key=lambda r: (r["dev_accuracy"][0], -r["dev_loss"][0]))
         tests = run_all(_test_one, chosen["runs"], False)
     chosen["test_accuracy"] = _mean_std([t["accuracy"] for t in tests])
     chosen["test_loss"] = _mean_std([t["loss"] for t in tests])
     summary = {"base": base, "seeds": seeds, "configurations": rows, "chosen": chosen["label"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     table = summary_table(rows, chosen)
-    (out / "summary.md").write_text(table, encoding="utf-8")
-    from ..report import plot_sweep
+    write_text_atomic(out / "summary.md", table)
+    from .report import plot_sweep
 
     plot_sweep({r["label"]: [Path(d) for d in r["runs"]] for r in rows}, out / "curves.png")
     if verbose:
@@ -273,9 +292,10 @@ def _mpi_pool(workers: int | None):
                 f"pool is the other {size - 1} rank(s); drop --workers or set it to {size - 1}"
             )
         described = (
-            f"MPI: {size - 1} worker rank(s)" if size > 1
+            f"MPI: {size - 1} worker rank(s)"
+            if size > 1
             else "MPI: 1 worker thread in this process (the launcher started no other rank)"
-        )  # fmt: skip
+        )
         with MPIPoolExecutor(**options) as pool:
             yield pool, described
         return
@@ -341,8 +361,11 @@ def _map(fn, items: list, workers: int, verbose: bool) -> list:
 
 def _announce(result: dict, i: int, n: int, verbose: bool) -> dict:
     if verbose and "directory" in result:
-        print(f"  [{i + 1}/{n}] {result['directory']}: dev accuracy {result['dev']['accuracy']:.4f} "
-              f"({result['wall_time']:.1f}s)", flush=True)  # fmt: skip
+        print(
+            f"  [{i + 1}/{n}] {result['directory']}: dev accuracy {result['dev']['accuracy']:.4f} "
+            f"({result['wall_time']:.1f}s)",
+            flush=True,
+        )
     return result
 
 
@@ -361,9 +384,15 @@ def summary_table(rows: list[dict], chosen: dict) -> str:
     for r in sorted(rows, key=lambda r: -r["dev_accuracy"][0]):
         mark = " **(chosen)**" if r is chosen else ""
         lines.append(
-            f"| {r['label']}{mark} | {_pm(r['dev_accuracy'])} | {_pm(r['dev_loss'])} | {len(r['runs'])} |"
+            f"| {r['label']}{mark} | {_pm(r['dev_accuracy'])} | {_pm(r['dev_loss'])} "
+            f"| {len(r['runs'])} |"
         )
-    lines += ["", f"Chosen on dev: **{chosen['label']}**. Test (evaluated once, only for the chosen "
-              f"configuration, over {len(chosen['runs'])} seed(s)): accuracy {_pm(chosen['test_accuracy'])}, "
-              f"loss {_pm(chosen['test_loss'])}.", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Chosen on dev: **{chosen['label']}**. Test (evaluated once, only for the chosen "
+        f"configuration, over {len(chosen['runs'])} seed(s)): accuracy "
+        f"{_pm(chosen['test_accuracy'])}, "
+        f"loss {_pm(chosen['test_loss'])}.",
+        "",
+    ]
     return "\n".join(lines)
