@@ -59,6 +59,7 @@ MODULES = {
             "tests/ops",
             "tests/nn",
             "tests/kernels/test_activations.py",
+            "tests/kernels/test_loss_kernels.py",
             "tests/kernels/test_conv_kernels.py",
             "tests/kernels/test_pool_kernels.py",
             "tests/kernels/test_normalization_kernels.py",
