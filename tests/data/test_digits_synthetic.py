@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from nabla.data import synthetic
 from nabla.data.dataset import ArrayDataset
@@ -49,7 +55,8 @@ def test_npz_is_small_plain_and_packaged():
             assert sorted(npz.files) == ["images", "labels", "test_index", "train_index"]
             assert npz["images"].dtype == np.uint8 and npz["images"].shape == (1797, 8, 8)
             assert npz["labels"].dtype == np.uint8 and npz["labels"].shape == (1797,)
-    assert 'nabla = ["data/*.npz"]' in (ROOT / "pyproject.toml").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "data/*.npz" in project["tool"]["setuptools"]["package-data"]["nabla"]
 
 
 def test_shapes_dtypes_ranges():
