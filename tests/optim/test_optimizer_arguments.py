@@ -348,7 +348,8 @@ def test_building_errors_name_the_optimizer_and_the_parameter():
         opt.add_param_group({"lr": 0.1})
     with pytest.raises(TypeError, match=r"optimizer parameters must be Tensors, got ndarray"):
         optim.SGD([np.zeros(2)])
-    with pytest.raises(TypeError, match=r"parameter 0\.1 has dtype int64; only float tensors"):
+    message = r"^parameter 0\.1 has dtype int64; only float tensors can be optimized$"
+    with pytest.raises(TypeError, match=message):
         optim.SGD([nb.tensor([1.0], requires_grad=True), nb.tensor([1, 2])])
     with pytest.raises(TypeError, match=r"parameter layer\.w has dtype int64"):
         optim.SGD([("layer.w", nb.tensor([1, 2]))])
