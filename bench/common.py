@@ -270,3 +270,14 @@ def minibatches(n: int, size: int, seed: int = 0):
         order = rng.permutation(n)
         for start in range(0, n - size + 1, size):
             yield order[start : start + size]
+
+
+def nabla_logits(model, x):
+    """``model``'s logits for the NumPy batch ``x``, in evaluation mode (dropout off)."""
+    import numpy as np
+
+    import nabla as nb
+
+    model.eval()
+    with nb.no_grad():
+        return np.concatenate([model(nb.tensor(c)).numpy() for c in np.array_split(x, 4)])

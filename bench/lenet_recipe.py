@@ -81,7 +81,7 @@ class NablaLenet:
         return time.perf_counter() - start
 
     def logits(self, x):
-        from time_to_accuracy import nabla_logits
+        from common import nabla_logits
 
         return nabla_logits(self.model, (x - self.mean) / self.std)
 

@@ -69,7 +69,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from common import run_worker, send, versions  # noqa: E402
+from common import nabla_logits, run_worker, send, versions  # noqa: E402
 from lenet_recipe import EPOCHS as LENET_EPOCHS  # noqa: E402
 from lenet_recipe import TARGET as LENET_TARGET  # noqa: E402
 
@@ -124,17 +124,6 @@ class NablaRun:
 
     def logits(self, x):
         return nabla_logits(self.model, x)
-
-
-def nabla_logits(model, x):
-    """``model``'s logits for the NumPy batch ``x``, in evaluation mode (dropout off)."""
-    import numpy as np
-
-    import nabla as nb
-
-    model.eval()
-    with nb.no_grad():
-        return np.concatenate([model(nb.tensor(c)).numpy() for c in np.array_split(x, 4)])
 
 
 class TorchRun:
