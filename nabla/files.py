@@ -34,11 +34,14 @@ class atomic_path:  # noqa: N801 - used as a function: ``with atomic_path(target
     block to write (by name: a figure's ``savefig``, an animation writer). When the block ends
     without an exception, the file is fsync'd and renamed to ``path``; otherwise it is removed.
     ``suffix`` ends the temporary name, for writers that pick the format from it (``".gif"``).
-    The temporary file is created here, before the block: a folder that is missing or not
-    writable raises ``OSError`` at the call."""
+    ``before_replace(temporary)`` runs once the file is on disk and before the rename: it may
+    check the file, or raise to abandon it. The temporary file is created here, before the
+    block: a folder that is missing or not writable raises ``OSError`` at the call."""
 
-    def __init__(self, path, suffix: str = ".tmp"):
-        self.target = Path(path)
+    def __init__(
+        self, path, suffix: str = ".tmp", before_replace: Callable[[Path], None] | None = None
+    ):
+        self.target, self.before_replace = Path(path), before_replace
         self.directory = self.target.absolute().parent
         if not self.directory.is_dir():
             raise FileNotFoundError(
@@ -59,7 +62,9 @@ class atomic_path:  # noqa: N801 - used as a function: ``with atomic_path(target
     def __exit__(self, kind, error, traceback) -> None:
         try:
             if kind is None:
-                _fsync_file(self.temporary)
+                _fsync_file(self.temporary)  # on disk before a check reads it back
+                if self.before_replace is not None:
+                    self.before_replace(self.temporary)
                 os.replace(self.temporary, self.target)
                 _fsync_directory(self.directory)
         finally:
@@ -68,15 +73,10 @@ class atomic_path:  # noqa: N801 - used as a function: ``with atomic_path(target
 
 
 def write_atomic(path, payload: bytes, before_replace: Callable[[Path], None] | None = None):
-    """Write ``payload`` to ``path`` atomically. ``before_replace(temporary)`` runs once the bytes
-    are on disk and before the rename: it may check the file, or raise to abandon it."""
-    with atomic_path(path) as temporary:
+    """Write ``payload`` to ``path`` atomically (``before_replace``: see :class:`atomic_path`)."""
+    with atomic_path(path, before_replace=before_replace) as temporary:
         with open(temporary, "wb") as f:
             f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the check reads it back
-        if before_replace is not None:
-            before_replace(temporary)
 
 
 def write_text_atomic(path, text: str) -> None:

@@ -42,9 +42,10 @@ def imports(path: Path, source: str | None = None) -> list[tuple[int, str]]:
     """(line, absolute module) for every import of a nabla module in the file (or in ``source``,
     read as if it were that file)."""
     module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    package = module.removesuffix(".__init__") if path.name == "__init__.py" else module
-    if path.name != "__init__.py":
-        package = module.rsplit(".", 1)[0]
+    # the package a relative import starts from: the module's own for __init__.py, else its parent
+    package = (
+        module.removesuffix(".__init__") if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    )
     source = path.read_text(encoding="utf-8") if source is None else source
     found = []
     for node in ast.walk(ast.parse(source)):

@@ -94,9 +94,7 @@ def render() -> str:
         if isinstance(value, (classmethod, staticmethod)):
             fn = value.__func__
             decorator = type(value).__name__
-            params = _parameters(fn, bound=False)
-            if decorator == "classmethod":
-                params = "cls" + params[params.index(",") :] if "," in params else "cls"
+            params = _parameters(fn, bound=False)  # a classmethod's first parameter is cls already
             returns = _returns(fn, "Any")
             lines += [f"    @{decorator}", f"    def {name}({params}) -> {returns}: ..."]
             continue

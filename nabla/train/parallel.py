@@ -22,7 +22,6 @@ from .. import distributed as dist
 class SingleProcess:
     """Training in this process alone: nothing to exchange."""
 
-    name = "single process"
     handles_ctrl_c = True  # the Trainer may catch the first Ctrl-C and stop after the update
 
     def is_main(self) -> bool:
@@ -48,7 +47,6 @@ class DataParallel(SingleProcess):
     """Synchronous data parallelism: every rank runs the same loop on its shard of each global
     batch (``DataLoader(shard=(rank, world_size))``) and the hooks average over the ranks."""
 
-    name = "data-parallel"
     handles_ctrl_c = False  # under mpirun the launcher owns the signals
 
     def __init__(self):
