@@ -107,7 +107,7 @@ def experiment_main(args) -> int:
         if not args.list:
             print("nabla experiment: give an experiment's name; they are:", file=sys.stderr)
         for name in experiments.names():
-            print(f"{name:26s} {experiments.get(name).SUMMARY}")
+            print(f"{name:26s} {experiments.get(name).summary}")
         return 0 if args.list else 2
     try:
         experiments.get(args.name)

@@ -34,10 +34,10 @@ def test_experiment_runs_tiny_and_writes_its_report(name, tmp_path, capsys):
 
 def test_every_experiment_has_a_name_title_reference_and_summary():
     for name in experiments.names():
-        module = experiments.get(name)
-        assert module.NAME == name
-        for field in ("TITLE", "REFERENCE", "SUMMARY"):
-            assert isinstance(getattr(module, field), str) and getattr(module, field)
+        cls = experiments.get(name)
+        assert issubclass(cls, experiments.Experiment) and cls.name == name
+        for field in ("title", "reference", "summary"):
+            assert isinstance(getattr(cls, field), str) and getattr(cls, field)
 
 
 def test_the_list_names_every_experiment(capsys):
