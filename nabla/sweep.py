@@ -74,7 +74,7 @@ class Range:
             value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         else:
             value = rng.uniform(self.low, self.high)
-        return round(value) if config.SCHEMA[self.key].type is int else float(f"{value:.4g}")
+        return round(value) if config.setting(self.key).type is int else float(f"{value:.4g}")
 
 
 def parse_grid(text: str) -> tuple[str, list | Range]:
@@ -83,9 +83,7 @@ def parse_grid(text: str) -> tuple[str, list | Range]:
     key = key.strip().replace("-", "_")
     if not sep or not values.strip():
         raise config.ConfigError(f"--grid expects KEY=V1,V2,... , got {text!r}")
-    if key not in config.SCHEMA:
-        config.check(key, None)  # raises the unknown-setting error with suggestions
-    setting = config.SCHEMA[key]
+    setting = config.setting(key)  # an unknown key: the error with suggestions
     if ".." in values:
         if setting.type not in (int, float):
             raise config.ConfigError(f"--grid {key}: ranges (low..high) need a numeric setting")

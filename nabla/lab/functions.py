@@ -40,8 +40,8 @@ from ..ops import cos
 
 __all__ = ["FUNCTIONS", "OPTIMIZERS", "Function2D", "get"]
 
-#: The optimizers a function suggests learning rates for (the names ``nabla lab trajectories``
-#: takes; :mod:`nabla.lab.trajectories` maps them to the classes of :mod:`nabla.optim`).
+#: The optimizers' presets (:mod:`nabla.optim.registry`) for which each function suggests a tuned
+#: learning rate; a preset registered later runs at its class's default rate (:meth:`lr`).
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -69,6 +69,15 @@ class Function2D:
     saddle_points: tuple[tuple[float, float], ...] = ()
     escape: tuple[int, float] | None = None
     note: str = ""
+
+    def lr(self, preset: str) -> float:
+        """The learning rate for optimizer preset ``preset``: the tuned one, else the class's
+        default."""
+        if preset in self.lrs:
+            return self.lrs[preset]
+        from ..optim import registry
+
+        return registry.presets()[preset][0].defaults["lr"]
 
     def __call__(self, p: Tensor) -> Tensor:
         if p.shape != (2,):

@@ -322,7 +322,8 @@ def main(args) -> int:
         raise config.ConfigError(f"--steps must be at least 3, got {args.steps}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    momentum = f" momentum {cfg['momentum']:g}" if cfg["momentum"] else ""
+    beta = cfg[cfg["optimizer"]].get("momentum", 0.0)
+    momentum = f" momentum {beta:g}" if beta else ""
     title = (
         f"{_model(cfg)} on {cfg['dataset']}, {cfg['optimizer']}{momentum}, "
         f"batch {cfg['batch_size']}"

@@ -30,12 +30,14 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..files import write_text_atomic
+from ..optim import registry
 from .functions import FUNCTIONS, OPTIMIZERS, Function2D, get
 from .records import Trajectory
 
 __all__ = [
     "OPTIMIZERS",
     "Trajectory",
+    "presets",
     "distance_to_minimum",
     "escape_step",
     "format_table",
@@ -58,23 +60,19 @@ writes the GIF at --out, the contour plot beside it (same stem, .png) and the ta
 <stem>.csv, and prints the table. Functions: """ + ", ".join(FUNCTIONS)
 
 
-def make_optimizer(name: str, params: list, lr: float):
-    """The :mod:`nabla.optim` instance that ``name`` stands for: ``SGD`` (plain, with momentum
-    0.9, or Nesterov momentum 0.9), ``AdaGrad``, ``RMSProp`` (β = 0.9) or ``Adam`` (β₁ = 0.9,
-    β₂ = 0.999), every other setting at the class default."""
-    from .. import optim
+def presets() -> list[str]:
+    """The optimizer presets the lab runs: every registered one (:mod:`nabla.optim.registry`)."""
+    return list(registry.presets())
 
-    makers = {
-        "sgd": lambda: optim.SGD(params, lr=lr),
-        "momentum": lambda: optim.SGD(params, lr=lr, momentum=0.9),
-        "nesterov": lambda: optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
-        "adagrad": lambda: optim.AdaGrad(params, lr=lr),
-        "rmsprop": lambda: optim.RMSProp(params, lr=lr),
-        "adam": lambda: optim.Adam(params, lr=lr),
-    }
-    if name not in makers:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    return makers[name]()
+
+def make_optimizer(name: str, params: list, lr: float):
+    """The :mod:`nabla.optim` instance that preset ``name`` stands for (``momentum``: ``SGD``
+    with momentum 0.9), every setting the preset does not name at the class default."""
+    found = registry.presets()
+    if name not in found:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(found)}")
+    cls, preset = found[name]
+    return cls(params, lr=lr, **preset.settings)
 
 
 def _run_one(function: Function2D, name: str, lr: float, start, steps: int) -> Trajectory:
@@ -108,25 +106,26 @@ def _run_one(function: Function2D, name: str, lr: float, start, steps: int) -> T
 
 def run(
     function: Function2D | str,
-    optimizers=OPTIMIZERS,
+    optimizers=None,
     steps: int = 300,
     lrs: dict[str, float] | None = None,
     start=None,
 ) -> list[Trajectory]:
     """Run each optimizer in ``optimizers`` for ``steps`` steps from ``start`` (default: the
-    function's) at the function's suggested learning rate, or the one in ``lrs``. Nothing is
-    random: the same arguments give the same trajectories."""
+    function's) at the function's suggested learning rate, or the one in ``lrs``; every preset
+    by default. Nothing is random: the same arguments give the same trajectories."""
     if isinstance(function, str):
         function = get(function)
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    unknown = [n for n in [*optimizers, *(lrs or {})] if n not in OPTIMIZERS]
+    optimizers = presets() if optimizers is None else list(optimizers)
+    unknown = [n for n in [*optimizers, *(lrs or {})] if n not in presets()]
     if unknown:
-        raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"unknown optimizer {unknown[0]!r}; choose from {', '.join(presets())}")
     start = function.start if start is None else tuple(float(v) for v in start)
     if len(start) != 2 or not all(math.isfinite(v) for v in start):
         raise ValueError(f"start must be a point (x, y) of finite numbers, got {start}")
-    lrs = {**function.lrs, **(lrs or {})}
+    lrs = {**{n: function.lr(n) for n in optimizers}, **(lrs or {})}
     return [_run_one(function, name, lrs[name], start, steps) for name in optimizers]
 
 
@@ -221,9 +220,9 @@ def _lr_overrides(values: list[str]) -> dict[str, float]:
     out = {}
     for item in (piece for value in values for piece in value.split(",") if piece):
         name, sep, number = item.partition("=")
-        if not sep or name not in OPTIMIZERS:
+        if not sep or name not in presets():
             raise ValueError(
-                f"--lr: expected NAME=VALUE with NAME one of {', '.join(OPTIMIZERS)}, got {item!r}"
+                f"--lr: expected NAME=VALUE with NAME one of {', '.join(presets())}, got {item!r}"
             )
         try:
             out[name] = float(number)
@@ -243,8 +242,8 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--optimizers",
-        default=",".join(OPTIMIZERS),
-        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: all)",
+        default=None,
+        help=f"comma-separated, from {','.join(presets())} (default: all)",
     )
     parser.add_argument("--steps", type=int, default=300, help="steps per optimizer (default 300)")
     parser.add_argument(
@@ -276,7 +275,8 @@ def main(args) -> int:
 
     try:
         function = get(args.function)
-        names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+        given = args.optimizers if args.optimizers is not None else ",".join(presets())
+        names = [n.strip() for n in given.split(",") if n.strip()]
         if not names:
             raise ValueError("--optimizers: name at least one optimizer")
         lrs = _lr_overrides(args.lr)

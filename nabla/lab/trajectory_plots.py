@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_path
+from ..optim import registry
 from .functions import Function2D
 from .records import Trajectory
 from .report import STYLE, new_figure, save_figure
 
 __all__ = [
-    "COLORS",
     "animation",
     "contour",
     "frame_steps",
@@ -29,19 +29,12 @@ __all__ = [
     "static_figure",
 ]
 
-COLORS = {
-    "sgd": "#d62728",
-    "momentum": "#2ca02c",
-    "nesterov": "#e377c2",
-    "adagrad": "#1f77b4",
-    "rmsprop": "#ff7f0e",
-    "adam": "#9467bd",
-}
 GRID = 300  # contour grid points per axis
 
 
 def _color(name: str) -> str:
-    return COLORS.get(name, "black")
+    found = registry.presets()  # each optimizer preset's own colour (nabla/optim/registry.py)
+    return found[name][1].color if name in found else "black"
 
 
 def contour(ax, function: Function2D) -> None:

@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import kernels
 from .flat import flush_subnormals
-from .optimizer import Optimizer
+from .optimizer import DECAY, EPS, Optimizer
+from .registry import Preset
 
 
 class AdaGrad(Optimizer):
@@ -26,6 +27,13 @@ class AdaGrad(Optimizer):
     defaults are PyTorch's already).
     """
 
+    name = "adagrad"
+    presets = {"adagrad": Preset({}, "#1f77b4")}
+    descriptions = {
+        **EPS,
+        "initial_accumulator_value": "the starting value of the sum of squared gradients r",
+        **DECAY,
+    }
     defaults = {
         "lr": 0.01,
         "eps": 1e-10,
@@ -35,7 +43,8 @@ class AdaGrad(Optimizer):
         "decoupled_weight_decay": False,
     }
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         initial = h["initial_accumulator_value"]
         if callable(initial) or not initial >= 0:

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import kernels
 from .flat import flush_subnormals
-from .optimizer import Optimizer
+from .optimizer import DECAY, EPS, Optimizer
+from .registry import Preset
 from .saving import value_at
 
 BIAS_CORRECTIONS = ("explicit", "folded", "none")
@@ -40,6 +41,16 @@ class Adam(Optimizer):
     PyTorch's names: ``exp_avg`` (s), ``exp_avg_sq`` (r) and, with amsgrad, ``max_exp_avg_sq``.
     """
 
+    name = "adam"
+    presets = {"adam": Preset({}, "#9467bd")}
+    descriptions = {
+        "beta1": "first-moment decay β1: s <- β1 s + (1 - β1) g",
+        "beta2": "second-moment decay β2: r <- β2 r + (1 - β2) g²",
+        "eps": EPS["eps"],
+        **DECAY,
+        "amsgrad": "AMSGrad: divide by the largest second moment so far (Reddi et al. 2018)",
+        "bias_correction": f"how the moments' bias is corrected: {', '.join(BIAS_CORRECTIONS)}",
+    }
     defaults = {
         "lr": 1e-3,
         "beta1": 0.9,
@@ -51,15 +62,16 @@ class Adam(Optimizer):
         "bias_correction": "explicit",
     }
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         for key in ("beta1", "beta2"):
             value = value_at(h[key], 0)
             if not 0 <= value < 1:
-                raise ValueError(f"{type(self).__name__}: {key} must be in [0, 1), got {value}")
+                raise ValueError(f"{cls.__name__}: {key} must be in [0, 1), got {value}")
         if h["bias_correction"] not in BIAS_CORRECTIONS:
             raise ValueError(
-                f"{type(self).__name__}: bias_correction must be one of {BIAS_CORRECTIONS}, "
+                f"{cls.__name__}: bias_correction must be one of {BIAS_CORRECTIONS}, "
                 f"got {h['bias_correction']!r}"
             )
 
@@ -131,9 +143,12 @@ class AdamW(Adam):
     Default weight_decay 0.01, as in PyTorch.
     """
 
+    name = "adamw"
+    presets: dict = {}  # on the lab's 2-D functions, without weight decay, it is Adam
     defaults = {**Adam.defaults, "weight_decay": 1e-2, "decoupled_weight_decay": True}
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         if not h["decoupled_weight_decay"]:
             raise ValueError(

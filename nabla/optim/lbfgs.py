@@ -131,7 +131,8 @@ class LBFGS(Optimizer):
             )
         super().add_param_group(group)
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         for key in ("max_iter", "history_size"):
             if not (isinstance(h[key], (int, np.integer)) and h[key] >= 1):

@@ -23,7 +23,18 @@ from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 from ..autograd.trace import Trace
 from .flat import FlatGroup, Stretch
+from .registry import Preset, register
 from .saving import load_state_dict, problems, state_dict, value_at
+
+# the help of hyperparameters that several optimizers share
+DECAY = {
+    "weight_decay": "weight decay λ: g + λθ (L2), or θ(1 - αλ) with decoupled_weight_decay",
+    "decoupled_weight_decay": "decay the weights directly (AdamW's weight decay) instead of L2",
+}
+EPS = {
+    "eps": "ε added to the denominator's square root, against division by zero",
+    "eps_inside_sqrt": "add ε under the square root, sqrt(r + ε) (Keras), not after it",
+}
 
 
 class Optimizer:
@@ -43,6 +54,17 @@ class Optimizer:
     defaults: dict = {}
     # PyTorch's names for hyperparameters that nabla names otherwise, e.g. {"alpha": "beta"}
     pytorch_aliases: dict = {}
+    # By name (nabla/optim/registry.py): ``nabla train --optimizer NAME``, its config table and
+    # flags (one help line per hyperparameter but lr), the lab's presets. A class without a name
+    # (a base, an alias such as RMSprop) is not registered.
+    name: str = ""
+    descriptions: dict[str, str] = {}
+    presets: dict[str, Preset]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            register(cls)
 
     def __init__(self, params, lr=None, **hyperparameters):
         if lr is not None:  # the learning rate may come second by position, as in PyTorch
@@ -121,18 +143,17 @@ class Optimizer:
                 settings[ours] = value
         return settings
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         """Check a group's hyperparameters (subclasses extend it); schedules are checked at
         step 0."""
         values = {k: value_at(v, 0) for k, v in h.items()}
         for key in ("lr", "weight_decay", "eps"):
             if key in values and not values[key] >= 0:
-                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {values[key]}")
+                raise ValueError(f"{cls.__name__}: {key} must be >= 0, got {values[key]}")
         for key in ("decoupled_weight_decay", "eps_inside_sqrt"):
             if key in h and not isinstance(h[key], (bool, np.bool_)):
-                raise ValueError(
-                    f"{type(self).__name__}: {key} must be True or False, got {h[key]!r}"
-                )
+                raise ValueError(f"{cls.__name__}: {key} must be True or False, got {h[key]!r}")
 
     def _pack(self, i: int) -> FlatGroup:
         """The group's pack, rebuilt if parameters were frozen, unfrozen or replaced."""
@@ -214,8 +235,9 @@ class Optimizer:
         raise NotImplementedError
 
     def kernel(self, theta, g, state: Stretch, h: dict, t: int, weight_decay, decay) -> None:
-        """The same update as ``reference_step``, in one compiled pass."""
-        raise NotImplementedError
+        """The same update as ``reference_step``, in one compiled pass. Until a subclass writes
+        its kernel (:mod:`nabla.kernels.updates`), the NumPy reference runs on both paths."""
+        self.reference_step(theta, g, state, h, t, weight_decay, decay)
 
     # --- statistics -------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import kernels
 from .flat import flush_subnormals
-from .optimizer import Optimizer
+from .optimizer import DECAY, EPS, Optimizer
+from .registry import Preset
 from .saving import value_at
 
 
@@ -29,6 +30,15 @@ class RMSProp(Optimizer):
     ``momentum_buffer`` (v, with momentum only).
     """
 
+    name = "rmsprop"
+    presets = {"rmsprop": Preset({}, "#ff7f0e")}
+    descriptions = {
+        "beta": "decay rate β of the mean square: r <- βr + (1 - β)g² (PyTorch's alpha)",
+        **EPS,
+        "momentum": "momentum on the scaled step (0: none)",
+        "centered": "divide by the estimated variance of g instead of its mean square",
+        **DECAY,
+    }
     defaults = {
         "lr": 0.01,
         "beta": 0.9,
@@ -42,12 +52,13 @@ class RMSProp(Optimizer):
 
     pytorch_aliases = {"alpha": "beta"}
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         for key in ("beta", "momentum"):
             value = value_at(h[key], 0)
             if not 0 <= value < 1:
-                raise ValueError(f"{type(self).__name__}: {key} must be in [0, 1), got {value}")
+                raise ValueError(f"{cls.__name__}: {key} must be in [0, 1), got {value}")
 
     def buffers(self, h, saved=None):
         # r always, gbar when centered, v optional (as SGD's velocity: momentum may have been

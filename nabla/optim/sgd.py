@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import kernels
 from .flat import flush_subnormals
-from .optimizer import Optimizer
+from .optimizer import DECAY, Optimizer
+from .registry import Preset
 from .saving import value_at
 
 
@@ -42,6 +43,18 @@ class SGD(Optimizer):
     array([ 0.8, -1.6], dtype=float32)
     """
 
+    name = "sgd"
+    presets = {
+        "sgd": Preset({}, "#d62728"),
+        "momentum": Preset({"momentum": 0.9}, "#2ca02c"),
+        "nesterov": Preset({"momentum": 0.9, "nesterov": True}, "#e377c2"),
+    }
+    descriptions = {
+        "momentum": "momentum β: v <- βv - αg (0: plain gradient descent)",
+        "nesterov": "Nesterov momentum: the gradient at the look-ahead point (needs momentum > 0)",
+        "dampening": "dampening d: v <- βv - (1 - d)αg from the second step on",
+        **DECAY,
+    }
     defaults = {
         "lr": 0.01,
         "momentum": 0.0,
@@ -51,7 +64,8 @@ class SGD(Optimizer):
         "decoupled_weight_decay": False,
     }
 
-    def validate(self, h: dict) -> None:
+    @classmethod
+    def validate(cls, h: dict) -> None:
         super().validate(h)
         beta = value_at(h["momentum"], 0)
         if not 0 <= beta < 1:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from ..files import write_text_atomic
+from ..optim import registry
 from .plots import file_stem, is_fraction, metric_label, metric_names, read_metrics, read_results
 from .style import CSS
 
@@ -299,10 +300,6 @@ APPLIES = {
     "batch_norm": lambda c: c["model"] == "mlp",
     "activation": lambda c: c["model"] in ("mlp", "lenet"),  # the ResNet is built with ReLU
     "depth": lambda c: c["model"] == "resnet",
-    "momentum": lambda c: c["optimizer"] in ("sgd", "rmsprop"),
-    "nesterov": lambda c: c["optimizer"] == "sgd",
-    "beta1": lambda c: c["optimizer"] in ("adam", "adamw"),
-    "beta2": lambda c: c["optimizer"] in ("adam", "adamw"),
     "decay_rate": lambda c: c["schedule"] in ("exponential", "inverse-time", "polynomial"),
     "warmup_epochs": lambda c: c["schedule"] != "onecycle",  # 1cycle has its own warmup
     "augment": lambda c: bool(c["augment"]),
@@ -317,6 +314,8 @@ def applies(key: str, config: dict) -> bool:
     >>> applies("momentum", {"optimizer": "adam"}), applies("momentum", {"optimizer": "sgd"})
     (False, True)
     """
+    if registry.owners(key):  # an optimizer's hyperparameter given flat (an older config.toml)
+        return config.get("optimizer") in registry.owners(key)
     rule = APPLIES.get(key)
     try:
         return rule is None or bool(rule(config))
@@ -327,11 +326,16 @@ def applies(key: str, config: dict) -> bool:
 def _config_table(config: dict) -> str:
     if not config:
         return ""
-    shown = [key for key in config if applies(key, config)]
+    flat = {  # the optimizer's table as optimizer.key rows
+        f"{key}.{k}" if isinstance(value, dict) else key: v
+        for key, value in config.items()
+        for k, v in (value.items() if isinstance(value, dict) else [(key, value)])
+    }
+    shown = [key for key in flat if applies(key, config)]
     rows = "\n".join(
-        f"<tr><td>{_e(key)}</td><td>{_e(_config_value(config[key]))}</td></tr>" for key in shown
+        f"<tr><td>{_e(key)}</td><td>{_e(_config_value(flat[key]))}</td></tr>" for key in shown
     )
-    hidden = [key for key in config if key not in shown]
+    hidden = [key for key in flat if key not in shown]
     note = (
         f'<p class="note">Not applicable to this run (not shown): {_e(", ".join(hidden))}.</p>\n'
         if hidden

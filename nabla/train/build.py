@@ -16,7 +16,7 @@ import numpy as np
 from .. import models, nn, optim
 from ..data import ArrayDataset, DataLoader, datasets, random_split, train_dev_split, transforms
 from ..data.transforms import augment, mixing
-from ..optim import schedules
+from ..optim import registry, schedules
 from . import config
 
 SPLIT_SEED = 0
@@ -144,18 +144,10 @@ def _config(lr):
 
 
 def build_optimizer(cfg: dict, model: nn.Module, steps_per_epoch: int) -> optim.Optimizer:
-    lr, params = build_schedule(cfg, steps_per_epoch), model.named_parameters()
-    name, wd = cfg["optimizer"], cfg["weight_decay"]
-    if name == "sgd":
-        return optim.SGD(
-            params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=wd
-        )
-    if name == "adagrad":
-        return optim.AdaGrad(params, lr=lr, weight_decay=wd)
-    if name == "rmsprop":
-        return optim.RMSProp(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
-    kind = optim.Adam if name == "adam" else optim.AdamW
-    return kind(params, lr=lr, beta1=cfg["beta1"], beta2=cfg["beta2"], weight_decay=wd)
+    """The optimizer registered under ``cfg["optimizer"]`` (:mod:`nabla.optim.registry`) with its
+    table of hyperparameters and the run's learning-rate schedule."""
+    lr, name = build_schedule(cfg, steps_per_epoch), cfg["optimizer"]
+    return registry.get(name)(model.named_parameters(), lr=lr, **cfg[name])
 
 
 def build_augmentation(cfg: dict, data: Data) -> list:

@@ -1,12 +1,18 @@
-"""Run configuration: one flat table of named settings, from defaults, a TOML file and flags.
+"""Run configuration: named settings from defaults, a TOML file and flags.
 
 Every setting of ``nabla train`` is a key of :data:`SCHEMA` with its type, default, allowed
-values and help. A run resolves its config as defaults <- ``CONFIG.toml`` <- command-line flags,
-validates it (unknown keys, bad values and impossible combinations get an error listing the valid
-choices) and writes the result to the run folder as ``config.toml``.
+values and help, except the optimizer's hyperparameters: those are the chosen optimizer class's
+own (its ``defaults``, ``descriptions`` and ``validate``; :mod:`nabla.optim.registry`) and live in
+a table named after it, ``[sgd]`` in the TOML file. A run resolves its config as defaults <-
+``CONFIG.toml`` <- command-line flags, validates it (unknown keys, bad values and impossible
+combinations get an error listing the valid choices) and writes the result to the run folder as
+``config.toml``.
+
+A hyperparameter given flat (``momentum = 0.9`` in a file, ``--momentum 0.9``) belongs to the
+chosen optimizer; so an old run folder's flat config still resolves the same.
 
 >>> cfg = resolve({"lr": 0.05}, {"optimizer": "sgd", "momentum": 0.9})
->>> cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["dataset"]
+>>> cfg["optimizer"], cfg["lr"], cfg["sgd"]["momentum"], cfg["dataset"]
 ('sgd', 0.05, 0.9, 'digits')
 >>> resolve({"optimiser": "sgd"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -23,6 +29,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ..optim import registry
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -38,7 +46,7 @@ class Setting:
     type: type  # bool, int, float, str, or list (of item_type)
     default: Any
     help: str
-    choices: tuple = ()
+    choices: tuple | Any = ()  # or a function returning them (the registered optimizers)
     item_type: type = str
     minimum: float = -math.inf
     maximum: float = math.inf
@@ -68,7 +76,6 @@ AUGMENTATIONS = (
 )
 SCHEDULES = ("constant", "cosine", "cosine-restarts", "exponential", "step", "inverse-time",
              "inverse-sqrt", "polynomial", "onecycle")  # fmt: skip
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 SCHEMA: dict[str, Setting] = {
@@ -110,7 +117,9 @@ SCHEMA: dict[str, Setting] = {
     ),
     "depth": Setting(int, 20, "resnet depth (6n + 2: 20, 32, 44, 56, 110)", minimum=8),
     # optimization
-    "optimizer": Setting(str, "adam", "the optimizer", OPTIMIZERS),
+    "optimizer": Setting(
+        str, "adam", "the optimizer; its hyperparameters are below", registry.names
+    ),
     "lr": Setting(float, 0.01, "peak learning rate", minimum=0.0),
     "lr_batch_size": Setting(
         int,
@@ -119,11 +128,6 @@ SCHEMA: dict[str, Setting] = {
         "lr_batch_size (Goyal et al. 2017; 0: lr as given)",
         minimum=0,
     ),
-    "momentum": Setting(float, 0.0, "momentum (sgd, rmsprop)", minimum=0.0, maximum=0.9999),
-    "nesterov": Setting(bool, False, "Nesterov momentum (sgd)"),
-    "beta1": Setting(float, 0.9, "Adam's first-moment decay", minimum=0.0, maximum=0.9999),
-    "beta2": Setting(float, 0.999, "Adam's second-moment decay", minimum=0.0, maximum=0.99999),
-    "weight_decay": Setting(float, 0.0, "L2 weight decay (decoupled for adamw)", minimum=0.0),
     "label_smoothing": Setting(
         float, 0.0, "cross-entropy label smoothing", minimum=0.0, maximum=0.99
     ),
@@ -162,21 +166,50 @@ SCHEMA: dict[str, Setting] = {
 }
 
 
+def options(setting: Setting) -> tuple:
+    return tuple(setting.choices() if callable(setting.choices) else setting.choices)
+
+
 def defaults() -> dict:
     return {key: (list(s.default) if s.type is list else s.default) for key, s in SCHEMA.items()}
 
 
+def hyperparameters() -> dict[str, Setting]:
+    """Every registered optimizer's hyperparameters (but lr) as settings, in registration order;
+    a name several optimizers share takes its first owner's default."""
+    out: dict[str, Setting] = {}
+    for name in registry.names():
+        cls = registry.get(name)
+        for key, default in registry.hyperparameters(name).items():
+            out.setdefault(key, Setting(type(default), default, cls.descriptions[key]))
+    return out
+
+
+def setting(key: str) -> Setting:
+    """The setting ``key``: a key of :data:`SCHEMA` or a registered optimizer's hyperparameter."""
+    found = SCHEMA.get(key) or hyperparameters().get(key)
+    if found is None:
+        raise _unknown(key)
+    return found
+
+
 def _unknown(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, SCHEMA, n=1)
+    known = [*SCHEMA, *hyperparameters()]
+    close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ConfigError(f"unknown setting {key!r}{hint}; valid settings: {', '.join(SCHEMA)}")
+    return ConfigError(
+        f"unknown setting {key!r}{hint}; valid settings: {', '.join(SCHEMA)}; the optimizers' "
+        f"hyperparameters: {', '.join(hyperparameters())}"
+    )
 
 
 def parse_value(key: str, text: str):
     """A setting's value from command-line text: ``"0.1"``, ``"true"``, ``"128,64"``."""
-    if key not in SCHEMA:
-        raise _unknown(key)
-    setting, text = SCHEMA[key], str(text).strip()
+    setting_, text = setting(key), str(text).strip()
+    return _parse(key, setting_, text)
+
+
+def _parse(key: str, setting: Setting, text: str):
     try:
         if setting.type is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -198,9 +231,10 @@ def parse_value(key: str, text: str):
 
 def check(key: str, value):
     """``value`` converted to the setting's type, or a ConfigError naming the valid choices."""
-    if key not in SCHEMA:
-        raise _unknown(key)
-    setting = SCHEMA[key]
+    return _check(key, setting(key), value)
+
+
+def _check(key: str, setting: Setting, value):
     if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if setting.type is list:
@@ -216,8 +250,8 @@ def check(key: str, value):
             raise ConfigError(f"{key}: items must be {setting.item_type.__name__}, got {item!r}")
         if isinstance(item, float) and not math.isfinite(item):
             raise ConfigError(f"{key}: {item!r} is not a finite number")
-        if setting.choices and item not in setting.choices:
-            raise ConfigError(f"{key}: {item!r} is not one of {', '.join(setting.choices)}")
+        if options(setting) and item not in options(setting):
+            raise ConfigError(f"{key}: {item!r} is not one of {', '.join(options(setting))}")
         if isinstance(item, (int, float)) and not isinstance(item, bool):
             low, high = (
                 (setting.minimum, setting.maximum) if setting.type is not list else (1, math.inf)
@@ -232,24 +266,35 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     with its help, choices and default; an unset flag stays None, so the config file keeps it."""
     group = parser.add_argument_group("settings (each overrides the config file)")
     for key, setting in SCHEMA.items():
-        flag = "--" + key.replace("_", "-")
-        choices = f" ({', '.join(setting.choices)})" if setting.choices else ""
+        named = f" ({', '.join(options(setting))})" if options(setting) else ""
         default = (
             setting.default if setting.type is not list else ",".join(map(str, setting.default))
         )
-        text = f"{setting.help}{choices}; default {default!s}"
-        if setting.type is bool:
-            group.add_argument(
-                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        else:
-            group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
+        _add_flag(group, key, setting, f"{setting.help}{named}; default {default!s}")
+    group = parser.add_argument_group(
+        "optimizer hyperparameters (each for the chosen optimizer; [NAME] tables in the file)"
+    )
+    for key, setting in hyperparameters().items():
+        defaults = ", ".join(
+            f"{name} {registry.hyperparameters(name)[key]}" for name in registry.owners(key)
+        )
+        _add_flag(group, key, setting, f"{setting.help}; default: {defaults}")
+
+
+def _add_flag(group, key: str, setting: Setting, text: str) -> None:
+    flag = "--" + key.replace("_", "-")
+    if setting.type is bool:
+        group.add_argument(
+            flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
+        )
+    else:
+        group.add_argument(flag, dest=key, metavar=key.upper(), default=None, help=text)
 
 
 def overrides(args: argparse.Namespace) -> dict:
     """The settings given as flags (parsed from their text), for :func:`resolve`'s last layer."""
     out = {}
-    for key, setting in SCHEMA.items():
+    for key, setting in [*SCHEMA.items(), *hyperparameters().items()]:
         value = getattr(args, key, None)
         if value is not None:
             out[key] = value if setting.type is bool else parse_value(key, value)
@@ -278,26 +323,59 @@ def read_toml(path) -> dict:
 
 
 def resolve(*layers: dict) -> dict:
-    """Defaults overridden by each layer in turn, every value checked, then the combinations."""
-    cfg = defaults()
+    """Defaults overridden by each layer in turn, every value checked, then the combinations.
+
+    The result holds every setting of :data:`SCHEMA` and, under the optimizer's name, a table of
+    all its hyperparameters but lr."""
+    cfg, given = defaults(), []  # given: (table or None if flat, key, value), in order
     for layer in layers:
         for key, value in layer.items():
-            cfg[key] = check(key, value)
+            if key in SCHEMA:
+                cfg[key] = check(key, value)
+            elif key in registry.names() and isinstance(value, dict):
+                given += [(key, k, v) for k, v in value.items()]
+            elif registry.owners(key):
+                given.append((None, key, value))
+            else:
+                raise _unknown(key)
+    cfg[cfg["optimizer"]] = _optimizer_table(cfg["optimizer"], cfg["lr"], given)
     combinations(cfg)
     return cfg
 
 
+def _optimizer_table(name: str, lr: float, given: list) -> dict:
+    """The hyperparameters of optimizer ``name``: its defaults, then the values given for it in
+    order, each checked by type, then all of them by the class's own ``validate``. A table of
+    another optimizer is checked and left out; a flat key that the optimizer lacks is refused
+    unless it holds its default (an old flat config lists every optimizer's keys)."""
+    table = registry.hyperparameters(name)
+    for owner, key, value in given:
+        mine = registry.hyperparameters(owner or name)
+        if key not in mine:
+            if owner is not None:
+                raise ConfigError(
+                    f"[{owner}]: {key!r} is not a hyperparameter of {owner}; it has "
+                    f"{', '.join(mine)}"
+                )
+            if any(value == registry.hyperparameters(o)[key] for o in registry.owners(key)):
+                continue
+            raise ConfigError(f"{key} applies to {_and(registry.owners(key))}, not {name}")
+        value = _check(key, Setting(type(mine[key]), mine[key], ""), value)
+        if owner in (None, name):
+            table[key] = value
+    try:
+        registry.get(name).validate({"lr": lr, **table})
+    except ValueError as err:
+        raise ConfigError(f"[{name}]: {err}") from None
+    return table
+
+
+def _and(names: list[str]) -> str:
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+
 def combinations(cfg: dict) -> None:
     """Reject settings that contradict each other."""
-    if cfg["nesterov"] and not (cfg["optimizer"] == "sgd" and cfg["momentum"] > 0):
-        raise ConfigError("nesterov needs optimizer = 'sgd' with momentum > 0")
-    if cfg["momentum"] > 0 and cfg["optimizer"] not in ("sgd", "rmsprop"):
-        raise ConfigError(
-            f"momentum applies to sgd and rmsprop, not {cfg['optimizer']} (Adam's is beta1)"
-        )
-    for beta in ("beta1", "beta2"):
-        if cfg["optimizer"] not in ("adam", "adamw") and cfg[beta] != SCHEMA[beta].default:
-            raise ConfigError(f"{beta} applies to adam and adamw, not {cfg['optimizer']}")
     if cfg["snapshot_ensemble"] and cfg["schedule"] != "cosine-restarts":
         raise ConfigError(
             f"snapshot_ensemble needs schedule = 'cosine-restarts' (a snapshot at the end of "
@@ -333,10 +411,17 @@ def combinations(cfg: dict) -> None:
 
 
 def to_toml(cfg: dict) -> str:
-    """The config as TOML, one ``key = value`` line per setting with its help as a comment."""
+    """The config as TOML, one ``key = value`` line per setting with its help as a comment; the
+    optimizer's hyperparameters in a table after them."""
     lines = ["# nabla run configuration: `nabla train CONFIG.toml` reproduces this run", ""]
     for key, value in cfg.items():
-        lines.append(f"{key} = {_toml_value(value)}  # {SCHEMA[key].help}")
+        if key in SCHEMA:
+            lines.append(f"{key} = {_toml_value(value)}  # {SCHEMA[key].help}")
+    name = cfg["optimizer"]
+    cls = registry.get(name)
+    lines += ["", f"[{name}]  # the hyperparameters of {cls.__module__}.{cls.__qualname__}"]
+    for key, value in cfg.get(name, {}).items():
+        lines.append(f"{key} = {_toml_value(value)}  # {cls.descriptions[key]}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
-"""The report's configuration table lists the settings that apply to the run: no momentum for
-Adam, no Nesterov unless SGD, no convolution or ResNet settings for an MLP (nor MLP settings for
-a convnet), no augmentation when there is none."""
+"""The report's configuration table lists the settings that apply to the run: the optimizer's own
+table (``adam.beta1``), no momentum for Adam even in an older flat config, no convolution or
+ResNet settings for an MLP (nor MLP settings for a convnet), no augmentation when there is none."""
 
 from __future__ import annotations
 
@@ -22,19 +22,20 @@ def _shown(tmp_path, **settings) -> set[str]:
 
 def test_an_adam_mlp_shows_no_sgd_or_convnet_settings(tmp_path):
     shown = _shown(tmp_path, optimizer="adam", model="mlp")
-    assert {"optimizer", "lr", "beta1", "beta2", "weight_decay", "hidden", "dropout"} <= shown
-    assert not {"momentum", "nesterov", "depth", "augment", "decay_rate"} & shown
+    assert {"optimizer", "lr", "adam.beta1", "adam.beta2", "adam.weight_decay"} <= shown
+    assert {"hidden", "dropout"} <= shown
+    assert not {"momentum", "sgd.momentum", "depth", "augment", "decay_rate"} & shown
 
 
 def test_sgd_shows_momentum_and_nesterov_but_not_adams_betas(tmp_path):
     shown = _shown(tmp_path, optimizer="sgd", momentum=0.9, nesterov=True)
-    assert {"momentum", "nesterov"} <= shown
-    assert not {"beta1", "beta2"} & shown
+    assert {"sgd.momentum", "sgd.nesterov"} <= shown
+    assert not {"adam.beta1", "beta1", "beta2"} & shown
 
 
 def test_rmsprop_has_momentum_but_no_nesterov(tmp_path):
     shown = _shown(tmp_path, optimizer="rmsprop")
-    assert "momentum" in shown and "nesterov" not in shown
+    assert "rmsprop.momentum" in shown and not any("nesterov" in key for key in shown)
 
 
 def test_a_resnet_shows_its_depth_and_no_mlp_settings(tmp_path):
@@ -58,10 +59,16 @@ def test_schedule_settings_follow_the_schedule(tmp_path, schedule, has_decay_rat
     assert ("warmup_epochs" in shown) == has_warmup
 
 
-def test_the_hidden_settings_are_named_below_the_table(tmp_path):
-    _shown(tmp_path, optimizer="adam")
-    page = (tmp_path / "report.html").read_text()
-    assert "Not applicable to this run" in page and "momentum" in page.split("</table>")[1]
+def test_an_older_flat_config_hides_the_other_optimizers_keys_below_the_table(tmp_path):
+    # run folders written before the optimizer tables list every optimizer's keys flat
+    (tmp_path / "config.toml").write_text(
+        'optimizer = "adam"\nmomentum = 0.0\nnesterov = false\nbeta1 = 0.9\n'
+    )
+    page = write_report(tmp_path).read_text()
+    table, below = page.split('<table class="config">')[1].split("</table>")[:2]
+    shown = set(re.findall(r"<tr><td>([^<]+)</td>", table))
+    assert "beta1" in shown and not {"momentum", "nesterov"} & shown
+    assert "Not applicable to this run" in below and "momentum, nesterov" in below
 
 
 def test_a_setting_the_report_does_not_know_is_shown(tmp_path):
