@@ -8,6 +8,7 @@ import pytest
 import nabla as nb
 import nabla.nn.functional as F
 from nabla import optim
+from nabla.data import ArrayDataset, DataLoader
 from nabla.lab.experiments import adagrad_decay, adam_bias_correction, estimator_bias
 from nabla.lab.experiments import adaptive_generalization as ag
 
@@ -134,10 +135,27 @@ def test_sample_variances_are_numpys():
 
 
 def test_batch_norm_normalizes_with_the_biased_and_keeps_the_unbiased_variance():
-    setup = estimator_bias.Setup(ns=(2,), samples=10, channels=8, batches=5, bn_n=4)
-    checks = estimator_bias.batch_norm_checks(setup, np.random.default_rng(0))
-    assert checks["output_vs_biased"] < 1e-12
-    assert checks["output_vs_unbiased"] > 1e-2  # n = 4: the two differ by sqrt(4/3)
-    assert checks["running_vs_unbiased"] < 1e-12
-    if checks["torch_output"] is not None:
-        assert checks["torch_output"] < 1e-12 and checks["torch_running"] < 1e-12
+    size = estimator_bias.Size(ns=(2,), samples=10, channels=8, batches=5, bn_n=4)
+    checks = estimator_bias.batch_norm_checks(size, np.random.default_rng(0))
+    assert checks.output_vs_biased < 1e-12
+    assert checks.output_vs_unbiased > 1e-2  # n = 4: the two differ by sqrt(4/3)
+    assert checks.running_vs_unbiased < 1e-12
+    if checks.torch_output is not None:
+        assert checks.torch_output < 1e-12 and checks.torch_running < 1e-12
+
+
+def test_fit_through_the_trainer_is_the_hand_written_loop(wilson):
+    """``fit`` stops inside an epoch (``updates``): the same weights, bit for bit, as a loop
+    that breaks after ``steps`` updates of reshuffled passes."""
+    x, y, _, _ = wilson
+    dataset = ArrayDataset(x, y[:, None])
+    layer = ag.linear(x.shape[1])
+    opt = ag.make_optimizer("Adam", layer.parameters(), gd_lr=0.0)
+    loader = DataLoader(dataset, 8, shuffle=True, seed=5)
+    batches = [batch for _ in range(3) for batch in loader]  # a new epoch, a new order each pass
+    for xb, yb in batches[:10]:  # 30 points in batches of 8: 4 a pass, so 10 end inside one
+        opt.zero_grad()
+        F.mse_loss(layer(xb), yb).backward()
+        opt.step()
+    w = ag.fit("Adam", DataLoader(dataset, 8, shuffle=True, seed=5), 10, 0.0)
+    assert np.array_equal(w, layer.weight.data[0])

@@ -15,7 +15,7 @@ from nabla.lab.experiments import ensemble, transfer
 
 def small_digits(n_per_class: int = 6):
     """A few 8x8 digits 5-9 (labels 0-4), as the tiny transfer setup sees them."""
-    parts = transfer.load(transfer.SETUPS["tiny"])
+    parts = transfer.load(transfer.Transfer.sizes["tiny"])
     pool = parts["target", "train"]
     picks = transfer.few_shot(pool.y, n_per_class, np.random.default_rng(0))
     return ArrayDataset(*pool.batch(picks))
@@ -33,10 +33,10 @@ def test_few_shot_draws_n_distinct_examples_of_every_class_reproducibly():
 
 def test_a_frozen_body_stays_bitwise_unchanged_and_gets_no_optimizer_state():
     train = small_digits()
-    setup = transfer.SETUPS["tiny"]
+    size = transfer.Transfer.sizes["tiny"]
     nb.manual_seed(0)
     body_state = {k: v.data.copy() for k, v in transfer.make_model(8)[0].state_dict().items()}
-    error, checks = transfer.train_target("frozen", body_state, setup, train, train, seed=3)
+    error, checks = transfer.train_target("frozen", body_state, size, train, train, seed=3)
     assert 0.0 <= error <= 1.0
     assert checks and all(checks.values()), checks
 

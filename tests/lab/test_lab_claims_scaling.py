@@ -9,9 +9,10 @@ import pytest
 
 from nabla.data import ArrayDataset, DataLoader
 from nabla.lab.experiments import batch_size_increase as bsi
+from nabla.lab.experiments import common
 from nabla.lab.experiments import linear_scaling as ls
 
-CFG = ls.Setting("digits", (8,), 6, 2, (3, 5), 16, (16, 64), (0.1,), 1)
+CFG = ls.Size("digits", (8,), 6, 2, (3, 5), 16, (16, 64), (0.1,), 1)
 
 
 @pytest.mark.parametrize("warmup", ls.WARMUPS)
@@ -41,11 +42,12 @@ def test_the_reference_batch_gets_the_reference_rate_whatever_the_warmup():
 
 def test_pooled_std_is_the_unbiased_std_within_groups():
     a, b = [0.1, 0.2, 0.4], [1.0, 1.5]
-    assert ls.pooled_std([a]) == pytest.approx(np.std(a, ddof=1))
+    assert common.pooled_std([a]) == pytest.approx(np.std(a, ddof=1))
     within = np.sum((np.array(a) - np.mean(a)) ** 2) + np.sum((np.array(b) - np.mean(b)) ** 2)
-    assert ls.pooled_std([a, b]) == pytest.approx(math.sqrt(within / 3))
-    assert ls.pooled_std([[0.3]]) == 0.0
-    assert bsi.pooled_std([a, b]) == pytest.approx(ls.pooled_std([a, b]))
+    assert common.pooled_std([a, b]) == pytest.approx(math.sqrt(within / 3))
+    assert common.pooled_std([[0.3]]) == 0.0
+    assert bsi.pooled_std is ls.pooled_std is common.pooled_std  # both pool the seeds alike
+    assert bsi.tolerance is ls.tolerance
 
 
 def test_the_tolerance_is_the_papers_half_point_or_two_standard_errors():
@@ -61,8 +63,8 @@ def test_the_stable_range_stops_at_the_first_batch_beyond_the_tolerance():
 
 
 def test_a_linear_scaling_run_uses_the_planned_rate_and_records_divergence():
-    data = ls.load("digits")
-    cfg = ls.Setting("digits", (8,), 2, 1, (1,), 16, (16,), (0.05,), 1)
+    data = common.splits("digits", flat=True)
+    cfg = ls.Size("digits", (8,), 2, 1, (1,), 16, (16,), (0.05,), 1)
     r = ls.train(data, cfg, 64, 0.05, "gradual", seed=0)
     spe = math.ceil(len(data[0]) / 64)
     expected = ls.learning_rate(0.05, 64, cfg, spe, "gradual")
@@ -76,7 +78,7 @@ def test_a_linear_scaling_run_uses_the_planned_rate_and_records_divergence():
 
 @pytest.mark.parametrize("name", ["decay", "increase", "hybrid"])
 def test_decay_increase_and_hybrid_have_the_same_noise_scale_every_epoch(name):
-    cfg = bsi.SETTINGS["full"]
+    cfg = bsi.BatchSizeIncrease.sizes["full"]
     batch, lr = bsi.plan(name, cfg)
     sizes = [batch(e) if callable(batch) else batch for e in range(cfg.epochs)]
     ref_batch, ref_lr = bsi.plan("decay", cfg)
@@ -86,7 +88,7 @@ def test_decay_increase_and_hybrid_have_the_same_noise_scale_every_epoch(name):
 
 
 def test_the_schedules_change_only_at_the_milestones():
-    cfg = bsi.SETTINGS["full"]
+    cfg = bsi.BatchSizeIncrease.sizes["full"]
     _, control = bsi.plan("control", cfg)
     assert set(control) == {cfg.lr}
     batch, lr = bsi.plan("hybrid", cfg)
@@ -112,15 +114,15 @@ def test_the_per_step_rate_switches_at_the_first_update_of_an_epoch():
 
 
 def test_a_batch_size_increase_run_trains_with_the_planned_batches_and_rates():
-    data = bsi.load("digits")
-    cfg = bsi.Setting("digits", (8,), 3, (1, 2), 2, 32, 0.05, 1)
+    data = common.splits("digits", flat=True)
+    cfg = bsi.Size("digits", (8,), 3, (1, 2), 2, 32, 0.05, 1)
     r = bsi.train(data, cfg, "hybrid", seed=0)
-    assert r["batch"] == [32, 64, 64] and r["lr"] == [0.05, 0.05, 0.025]
+    assert r.batch == [32, 64, 64] and r.lr == [0.05, 0.05, 0.025]
     n = len(data[0])
-    assert r["updates"].tolist() == np.cumsum([math.ceil(n / b) for b in r["batch"]]).tolist()
-    epoch_of_step = np.repeat(np.arange(3), np.diff([0, *r["updates"]]))
-    assert r["lr_steps"].tolist() == [r["lr"][e] for e in epoch_of_step]
-    assert r["noise"][0] == pytest.approx(0.05 * n / (32 * (1 - bsi.MOMENTUM)))
+    assert r.updates.tolist() == np.cumsum([math.ceil(n / b) for b in r.batch]).tolist()
+    epoch_of_step = np.repeat(np.arange(3), np.diff([0, *r.updates]))
+    assert r.lr_steps.tolist() == [r.lr[e] for e in epoch_of_step]
+    assert r.noise[0] == pytest.approx(0.05 * n / (32 * (1 - bsi.MOMENTUM)))
 
 
 def test_curve_distance_is_the_mean_log_ratio_after_the_start():

@@ -29,7 +29,7 @@ def test_gradient_noise_sigma_is_the_population_variance_of_per_sample_gradients
     full = sgd_variants.gradient(model, x, y)
     noise = sgd_variants.gradient_noise(model, x, y, (1, 2), 5, np.random.default_rng(0))
     assert np.allclose(per_sample.mean(0), full, atol=1e-6)
-    assert noise["sigma2"] == pytest.approx(np.mean(np.sum((per_sample - full) ** 2, 1)), rel=1e-5)
+    assert noise.sigma2 == pytest.approx(np.mean(np.sum((per_sample - full) ** 2, 1)), rel=1e-5)
 
 
 def test_finite_population_formula_matches_every_subset_and_the_monte_carlo_estimate():
@@ -37,8 +37,8 @@ def test_finite_population_formula_matches_every_subset_and_the_monte_carlo_esti
     n = len(x)
     full = sgd_variants.gradient(model, x, y)
     noise = sgd_variants.gradient_noise(model, x, y, (1, 2, 4, 8), 600, np.random.default_rng(0))
-    for b, measured in zip((1, 2, 4, 8), noise["std"]):
-        formula = noise["sigma2"] / b * (n - b) / (n - 1)
+    for b, measured in zip((1, 2, 4, 8), noise.std):
+        formula = noise.sigma2 / b * (n - b) / (n - 1)
         if b <= 2:  # enumeration of all subsets: the formula is exact
             subsets = [list(s) for s in itertools.combinations(range(n), b)]
             deviations = [
@@ -46,8 +46,8 @@ def test_finite_population_formula_matches_every_subset_and_the_monte_carlo_esti
             ]
             assert np.mean(deviations) == pytest.approx(formula, rel=1e-4)
         assert measured**2 == pytest.approx(formula, rel=0.15)
-    assert noise["slope"] == pytest.approx(-0.5, abs=0.05)
-    assert noise["raw_slope"] < noise["slope"]  # without replacement the raw noise falls faster
+    assert noise.slope == pytest.approx(-0.5, abs=0.05)
+    assert noise.raw_slope < noise.slope  # without replacement the raw noise falls faster
 
 
 def test_time_to_reach_is_the_first_checkpoint_at_or_below_the_target():
@@ -58,9 +58,9 @@ def test_time_to_reach_is_the_first_checkpoint_at_or_below_the_target():
 
 def test_a_run_stops_at_its_budget_and_counts_epochs():
     data = sgd_variants.load("digits")
-    cfg = sgd_variants.Setting("digits", (0.1,), 0.05, 5, (1,), 1)
-    curve = sgd_variants.train("full batch", 0.3, data, cfg, seed=0)
-    assert curve.time[-1] >= cfg.budget and curve.loss[-1] < curve.loss[0]
+    size = sgd_variants.Size("digits", (0.1,), 0.05, 5, (1,), 1)
+    curve = sgd_variants.train("full batch", 0.3, data, size, seed=0)
+    assert curve.time[-1] >= size.budget and curve.loss[-1] < curve.loss[0]
     assert all(e == int(e) for e in curve.epochs)  # full batch: one epoch per update
     assert np.all(np.diff(curve.time) > 0)
 
@@ -101,6 +101,6 @@ def test_steps_to_threshold():
 
 def test_mean_std_is_unbiased_and_the_subset_is_stratified():
     assert augmentation.mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
-    train, _, _ = augmentation.load(augmentation.SETTINGS["tiny"])
+    train, _, _ = augmentation.load(augmentation.Augmentation.sizes["tiny"])
     full = np.bincount(datasets.digits("train").y) / 1437
     assert np.abs(np.bincount(train.y) / len(train) - full).max() < 2 / len(train)

@@ -30,26 +30,17 @@ than AdaGrad's, and ends lower.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 import nabla as nb
-import nabla.nn.functional as F
 from nabla import models, optim
-from nabla.data import DataLoader, datasets
+from nabla.data import DataLoader
+from nabla.train import callbacks
 
-from ..report import LabReport, new_figure
-from . import Outcome
-
-NAME = "adagrad-decay"
-TITLE = "AdaGrad's effective learning rate decays like 1/sqrt(t); RMSProp's does not"
-REFERENCE = (
-    "Duchi, Hazan and Singer 2011 (AdaGrad); Hinton, Neural Networks for Machine Learning, "
-    "lecture 6e, 2012 (RMSProp)"
-)
-SUMMARY = "AdaGrad's alpha/sqrt(sum g^2) falls like t^-1/2 and stalls a deep net; RMSProp goes on"
+from .common import classifier, seeds, splits
+from .framework import Experiment, Outcome
 
 LR = 0.01
 CONSTANT = 0.25  # |gamma| at most this: the gradient keeps roughly constant size
@@ -59,17 +50,45 @@ COLORS = {"AdaGrad": "#d62728", "RMSProp": "#2ca02c"}
 
 
 @dataclass(frozen=True)
-class Setup:
+class Size:
     hidden: tuple
     epochs: int
     seeds: int
     snapshots: int  # log-spaced steps at which the optimizer state is read
 
 
-SETUPS = {
-    "tiny": Setup((32, 32), 3, 1, 12),
-    "full": Setup((64, 64, 64, 64), 40, 3, 40),
-}
+@dataclass
+class Run:
+    loss: np.ndarray  # the training loss of every update
+    t: np.ndarray  # the snapshot steps
+    r: np.ndarray  # the optimizer's r at each of them: (snapshots, all parameters flat)
+
+
+@dataclass
+class SeedCheck:
+    """What one seed gives the check; losses are epoch means of the training loss."""
+
+    seed: int
+    constant: float  # the share of parameters whose gradients keep roughly constant size
+    slope: float  # the median slope of AdaGrad's effective lr over those
+    slope_all: float  # and over all parameters
+    half: dict  # optimizer -> the loss at the middle of training
+    final: dict  # optimizer -> the loss of the last epoch
+
+    def drop(self, m: str) -> float:
+        return 1 - self.final[m] / self.half[m]
+
+    def row(self) -> list:
+        stall = [v for m in OPTIMIZERS for v in (self.half[m], self.final[m], self.drop(m))]
+        return [self.seed, f"{self.constant:.0%}", self.slope, self.slope_all, *stall]
+
+
+@dataclass
+class Results:
+    size: Size
+    seeds: list
+    runs: dict  # (optimizer, seed) -> Run
+    checks: list  # one SeedCheck per seed
 
 
 def snapshot_steps(total: int, count: int) -> np.ndarray:
@@ -80,27 +99,29 @@ def snapshot_steps(total: int, count: int) -> np.ndarray:
     return np.unique(np.concatenate([marks, np.maximum(window, 1)]))
 
 
-def train(name: str, train_set, setup: Setup, seed: int) -> dict:
-    """Training loss per update and the state buffer r (all parameters, flat) at the snapshots."""
+class Snapshots(callbacks.Callback):
+    """The optimizer's state buffer ``key`` (all parameters, flat, by name) after the updates
+    ``steps``."""
+
+    def __init__(self, key: str, steps: np.ndarray):
+        self.key, self.steps, self.r = key, steps, []
+
+    def on_batch_end(self, trainer, step, logs):
+        if step in self.steps:
+            state = trainer.optimizer.state_dict()["state"]
+            self.r.append(np.concatenate([state[n][self.key].ravel() for n in sorted(state)]))
+
+
+def train(name: str, train_set, size: Size, seed: int) -> Run:
     key, cls = OPTIMIZERS[name]
     nb.manual_seed(seed)
-    model = models.mlp([64, *setup.hidden, 10], activation="sigmoid")
+    model = models.mlp([64, *size.hidden, 10], activation="sigmoid")
     opt = cls(model.named_parameters(), lr=LR)
     loader = DataLoader(train_set, batch_size=32, shuffle=True, seed=seed)
-    steps = snapshot_steps(setup.epochs * len(loader), setup.snapshots)
-    losses, states, t = [], [], 0
-    for _ in range(setup.epochs):
-        for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.data))
-            t += 1
-            if t in steps:
-                state = opt.state_dict()["state"]
-                states.append(np.concatenate([state[n][key].ravel() for n in sorted(state)]))
-    return {"loss": np.array(losses), "t": steps, "r": np.array(states)}
+    snapshots = Snapshots(key, snapshot_steps(size.epochs * len(loader), size.snapshots))
+    trainer = classifier(model, opt, callbacks=[snapshots])
+    trainer.fit(loader, size.epochs, verbose=0)
+    return Run(np.array(trainer.history.steps["loss"]), snapshots.steps, np.array(snapshots.r))
 
 
 def decay_fit(t: np.ndarray, r: np.ndarray, eps: float = 1e-10) -> dict:
@@ -124,122 +145,124 @@ def epoch_means(loss: np.ndarray, epochs: int) -> np.ndarray:
     return loss[: len(loss) // epochs * epochs].reshape(epochs, -1).mean(axis=1)
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    setup = SETUPS[size]
-    report = LabReport(out, TITLE, subtitle=REFERENCE)
-    start = time.perf_counter()
-    train_set = datasets.digits("train", flatten=True)
-    seeds = [seed * 1000 + k for k in range(setup.seeds)]
-    runs = {(m, s): train(m, train_set, setup, s) for s in seeds for m in OPTIMIZERS}
-    rows, slope_ok, stall_ok = [], True, True
-    for s in seeds:
-        fit = decay_fit(runs["AdaGrad", s]["t"], runs["AdaGrad", s]["r"])
-        constant = np.abs(fit["gamma"]) <= CONSTANT
-        median = float(np.median(fit["slope"][constant])) if constant.any() else float("nan")
-        slope_ok &= abs(median + 0.5) <= TOLERANCE
-        drop = {}
-        for m in OPTIMIZERS:
-            curve = epoch_means(runs[m, s]["loss"], setup.epochs)
-            half = curve[len(curve) // 2 - 1]  # the epoch mean at the middle of training
-            drop[m] = (half, curve[-1], 1 - curve[-1] / half)
-        stall_ok &= (
-            drop["RMSProp"][2] > drop["AdaGrad"][2] and drop["RMSProp"][1] < drop["AdaGrad"][1]
-        )
-        rows.append(
-            [
-                s,
-                f"{constant.mean():.0%}",
-                median,
-                float(np.median(fit["slope"])),
-                *drop["AdaGrad"],
-                *drop["RMSProp"],
-            ]
-        )
-        if verbose:
-            print(
-                f"seed {s}: median slope (constant-size gradients) {median:.3f}; loss at the "
-                f"end AdaGrad {drop['AdaGrad'][1]:.3f}, RMSProp {drop['RMSProp'][1]:.3f}"
+def check(runs: dict, size: Size, seed: int) -> SeedCheck:
+    """The slopes of AdaGrad's effective lr and both optimizers' stall, for one seed."""
+    fit = decay_fit(runs["AdaGrad", seed].t, runs["AdaGrad", seed].r)
+    constant = np.abs(fit["gamma"]) <= CONSTANT
+    median = float(np.median(fit["slope"][constant])) if constant.any() else float("nan")
+    curves = {m: epoch_means(runs[m, seed].loss, size.epochs) for m in OPTIMIZERS}
+    half = {m: c[len(c) // 2 - 1] for m, c in curves.items()}  # the epoch at the middle
+    final = {m: c[-1] for m, c in curves.items()}
+    return SeedCheck(seed, constant.mean(), median, float(np.median(fit["slope"])), half, final)
+
+
+class AdagradDecay(Experiment):
+    name = "adagrad-decay"
+    title = "AdaGrad's effective learning rate decays like 1/sqrt(t); RMSProp's does not"
+    reference = (
+        "Duchi, Hazan and Singer 2011 (AdaGrad); Hinton, Neural Networks for Machine Learning, "
+        "lecture 6e, 2012 (RMSProp)"
+    )
+    summary = (
+        "AdaGrad's alpha/sqrt(sum g^2) falls like t^-1/2 and stalls a deep net; RMSProp goes on"
+    )
+    sizes = {
+        "tiny": Size((32, 32), 3, 1, 12),
+        "full": Size((64, 64, 64, 64), 40, 3, 40),
+    }
+
+    def measure(self, size: Size, seed: int) -> Results:
+        train_set = splits("digits", flat=True).train
+        results = Results(size, seeds(seed * 1000, size.seeds), {}, [])
+        for s in results.seeds:
+            for m in OPTIMIZERS:
+                results.runs[m, s] = train(m, train_set, size, s)
+            results.checks.append(c := check(results.runs, size, s))
+            self.log(
+                f"seed {s}: median slope (constant-size gradients) {c.slope:.3f}; loss at the end "
+                f"AdaGrad {c.final['AdaGrad']:.3f}, RMSProp {c.final['RMSProp']:.3f}"
             )
-    slopes = ", ".join(f"{r[2]:.2f}" for r in rows)
-    outcome = Outcome(
-        claim="AdaGrad's effective lr alpha/sqrt(sum g^2) decays like t^-1/2 (gradients of "
-        "roughly constant size) and stalls on a non-convex problem where RMSProp at the same "
-        "lr keeps learning",
-        ours=f"{len(seeds)} seeds, deep sigmoid MLP on digits, lr {LR}: median log-log slope "
-        f"{slopes} (|gamma| <= {CONSTANT}); second-half loss drop AdaGrad "
-        + ", ".join(f"{r[6]:.0%}" for r in rows)
-        + ", RMSProp "
-        + ", ".join(f"{r[9]:.0%}" for r in rows)
-        + "; final loss AdaGrad "
-        + ", ".join(f"{r[5]:.3f}" for r in rows)
-        + ", RMSProp "
-        + ", ".join(f"{r[8]:.3f}" for r in rows),
-        passed=bool(slope_ok and stall_ok),
-    )
-    write_report(report, setup, runs, seeds, rows, time.perf_counter() - start)
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+        return results
+
+    def verdict(self, results: Results) -> Outcome:
+        checks = results.checks
+        slope_ok = all(abs(c.slope + 0.5) <= TOLERANCE for c in checks)
+        stall_ok = all(
+            c.drop("RMSProp") > c.drop("AdaGrad") and c.final["RMSProp"] < c.final["AdaGrad"]
+            for c in checks
+        )
+
+        def each(form: str, value) -> str:
+            return ", ".join(format(value(c), form) for c in checks)
+
+        return Outcome(
+            claim="AdaGrad's effective lr alpha/sqrt(sum g^2) decays like t^-1/2 (gradients of "
+            "roughly constant size) and stalls on a non-convex problem where RMSProp at the same "
+            "lr keeps learning",
+            ours=f"{len(checks)} seeds, deep sigmoid MLP on digits, lr {LR}: median log-log "
+            f"slope {each('.2f', lambda c: c.slope)} (|gamma| <= {CONSTANT}); second-half loss "
+            f"drop AdaGrad {each('.0%', lambda c: c.drop('AdaGrad'))}, RMSProp "
+            f"{each('.0%', lambda c: c.drop('RMSProp'))}; final loss AdaGrad "
+            f"{each('.3f', lambda c: c.final['AdaGrad'])}, RMSProp "
+            f"{each('.3f', lambda c: c.final['RMSProp'])}",
+            passed=bool(slope_ok and stall_ok),
+        )
+
+    def report(self, page, results: Results) -> None:
+        size, runs, first = results.size, results.runs, results.seeds[0]
+        fit = decay_fit(runs["AdaGrad", first].t, runs["AdaGrad", first].r)
+        page.text(
+            f"Setup: MLP 64-{'-'.join(map(str, size.hidden))}-10 with sigmoid activations on the "
+            f"embedded digits, batch 32, {size.epochs} epochs "
+            f"({len(runs['AdaGrad', first].loss)} updates), AdaGrad and RMSProp (beta 0.9) at lr "
+            f"{LR}, seeds {results.seeds}. Slopes are fitted over updates "
+            f"{fit['window'][0]}-{fit['window'][1]}.",
+            f"The check, fixed before running, for every seed: (1) the median log-log slope of "
+            f"AdaGrad's effective lr over the parameters with |gamma| <= {CONSTANT} within "
+            f"{TOLERANCE} of -1/2; (2) over the second half of training RMSProp's loss falls by a "
+            "larger fraction than AdaGrad's and ends lower.",
+        )
+        page.table(
+            [
+                "seed",
+                "params with constant-size g",
+                "median slope (those)",
+                "median slope (all)",
+                *(f"{m} {what}" for m in OPTIMIZERS for what in ("loss at half", "final", "drop")),
+            ],
+            [c.row() for c in results.checks],
+            caption="losses are epoch means of the training loss; drop = 1 - final / half",
+        )
+        page.figure(
+            loss_figure(results),
+            "loss",
+            "Training loss (epoch means) of every seed: AdaGrad against RMSProp at the same lr.",
+        )
+        page.figure(
+            lr_figure(runs, first, fit),
+            "effective-lr",
+            "Effective learning rates from the optimizers' state (first seed). Left: "
+            "AdaGrad, 40 parameters whose gradients keep roughly constant size (thin) and "
+            "the median of all such parameters (bold), with a t^-1/2 line. Right: the "
+            "median over all parameters for both optimizers.",
+        )
+        page.figure(
+            slope_figure(fit),
+            "slopes",
+            "Left: fitted slopes of AdaGrad's per-parameter effective lr (first seed). "
+            "Right: slope against the gradient-size trend gamma, with -(1 + gamma) / 2, the "
+            "slope for gradients growing exactly like a power of t.",
+        )
 
 
-def write_report(report, setup: Setup, runs, seeds, rows, seconds: float) -> None:
-    steps = len(runs["AdaGrad", seeds[0]]["loss"])
-    fit = decay_fit(runs["AdaGrad", seeds[0]]["t"], runs["AdaGrad", seeds[0]]["r"])
-    report.text(
-        f"Setup: MLP 64-{'-'.join(map(str, setup.hidden))}-10 with sigmoid activations on the "
-        f"embedded digits, batch 32, {setup.epochs} epochs ({steps} updates), AdaGrad and "
-        f"RMSProp (beta 0.9) at lr {LR}, seeds {seeds}. Slopes are fitted over updates "
-        f"{fit['window'][0]}-{fit['window'][1]}.",
-        f"The check, fixed before running, for every seed: (1) the median log-log slope of "
-        f"AdaGrad's effective lr over the parameters with |gamma| <= {CONSTANT} within "
-        f"{TOLERANCE} of -1/2; (2) over the second half of training RMSProp's loss falls by a "
-        "larger fraction than AdaGrad's and ends lower.",
-        f"Wall time {seconds:.0f} s.",
-    )
-    report.table(
-        [
-            "seed",
-            "params with constant-size g",
-            "median slope (those)",
-            "median slope (all)",
-            "AdaGrad loss at half",
-            "AdaGrad final",
-            "AdaGrad drop",
-            "RMSProp loss at half",
-            "RMSProp final",
-            "RMSProp drop",
-        ],
-        rows,
-        caption="losses are epoch means of the training loss; drop = 1 - final / half",
-    )
-    report.figure(
-        loss_figure(setup, runs, seeds),
-        "loss",
-        "Training loss (epoch means) of every seed: AdaGrad against RMSProp at the same lr.",
-    )
-    report.figure(
-        lr_figure(runs, seeds[0]),
-        "effective-lr",
-        "Effective learning rates from the optimizers' state (first seed). Left: "
-        "AdaGrad, 40 parameters whose gradients keep roughly constant size (thin) and "
-        "the median of all such parameters (bold), with a t^-1/2 line. Right: the "
-        "median over all parameters for both optimizers.",
-    )
-    report.figure(
-        slope_figure(fit),
-        "slopes",
-        "Left: fitted slopes of AdaGrad's per-parameter effective lr (first seed). "
-        "Right: slope against the gradient-size trend gamma, with -(1 + gamma) / 2, the "
-        "slope for gradients growing exactly like a power of t.",
-    )
+def loss_figure(results: Results):
+    from ..report import new_figure
 
-
-def loss_figure(setup: Setup, runs, seeds):
     fig = new_figure((6, 3.8))
     ax = fig.add_subplot()
     for m in OPTIMIZERS:
-        for i, s in enumerate(seeds):
-            curve = epoch_means(runs[m, s]["loss"], setup.epochs)
+        for i, s in enumerate(results.seeds):
+            curve = epoch_means(results.runs[m, s].loss, results.size.epochs)
             ax.semilogy(
                 np.arange(1, len(curve) + 1),
                 curve,
@@ -252,12 +275,12 @@ def loss_figure(setup: Setup, runs, seeds):
     return fig
 
 
-def lr_figure(runs, seed: int):
+def lr_figure(runs: dict, seed: int, fit: dict):
+    from ..report import new_figure
+
     fig = new_figure((10, 3.8))
     left, right = fig.subplots(1, 2)
-    run_ = runs["AdaGrad", seed]
-    t, r = run_["t"], run_["r"]
-    fit = decay_fit(t, r)
+    t, r = runs["AdaGrad", seed].t, runs["AdaGrad", seed].r
     live = np.flatnonzero(fit["live"])
     constant = live[np.abs(fit["gamma"]) <= CONSTANT]
     rng = np.random.default_rng(seed)
@@ -272,10 +295,9 @@ def lr_figure(runs, seed: int):
     left.set(xlabel="update t", ylabel="alpha / sqrt(r)", title="AdaGrad, constant-size gradients")
     left.legend()
     for m, eps in (("AdaGrad", 1e-10), ("RMSProp", 1e-8)):
-        rm = runs[m, seed]["r"]
-        positive = np.where(rm > 0, rm, np.nan)
+        positive = np.where(runs[m, seed].r > 0, runs[m, seed].r, np.nan)
         right.loglog(
-            runs[m, seed]["t"],
+            runs[m, seed].t,
             np.nanmedian(LR / (np.sqrt(positive) + eps), axis=1),
             color=COLORS[m],
             label=m,
@@ -286,6 +308,8 @@ def lr_figure(runs, seed: int):
 
 
 def slope_figure(fit: dict):
+    from ..report import new_figure
+
     fig = new_figure((10, 3.8))
     hist_ax, scatter_ax = fig.subplots(1, 2)
     slopes, gamma = fit["slope"], fit["gamma"]

@@ -44,26 +44,17 @@ The check, fixed before running: for every seed, each adaptive method's test err
 
 from __future__ import annotations
 
-import time
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
-import nabla as nb
 import nabla.nn.functional as F
 from nabla import nn, optim
 from nabla.data import ArrayDataset, DataLoader
+from nabla.train import Trainer, callbacks
 
-from ..report import LabReport, new_figure
-from . import Outcome
-
-NAME = "adaptive-generalization"
-TITLE = "Adaptive methods and generalization: a separable problem where they fail"
-REFERENCE = (
-    "Wilson, Roelofs, Stern, Srebro and Recht 2017, The Marginal Value of Adaptive Gradient "
-    "Methods in Machine Learning (NeurIPS), section 3.3"
-)
-SUMMARY = "d > n least squares: AdaGrad/RMSProp/Adam label every new point +1, GD errs on none"
+from .framework import Experiment, Outcome
 
 MARGIN = 0.02  # the check's tolerance on test errors
 ADAPTIVE = ("AdaGrad", "RMSProp", "Adam")
@@ -72,7 +63,7 @@ COLORS = {"GD": "#1f77b4", "AdaGrad": "#d62728", "RMSProp": "#2ca02c", "Adam": "
 
 
 @dataclass(frozen=True)
-class Setup:
+class Size:
     n: int  # training points
     n_test: int
     p: float  # P(y = +1)
@@ -83,10 +74,42 @@ class Setup:
     record_every: int
 
 
-SETUPS = {
-    "tiny": Setup(40, 60, 0.55, 150, 1, (1, 8), 60, 10),
-    "full": Setup(400, 400, 0.55, 1000, 3, (1, 4, 16, 64), 1000, 10),
-}
+@dataclass
+class Run:
+    """A full-batch run: the final weights, and the recorded updates with the training loss,
+    the test error and the lemma deviation after each."""
+
+    w: np.ndarray
+    step: np.ndarray
+    loss: np.ndarray
+    test_error: np.ndarray
+    deviation: np.ndarray
+
+
+@dataclass
+class Draw:
+    """One draw of the data and the full-batch run of every method on it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    w_min: np.ndarray  # the minimum-norm interpolant (least squares)
+    runs: dict  # method -> Run
+
+    @property
+    def negatives(self) -> float:
+        return float(np.mean(self.y_test < 0))
+
+    def test_error(self, method: str) -> float:
+        return errors(self.runs[method].w, self.x_test, self.y_test)
+
+
+@dataclass
+class Results:
+    size: Size
+    draws: list  # of Draw
+    side: dict  # method -> the test error for each minibatch size (first draw)
 
 
 def wilson_data(n: int, n_test: int, p: float, rng: np.random.Generator):
@@ -150,186 +173,188 @@ def errors(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.sign(x @ w) != y))
 
 
-def full_batch(name, x, y, x_test, y_test, setup: Setup, gd_lr: float) -> dict:
-    """``setup.steps`` full-batch updates of the mean squared error from w = 0; the history."""
-    layer = linear(x.shape[1])
+def updates(loader, steps: int):
+    """The first ``steps`` batches of passes over ``loader`` (each pass a new epoch, so a new
+    shuffle): one Trainer epoch of exactly ``steps`` updates, which may end inside a pass."""
+    return itertools.islice(itertools.chain.from_iterable(itertools.repeat(loader)), steps)
+
+
+def fit(name: str, loader, steps: int, gd_lr: float, *record: callbacks.Callback) -> np.ndarray:
+    """``steps`` updates of the mean squared error from w = 0 on ``loader``'s batches; the
+    final w."""
+    layer = linear(loader.dataset.x.shape[1])
     opt = make_optimizer(name, layer.parameters(), gd_lr)
-    inputs, targets = nb.tensor(x, dtype="float64"), nb.tensor(y[:, None], dtype="float64")
-    u = x.T @ y
-    w = layer.weight.data[0]  # a view: updated in place by every step
-    history = {"step": [], "loss": [], "test_error": [], "deviation": []}
-    for step in range(1, setup.steps + 1):
-        opt.zero_grad()
-        loss = F.mse_loss(layer(inputs), targets)
-        loss.backward()
-        opt.step()
-        if step % setup.record_every == 0 or step == 1:
-            history["step"].append(step)
-            history["loss"].append(float(np.mean((x @ w - y) ** 2)))
-            history["test_error"].append(errors(w, x_test, y_test))
-            history["deviation"].append(lemma_deviation(w, u))
-    return {"w": w.copy(), **{k: np.array(v) for k, v in history.items()}}
+    Trainer(layer, F.mse_loss, opt, callbacks=record).fit(updates(loader, steps), 1, verbose=0)
+    return layer.weight.data[0].copy()
 
 
-def minibatch(name, x, y, x_test, y_test, batch: int, steps: int, seed: int) -> float:
-    """The same optimizer on shuffled minibatches of ``batch`` points; the final test error.
-    SGD (lr 0.05, stable for every batch here) stands in for GD."""
-    layer = linear(x.shape[1])
-    params = layer.parameters()
-    opt = optim.SGD(params, lr=0.05) if name == "GD" else make_optimizer(name, params, 0.0)
-    loader = DataLoader(ArrayDataset(x, y[:, None]), batch_size=batch, shuffle=True, seed=seed)
-    done = 0
-    while done < steps:
-        for xb, yb in loader:
-            opt.zero_grad()
-            F.mse_loss(layer(xb), yb).backward()
-            opt.step()
-            done += 1
-            if done == steps:
-                break
-    return errors(layer.weight.data[0], x_test, y_test)
+class Record(callbacks.Callback):
+    """After the first update and every ``every``-th: the full training loss, the test error
+    and the lemma deviation."""
+
+    def __init__(self, x, y, x_test, y_test, every: int):
+        self.data, self.u, self.every = (x, y, x_test, y_test), x.T @ y, every
+        self.history = {"step": [], "loss": [], "test_error": [], "deviation": []}
+
+    def on_batch_end(self, trainer, step, logs):
+        if step % self.every == 0 or step == 1:
+            x, y, x_test, y_test = self.data
+            w = trainer.model.weight.data[0]
+            self.history["step"].append(step)
+            self.history["loss"].append(float(np.mean((x @ w - y) ** 2)))
+            self.history["test_error"].append(errors(w, x_test, y_test))
+            self.history["deviation"].append(lemma_deviation(w, self.u))
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    setup = SETUPS[size]
-    report = LabReport(out, TITLE, subtitle=REFERENCE)
-    start = time.perf_counter()
-    runs, rows = [], []
-    for k in range(setup.seeds):
-        rng = np.random.default_rng([seed, k])
-        x, y, x_test, y_test = wilson_data(setup.n, setup.n_test, setup.p, rng)
-        curvature = 2 / len(x) * np.linalg.eigvalsh(x @ x.T)[-1]  # Hessian (2/n) X^T X
-        results = {m: full_batch(m, x, y, x_test, y_test, setup, 1 / curvature) for m in METHODS}
-        w_min = np.linalg.lstsq(x, y, rcond=None)[0]  # the minimum-norm interpolant
-        negatives = float(np.mean(y_test < 0))
-        runs.append((x, y, x_test, y_test, results, negatives))
-        for m in METHODS:
-            w = results[m]["w"]
-            rows.append(
+class AdaptiveGeneralization(Experiment):
+    name = "adaptive-generalization"
+    title = "Adaptive methods and generalization: a separable problem where they fail"
+    reference = (
+        "Wilson, Roelofs, Stern, Srebro and Recht 2017, The Marginal Value of Adaptive Gradient "
+        "Methods in Machine Learning (NeurIPS), section 3.3"
+    )
+    summary = "d > n least squares: AdaGrad/RMSProp/Adam label every new point +1, GD errs on none"
+    sizes = {
+        "tiny": Size(40, 60, 0.55, 150, 1, (1, 8), 60, 10),
+        "full": Size(400, 400, 0.55, 1000, 3, (1, 4, 16, 64), 1000, 10),
+    }
+
+    def measure(self, size: Size, seed: int) -> Results:
+        draws = []
+        for k in range(size.seeds):
+            data = wilson_data(size.n, size.n_test, size.p, np.random.default_rng([seed, k]))
+            x, y = data[:2]
+            curvature = 2 / len(x) * np.linalg.eigvalsh(x @ x.T)[-1]  # Hessian (2/n) X^T X
+            full = DataLoader(ArrayDataset(x, y[:, None]), batch_size=len(x))
+            runs = {}
+            for m in METHODS:
+                record = Record(*data, size.record_every)
+                w = fit(m, full, size.steps, 1 / curvature, record)
+                runs[m] = Run(w, **{key: np.array(v) for key, v in record.history.items()})
+            w_min = np.linalg.lstsq(x, y, rcond=None)[0]
+            draws.append(draw := Draw(*data, w_min, runs))
+            self.log(
+                f"draw {k}: share of negatives {draw.negatives:.3f}; test error "
+                + ", ".join(f"{m} {draw.test_error(m):.3f}" for m in METHODS)
+            )
+        first = draws[0]
+        dataset, side = ArrayDataset(first.x, first.y[:, None]), {}
+        for m in METHODS:  # minibatches: SGD at lr 0.05 (stable for every batch here) for GD
+            side[m] = []
+            for batch in size.batch_sizes:
+                loader = DataLoader(dataset, batch, shuffle=True, seed=seed)
+                w = fit(m, loader, size.side_steps, 0.05)
+                side[m].append(errors(w, first.x_test, first.y_test))
+        return Results(size, draws, side)
+
+    def verdict(self, results: Results) -> Outcome:
+        size, draws = results.size, results.draws
+        adaptive_ok = all(
+            abs(d.test_error(m) - d.negatives) <= MARGIN for d in draws for m in ADAPTIVE
+        )
+        gd_ok = all(d.test_error("GD") <= MARGIN for d in draws)
+        mean = {m: np.mean([d.test_error(m) for d in draws]) for m in METHODS}
+        share = np.mean([d.negatives for d in draws])
+        return Outcome(
+            claim="from w = 0 with full-batch gradients, AdaGrad, RMSProp and Adam reach test "
+            "error = share of negatives, GD reaches 0 (Wilson et al. 2017, sec. 3.3)",
+            ours=f"{size.seeds} draws, n = {size.n}, d = {draws[0].x.shape[1]}: share of "
+            f"negatives {share:.3f}; test error "
+            + ", ".join(f"{m} {mean[m]:.3f}" for m in METHODS)
+            + f" (margin {MARGIN})",
+            passed=bool(adaptive_ok and gd_ok),
+        )
+
+    def report(self, page, results: Results) -> None:
+        size, first = results.size, results.draws[0]
+        page.text(
+            f"Data: the construction of section 3.3 with P(y = +1) = p = {size.p}, n = {size.n} "
+            f"training points, {size.n_test} test points, d = {first.x.shape[1]} features (3 "
+            "shared, 5 of its own per point: a positive sets 1 of them, a negative all 5), drawn "
+            f"{size.seeds} times. Feature 1 is the label, so a linear rule classifies every "
+            "point.",
+            f"Training: a bias-free nabla Linear (float64) from w = 0, {size.steps} full-batch "
+            "updates of the mean squared error with nabla's SGD at lr 1/L (L the largest "
+            "eigenvalue of the Hessian (2/n) X^T X), AdaGrad (lr 0.01), RMSProp (lr 0.01, beta "
+            "0.9) and Adam (lr 0.001, betas 0.9, 0.999): each at its default.",
+            f"The check, fixed before running: every adaptive method's test error within {MARGIN} "
+            f"of the test set's share of negatives, and GD's at most {MARGIN}, for every draw.",
+        )
+        page.table(
+            [
+                "draw",
+                "method",
+                "share of negatives",
+                "test error",
+                "train error",
+                "train loss",
+                "lemma deviation",
+                "|w - w_min| / |w_min|",
+            ],
+            [
                 [
                     k,
                     m,
-                    negatives,
-                    errors(w, x_test, y_test),
-                    errors(w, x, y),
-                    float(results[m]["loss"][-1]),
-                    float(results[m]["deviation"][-1]),
-                    float(np.linalg.norm(w - w_min) / np.linalg.norm(w_min)),
+                    d.negatives,
+                    d.test_error(m),
+                    errors(d.runs[m].w, d.x, d.y),
+                    float(d.runs[m].loss[-1]),
+                    float(d.runs[m].deviation[-1]),
+                    float(np.linalg.norm(d.runs[m].w - d.w_min) / np.linalg.norm(d.w_min)),
                 ]
-            )
-        if verbose:
-            print(
-                f"draw {k}: share of negatives {negatives:.3f}; test error "
-                + ", ".join(f"{m} {errors(results[m]['w'], x_test, y_test):.3f}" for m in METHODS)
-            )
-    x, y, x_test, y_test, results, negatives = runs[0]
-    side = {
-        m: [
-            minibatch(m, x, y, x_test, y_test, b, setup.side_steps, seed) for b in setup.batch_sizes
-        ]
-        for m in METHODS
-    }
-
-    by = {(r[0], r[1]): r for r in rows}
-    adaptive_ok = all(
-        abs(by[k, m][3] - by[k, m][2]) <= MARGIN for k in range(setup.seeds) for m in ADAPTIVE
-    )
-    gd_ok = all(by[k, "GD"][3] <= MARGIN for k in range(setup.seeds))
-    mean = {m: np.mean([by[k, m][3] for k in range(setup.seeds)]) for m in METHODS}
-    share = np.mean([r[5] for r in runs])
-    outcome = Outcome(
-        claim="from w = 0 with full-batch gradients, AdaGrad, RMSProp and Adam reach test error = "
-        "share of negatives, GD reaches 0 (Wilson et al. 2017, sec. 3.3)",
-        ours=f"{setup.seeds} draws, n = {setup.n}, d = {x.shape[1]}: share of negatives "
-        f"{share:.3f}; test error "
-        + ", ".join(f"{m} {mean[m]:.3f}" for m in METHODS)
-        + f" (margin {MARGIN})",
-        passed=bool(adaptive_ok and gd_ok),
-    )
-    write_report(report, setup, rows, runs, side, time.perf_counter() - start)
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
-
-
-def write_report(report: LabReport, setup: Setup, rows, runs, side, seconds: float) -> None:
-    x, y, x_test, y_test, results, negatives = runs[0]
-    report.text(
-        f"Data: the construction of section 3.3 with P(y = +1) = p = {setup.p}, n = {setup.n} "
-        f"training points, {setup.n_test} test points, d = {x.shape[1]} features (3 shared, 5 of "
-        "its own per point: a positive sets 1 of them, a negative all 5), drawn "
-        f"{setup.seeds} times. Feature 1 is the label, so a linear rule classifies every point.",
-        f"Training: a bias-free nabla Linear (float64) from w = 0, {setup.steps} full-batch "
-        "updates of the mean squared error with nabla's SGD at lr 1/L (L the largest eigenvalue "
-        "of the Hessian (2/n) X^T X), AdaGrad (lr 0.01), RMSProp (lr 0.01, beta 0.9) and Adam "
-        "(lr 0.001, betas 0.9, 0.999): each at its default.",
-        f"The check, fixed before running: every adaptive method's test error within {MARGIN} "
-        f"of the test set's share of negatives, and GD's at most {MARGIN}, for every draw.",
-        f"Wall time {seconds:.0f} s.",
-    )
-    report.table(
-        [
-            "draw",
-            "method",
-            "share of negatives",
-            "test error",
-            "train error",
-            "train loss",
-            "lemma deviation",
-            "|w - w_min| / |w_min|",
-        ],
-        rows,
-        caption="lemma deviation: max_j |w_j - lambda sign(u_j)| / lambda, u = X^T y (0 = the "
-        "lemma's sign pattern exactly); w_min: the minimum-norm interpolant (least squares)",
-    )
-    report.figure(
-        curves_figure(results, negatives),
-        "curves",
-        "Training loss and test error against full-batch updates (first draw).",
-    )
-    report.figure(
-        weights_figure(results, x, y),
-        "weights",
-        "The weights at the end of training, by feature group (first draw). The lemma "
-        "predicts one common magnitude for every seen feature for the adaptive methods.",
-    )
-    report.figure(
-        deviation_figure(results),
-        "lemma",
-        "Lemma 3.1 along the run: how far each iterate is from a multiple of sign(X^T y). "
-        "The adaptive methods stay close; what is left comes from eps: an update is "
-        "g_j / (sqrt(r_j) + eps), not exactly a common factor times sign(u_j), a "
-        "relative error of about eps / |g_j|. It grows for RMSProp once its loss "
-        "reaches about 0 (update 60), where the gradients are tiny.",
-    )
-    report.text(
-        "Side run (first draw): the same optimizers on shuffled minibatches. A batch's gradient "
-        "is not proportional to X^T y, so the lemma's argument no longer applies."
-    )
-    batch_rows = [[b, *[side[m][i] for m in METHODS]] for i, b in enumerate(setup.batch_sizes)]
-    batch_rows.append(
-        [f"{setup.n} (full)", *[errors(results[m]["w"], x_test, y_test) for m in METHODS]]
-    )
-    report.table(
-        ["batch size", *[f"{m} test error" for m in METHODS]],
-        batch_rows,
-        caption=f"{setup.side_steps} updates per run; GD is SGD at lr 0.05 on minibatches",
-    )
-    report.figure(
-        batch_figure(setup, side, results, x_test, y_test, negatives),
-        "minibatch",
-        "Test error against batch size (first draw; the last point is the full-batch run).",
-    )
+                for k, d in enumerate(results.draws)
+                for m in METHODS
+            ],
+            caption="lemma deviation: max_j |w_j - lambda sign(u_j)| / lambda, u = X^T y (0 = the "
+            "lemma's sign pattern exactly); w_min: the minimum-norm interpolant (least squares)",
+        )
+        page.figure(
+            curves_figure(first),
+            "curves",
+            "Training loss and test error against full-batch updates (first draw).",
+        )
+        page.figure(
+            weights_figure(first),
+            "weights",
+            "The weights at the end of training, by feature group (first draw). The lemma "
+            "predicts one common magnitude for every seen feature for the adaptive methods.",
+        )
+        page.figure(
+            deviation_figure(first),
+            "lemma",
+            "Lemma 3.1 along the run: how far each iterate is from a multiple of sign(X^T y). "
+            "The adaptive methods stay close; what is left comes from eps: an update is "
+            "g_j / (sqrt(r_j) + eps), not exactly a common factor times sign(u_j), a "
+            "relative error of about eps / |g_j|. It grows for RMSProp once its loss "
+            "reaches about 0 (update 60), where the gradients are tiny.",
+        )
+        page.text(
+            "Side run (first draw): the same optimizers on shuffled minibatches. A batch's "
+            "gradient is not proportional to X^T y, so the lemma's argument no longer applies."
+        )
+        page.table(
+            ["batch size", *[f"{m} test error" for m in METHODS]],
+            [[b, *[results.side[m][i] for m in METHODS]] for i, b in enumerate(size.batch_sizes)]
+            + [[f"{size.n} (full)", *[first.test_error(m) for m in METHODS]]],
+            caption=f"{size.side_steps} updates per run; GD is SGD at lr 0.05 on minibatches",
+        )
+        page.figure(
+            batch_figure(results),
+            "minibatch",
+            "Test error against batch size (first draw; the last point is the full-batch run).",
+        )
 
 
-def curves_figure(results: dict, negatives: float):
+def curves_figure(draw: Draw):
+    from ..report import new_figure
+
     fig = new_figure((10, 3.8))
     loss_ax, err_ax = fig.subplots(1, 2)
     for m in METHODS:
-        r = results[m]
-        loss_ax.loglog(r["step"], np.maximum(r["loss"], 1e-32), label=m, color=COLORS[m])
-        err_ax.semilogx(r["step"], r["test_error"], label=m, color=COLORS[m])
-    err_ax.axhline(negatives, color="gray", ls="--", lw=1, label="share of negatives")
+        r = draw.runs[m]
+        loss_ax.loglog(r.step, np.maximum(r.loss, 1e-32), label=m, color=COLORS[m])
+        err_ax.semilogx(r.step, r.test_error, label=m, color=COLORS[m])
+    err_ax.axhline(draw.negatives, color="gray", ls="--", lw=1, label="share of negatives")
     loss_ax.set(xlabel="full-batch update", ylabel="training loss (MSE)", title="training loss")
     err_ax.set(
         xlabel="full-batch update", ylabel="test error", title="test error", ylim=(-0.02, 0.6)
@@ -339,22 +364,21 @@ def curves_figure(results: dict, negatives: float):
     return fig
 
 
-def weights_figure(results: dict, x: np.ndarray, y: np.ndarray):
+def weights_figure(draw: Draw):
     """w_j by feature group: 1 (label), 2-3 (constant), own features of positives / negatives."""
+    from ..report import new_figure
+
     fig = new_figure((10, 3.8))
     axes = fig.subplots(1, 2, sharey=False)
-    n = len(x)
-    own = 3 + 5 * np.arange(n)
-    pos = own[y > 0]
-    neg = (own[y < 0][:, None] + np.arange(5)).ravel()
+    own = 3 + 5 * np.arange(len(draw.x))
     groups = [
         ("x1 = y", np.array([0])),
         ("x2, x3 = 1", np.array([1, 2])),
-        ("own, y = +1", pos),
-        ("own, y = -1", neg),
+        ("own, y = +1", own[draw.y > 0]),
+        ("own, y = -1", (own[draw.y < 0][:, None] + np.arange(5)).ravel()),
     ]
     for ax, m in zip(axes, ("GD", "Adam")):
-        w = results[m]["w"]
+        w = draw.runs[m].w
         for i, (_, idx) in enumerate(groups):
             jitter = np.linspace(-0.25, 0.25, len(idx)) if len(idx) > 1 else np.zeros(1)
             ax.plot(i + jitter, w[idx], ".", ms=4, alpha=0.6)
@@ -364,12 +388,14 @@ def weights_figure(results: dict, x: np.ndarray, y: np.ndarray):
     return fig
 
 
-def deviation_figure(results: dict):
+def deviation_figure(draw: Draw):
+    from ..report import new_figure
+
     fig = new_figure((6, 3.8))
     ax = fig.add_subplot()
     for m in METHODS:
-        r = results[m]
-        ax.loglog(r["step"], np.maximum(r["deviation"], 1e-17), label=m, color=COLORS[m])
+        r = draw.runs[m]
+        ax.loglog(r.step, np.maximum(r.deviation, 1e-17), label=m, color=COLORS[m])
     ax.set(
         xlabel="full-batch update",
         ylabel="max_j |w_j / lambda - sign(u_j)|",
@@ -379,16 +405,19 @@ def deviation_figure(results: dict):
     return fig
 
 
-def batch_figure(setup: Setup, side: dict, results: dict, x_test, y_test, negatives: float):
+def batch_figure(results: Results):
+    from ..report import new_figure
+
     fig = new_figure((6, 3.8))
     ax = fig.add_subplot()
-    sizes = [*setup.batch_sizes, setup.n]
+    first = results.draws[0]
+    sizes = [*results.size.batch_sizes, results.size.n]
     for m, marker, ms in zip(METHODS, "osD^", (9, 7, 5, 3)):  # overlapping points stay visible
-        errs = [*side[m], errors(results[m]["w"], x_test, y_test)]
+        errs = [*results.side[m], first.test_error(m)]
         ax.semilogx(sizes, errs, marker=marker, ms=ms, label=m, color=COLORS[m], base=2)
     ax.set_xticks(sizes, [str(b) for b in sizes])
     ax.minorticks_off()
-    ax.axhline(negatives, color="gray", ls="--", lw=1, label="share of negatives")
+    ax.axhline(first.negatives, color="gray", ls="--", lw=1, label="share of negatives")
     ax.set(
         xlabel="batch size (last point: full batch)",
         ylabel="test error",

@@ -21,107 +21,106 @@ from dataclasses import dataclass
 import numpy as np
 
 import nabla as nb
-from nabla import models, nn, optim
-from nabla.data import ArrayDataset, DataLoader, datasets, transforms
-from nabla.data.datasets import stratified_indices
-from nabla.optim import schedules
-from nabla.train import Trainer, callbacks
 
-from . import Outcome
+from ... import models, nn, optim
+from ...data import DataLoader, transforms
+from ...optim import schedules
+from .common import EvaluateEachEpoch, classifier, seeds, splits, stratified_subset
+from .framework import Experiment, Outcome
 
-NAME = "augmentation"
-TITLE = "Data augmentation: lower dev error at the cost of training error"
-REFERENCE = "Simard, Steinkraus and Platt 2003; LeCun et al. 1998"
-SUMMARY = "translations and rotations lower LeNet's dev error on 2,000 MNIST images"
+BATCH, LR, EVAL_BATCH = 32, 1e-3, 500
+KEYS = ("clean", "seen", "dev", "test")  # the errors of a run; see Run
+GROUPS = {"without": False, "with": True}  # augmentation
 
 
 @dataclass(frozen=True)
-class Setting:
+class Size:
     data: str
-    train_size: int
+    train: int  # training images
     epochs: int
     seeds: int
     shift: int  # pixels
     degrees: float
 
 
-SETTINGS = {
-    "full": Setting("mnist10k", 2000, 30, 3, 3, 15.0),
-    "tiny": Setting("digits", 300, 10, 2, 1, 15.0),
-}
+@dataclass
+class Run:
+    """One run: per-epoch error on the training images as they are (clean), on the augmented
+    batches the optimizer saw (seen) and on dev; the final test error; the training seconds."""
+
+    augment: bool
+    seed: int
+    clean: np.ndarray
+    seen: np.ndarray
+    dev: np.ndarray
+    test: float
+    time: float
+
+    def final(self, key: str) -> float:
+        return self.test if key == "test" else getattr(self, key)[-1]
 
 
-def load(cfg: Setting):
-    """(train subset, dev, test), images NCHW: a stratified ``train_size`` subset of the train
-    part (always rng 0, so every seed sees the same images)."""
-    if cfg.data == "mnist10k":
-        train, dev, test = datasets.mnist10k(seed=0)
-    else:  # the tiny run: digits' test split serves as both dev and test
-        train, dev = datasets.digits()
-        test = dev
-    keep = stratified_indices(
-        train.y, [cfg.train_size, len(train) - cfg.train_size], np.random.default_rng(0)
-    )[0]
-    return (
-        ArrayDataset(train.x[keep], train.y[keep], name=f"{train.name} ({cfg.train_size})"),
-        dev,
-        test,
-    )
+@dataclass
+class Results:
+    size: Size
+    seeds: list
+    train_name: str
+    lengths: tuple  # (train, dev, test) images
+    examples: list  # 8 training images, then their augmented versions in epochs 0, 1, 2
+    runs: list  # of Run, without augmentation first
+
+    def stats(self) -> dict:
+        """{"without"/"with": {key: (mean, std) of the final error over seeds}}."""
+        return {
+            name: {
+                k: mean_std([r.final(k) for r in self.runs if r.augment == augment]) for k in KEYS
+            }
+            for name, augment in GROUPS.items()
+        }
 
 
-def augmentation(cfg: Setting) -> transforms.Compose:
+def load(size: Size):
+    """(train subset, dev, test), images NCHW; digits' test split serves as dev and test."""
+    train, dev, test = splits(size.data)
+    return stratified_subset(train, size.train, f"{train.name} ({size.train})")[0], dev, test
+
+
+def augmentation(size: Size) -> transforms.Compose:
     return transforms.Compose(
-        [transforms.RandomTranslate(cfg.shift), transforms.RandomRotation(cfg.degrees)]
+        [transforms.RandomTranslate(size.shift), transforms.RandomRotation(size.degrees)]
     )
 
 
-def model_for(cfg: Setting) -> nn.Module:
-    if cfg.data == "mnist10k":
+def model_for(size: Size) -> nn.Module:
+    if size.data == "mnist10k":
         return models.lenet()
     return nn.Sequential(nn.Flatten(), models.mlp([64, 64, 10]))
 
 
-class CleanTrainError(callbacks.Callback):
-    """After each epoch: the error on the training images as they are (no augmentation)."""
-
-    def __init__(self, loader: DataLoader):
-        self.loader, self.errors = loader, []
-
-    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
-        self.errors.append(1 - trainer.evaluate(self.loader)["accuracy"])
-
-
-def train(data, cfg: Setting, augment: bool, seed: int) -> dict:
-    """One run; per-epoch clean-train, augmented-train and dev errors, and the final test error."""
+def train(data, size: Size, augment: bool, seed: int) -> Run:
     train_set, dev, test = data
     nb.manual_seed(seed)
-    model = model_for(cfg)
-    loader = DataLoader(
-        train_set,
-        batch_size=32,
-        shuffle=True,
-        seed=seed,
-        transform=augmentation(cfg) if augment else None,
-    )
-    lr = schedules.CosineDecay(1e-3, decay_steps=cfg.epochs * len(loader))
-    clean = CleanTrainError(DataLoader(train_set, batch_size=500))
-    trainer = Trainer(
-        model,
-        nn.CrossEntropyLoss(),
-        optim.Adam(model.parameters(), lr=lr),
-        metrics=["accuracy"],
-        callbacks=[clean],
-    )
-    history = trainer.fit(loader, epochs=cfg.epochs, dev=DataLoader(dev, batch_size=500), verbose=0)
-    return dict(
-        augment=augment,
-        seed=seed,
-        clean=np.asarray(clean.errors),
+    model = model_for(size)
+    transform = augmentation(size) if augment else None
+    loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, seed=seed, transform=transform)
+    lr = schedules.CosineDecay(LR, decay_steps=size.epochs * len(loader))
+    clean = EvaluateEachEpoch(EVAL_BATCH, clean=train_set)  # the images without augmentation
+    trainer = classifier(model, optim.Adam(model.parameters(), lr=lr), callbacks=[clean])
+    dev_loader = DataLoader(dev, batch_size=EVAL_BATCH)
+    history = trainer.fit(loader, epochs=size.epochs, dev=dev_loader, verbose=0)
+    return Run(
+        augment,
+        seed,
+        clean=1 - np.asarray(history["clean_accuracy"]),
         seen=1 - np.asarray(history["accuracy"]),
         dev=1 - np.asarray(history["dev_accuracy"]),
-        test=1 - trainer.evaluate(DataLoader(test, batch_size=500))["accuracy"],
+        test=1 - trainer.evaluate(DataLoader(test, batch_size=EVAL_BATCH))["accuracy"],
         time=trainer.elapsed,
     )
+
+
+def spread(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f}% ± {100 * std:.2f}"
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -130,110 +129,110 @@ def mean_std(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from nabla.lab.report import LabReport
+class Augmentation(Experiment):
+    name = "augmentation"
+    title = "Data augmentation: lower dev error at the cost of training error"
+    reference = "Simard, Steinkraus and Platt 2003; LeCun et al. 1998"
+    summary = "translations and rotations lower LeNet's dev error on 2,000 MNIST images"
+    sizes = {
+        "tiny": Size("digits", train=300, epochs=10, seeds=2, shift=1, degrees=15.0),
+        "full": Size("mnist10k", train=2000, epochs=30, seeds=3, shift=3, degrees=15.0),
+    }
 
-    cfg = SETTINGS[size]
-    data = load(cfg)
-    seeds = [seed + k for k in range(cfg.seeds)]
-    report = LabReport(out, TITLE, subtitle=f"{REFERENCE}; {data[0].name}, size {size}")
-    report.text(
-        f"{'LeNet-5' if cfg.data == 'mnist10k' else 'A 64-64-10 MLP'} trained on {len(data[0])} "
-        f"images ({data[0].name}), Adam 1e-3 with cosine decay, batches of 32, {cfg.epochs} "
-        f"epochs, seeds {seeds}; with augmentation each training image is shifted by up to "
-        f"{cfg.shift} pixels and rotated by up to {cfg.degrees:g} degrees, drawn anew each epoch. "
-        f"Dev: {len(data[1])} images; test: {len(data[2])} images, evaluated once at the end.",
-        "Check, stated before the run: the mean final dev error with augmentation is lower than "
-        "without by more than the larger of the two seed standard deviations (n - 1), and the "
-        "mean final error on the (unaugmented) training images is higher with augmentation.",
-    )
-    report.figure(
-        _examples_figure(data[0], cfg, seed),
-        "examples",
-        "what the network sees: training images (top row) and their augmented "
-        "versions in epochs 0, 1 and 2",
-    )
-    runs = []
-    for augment in (False, True):
-        for s in seeds:
-            r = train(data, cfg, augment, s)
-            runs.append(r)
-            if verbose:
-                print(
-                    f"augment {augment!s:5} seed {s}: train {r['clean'][-1]:.4f} dev "
-                    f"{r['dev'][-1]:.4f} test {r['test']:.4f} ({r['time']:.0f} s)"
+    def measure(self, size: Size, seed: int) -> Results:
+        data = load(size)
+        lengths = tuple(map(len, data))
+        shown = examples(data[0].x[:8], size, seed)
+        results = Results(size, seeds(seed, size.seeds), data[0].name, lengths, shown, [])
+        for augment in GROUPS.values():
+            for s in results.seeds:
+                r = train(data, size, augment, s)
+                results.runs.append(r)
+                self.log(
+                    f"augment {augment!s:5} seed {s}: train {r.clean[-1]:.4f} dev "
+                    f"{r.dev[-1]:.4f} test {r.test:.4f} ({r.time:.0f} s)"
                 )
-    plain = [r for r in runs if not r["augment"]]
-    aug = [r for r in runs if r["augment"]]
-    stats = {}
-    for name, group in (("without", plain), ("with", aug)):
-        stats[name] = {
-            k: mean_std([r[k][-1] if k != "test" else r[k] for r in group])
-            for k in ("clean", "seen", "dev", "test")
-        }
-    report.figure(
-        _curves_figure(plain, aug),
-        "errors",
-        "error against epochs, mean over seeds with the min-max band: solid dev, "
-        "dashed training images as they are, dotted the augmented batches the "
-        "optimizer saw",
-    )
-    report.table(
-        [
-            "augmentation",
-            "train error",
-            "error on the batches trained on",
-            "dev error",
-            "test error",
-        ],
-        [
-            [name, *[f"{100 * m:.2f}% ± {100 * s:.2f}" for m, s in st.values()]]
-            for name, st in stats.items()
-        ],
-        caption=f"final epoch, mean ± std over {len(seeds)} seeds",
-    )
-    report.table(
-        ["augmentation", "seed", "train error", "dev error", "test error", "training s"],
-        [
-            [
-                "with" if r["augment"] else "without",
-                r["seed"],
-                *[f"{100 * e:.2f}%" for e in (r["clean"][-1], r["dev"][-1], r["test"])],
-                round(r["time"], 1),
-            ]
-            for r in runs
-        ],
-        caption="each run, final epoch",
-    )
-    (dev_plain, sd_plain), (dev_aug, sd_aug) = stats["without"]["dev"], stats["with"]["dev"]
-    lower = dev_plain - dev_aug > max(sd_plain, sd_aug)
-    costlier = stats["with"]["clean"][0] > stats["without"]["clean"][0]
-    outcome = Outcome(
-        claim="augmentation (shifts, rotations) lowers dev error by more than the seed std, at "
-        "the cost of a higher training error",
-        ours=f"dev error {100 * dev_aug:.2f}% ± {100 * sd_aug:.2f} with vs {100 * dev_plain:.2f}% "
-        f"± {100 * sd_plain:.2f} without; train error {100 * stats['with']['clean'][0]:.2f}% vs "
-        f"{100 * stats['without']['clean'][0]:.2f}%; test {100 * stats['with']['test'][0]:.2f}% "
-        f"vs {100 * stats['without']['test'][0]:.2f}%",
-        passed=bool(lower and costlier),
-    )
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+        return results
 
-
-def _examples_figure(train_set: ArrayDataset, cfg: Setting, seed: int):
-    from nabla.lab.report import new_figure
-
-    indices = np.arange(8)
-    rows = [train_set.x[indices]]
-    for epoch in range(3):
-        x, _ = augmentation(cfg)(
-            train_set.x[indices], None, transforms.Context(seed, epoch, indices)
+    def verdict(self, results: Results) -> Outcome:
+        stats = results.stats()
+        (dev_plain, sd_plain), (dev_aug, sd_aug) = stats["without"]["dev"], stats["with"]["dev"]
+        clean, test = ({n: stats[n][k][0] for n in GROUPS} for k in ("clean", "test"))
+        return Outcome(
+            claim="augmentation (shifts, rotations) lowers dev error by more than the seed std, "
+            "at the cost of a higher training error",
+            ours=f"dev error {spread(dev_aug, sd_aug)} with vs {spread(dev_plain, sd_plain)} "
+            f"without; train error {100 * clean['with']:.2f}% vs {100 * clean['without']:.2f}%; "
+            f"test {100 * test['with']:.2f}% vs {100 * test['without']:.2f}%",
+            passed=bool(
+                dev_plain - dev_aug > max(sd_plain, sd_aug) and clean["with"] > clean["without"]
+            ),
         )
-        rows.append(x)
+
+    def report(self, page, results: Results) -> None:
+        size, (n_train, n_dev, n_test) = results.size, results.lengths
+        page.text(
+            f"{'LeNet-5' if size.data == 'mnist10k' else 'A 64-64-10 MLP'} trained on {n_train} "
+            f"images ({results.train_name}), Adam 1e-3 with cosine decay, batches of {BATCH}, "
+            f"{size.epochs} epochs, seeds {results.seeds}; with augmentation each training image "
+            f"is shifted by up to {size.shift} pixels and rotated by up to {size.degrees:g} "
+            f"degrees, drawn anew each epoch. Dev: {n_dev} images; test: {n_test} images, "
+            "evaluated once at the end.",
+            "Check, stated before the run: the mean final dev error with augmentation is lower "
+            "than without by more than the larger of the two seed standard deviations (n - 1), "
+            "and the mean final error on the (unaugmented) training images is higher with "
+            "augmentation.",
+        )
+        page.figure(
+            examples_figure(results.examples),
+            "examples",
+            "what the network sees: training images (top row) and their augmented "
+            "versions in epochs 0, 1 and 2",
+        )
+        page.figure(
+            curves_figure(results.runs),
+            "errors",
+            "error against epochs, mean over seeds with the min-max band: solid dev, "
+            "dashed training images as they are, dotted the augmented batches the "
+            "optimizer saw",
+        )
+        seen = "error on the batches trained on"
+        page.table(
+            ["augmentation", "train error", seen, "dev error", "test error"],
+            [[name, *[spread(*ms) for ms in st.values()]] for name, st in results.stats().items()],
+            caption=f"final epoch, mean ± std over {len(results.seeds)} seeds",
+        )
+        page.table(
+            ["augmentation", "seed", "train error", "dev error", "test error", "training s"],
+            [
+                [
+                    "with" if r.augment else "without",
+                    r.seed,
+                    *[f"{100 * r.final(k):.2f}%" for k in ("clean", "dev", "test")],
+                    round(r.time, 1),
+                ]
+                for r in results.runs
+            ],
+            caption="each run, final epoch",
+        )
+
+
+def examples(images: np.ndarray, size: Size, seed: int) -> list:
+    """``images`` and their augmented versions in epochs 0, 1 and 2 (drawn before training, as
+    the old page did, so the augmentation's first-call compilation is not in a run's time)."""
+    indices = np.arange(len(images))
+    rows = [images]
+    for epoch in range(3):
+        context = transforms.Context(seed, epoch, indices)
+        rows.append(augmentation(size)(images[indices], None, context)[0])
+    return rows
+
+
+def examples_figure(rows: list):
+    from ..report import new_figure
+
     fig = new_figure((8, 4.2))
-    axes = fig.subplots(len(rows), len(indices))
+    axes = fig.subplots(len(rows), len(rows[0]))
     for i, row in enumerate(rows):
         for j, image in enumerate(row):
             axes[i, j].imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
@@ -242,21 +241,22 @@ def _examples_figure(train_set: ArrayDataset, cfg: Setting, seed: int):
     return fig
 
 
-def _curves_figure(plain: list, aug: list):
-    from nabla.lab.report import new_figure
+def curves_figure(runs: list):
+    from ..report import new_figure
 
     fig = new_figure((6.6, 4.2))
     ax = fig.add_subplot()
     top = 0.0
-    for group, color, name in ((plain, "#d62728", "without"), (aug, "#1f77b4", "with")):
+    for (name, augment), color in zip(GROUPS.items(), ("#d62728", "#1f77b4")):
+        group = [r for r in runs if r.augment == augment]
         for key, style, what in (
             ("dev", "-", "dev"),
             ("clean", "--", "train"),
             ("seen", ":", "augmented batches"),
         ):
-            if key == "seen" and name == "without":
+            if key == "seen" and not augment:
                 continue  # without augmentation the batches are the training images
-            curves = 100 * np.stack([r[key] for r in group])
+            curves = 100 * np.stack([getattr(r, key) for r in group])
             epochs = np.arange(1, curves.shape[1] + 1)
             ax.plot(
                 epochs, curves.mean(0), style, color=color, label=f"{what}, {name} augmentation"

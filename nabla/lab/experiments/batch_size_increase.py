@@ -27,6 +27,9 @@ seed std of the final dev error pooled over the four schedules; (2) their traini
 match "decay" per epoch: the mean over the epochs from the first step on of |ln L_s - ln L_decay|
 is at most half the same distance of the control; (3) "increase" makes at most half the updates
 of "decay".
+
+Tiny size: the embedded digits, an MLP 64-32-10, 3 epochs with steps by k = 2 at epochs 1 and 2,
+one seed: seconds, and proves nothing.
 """
 
 from __future__ import annotations
@@ -37,32 +40,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import nabla as nb
-from nabla import models, nn, optim
-from nabla.data import ArrayDataset, DataLoader, datasets
-from nabla.optim import scaling, schedules
-from nabla.train import Trainer
+from ...data import DataLoader
+from ...optim import scaling, schedules
+from .common import pooled_std, seeds, splits
+from .framework import Experiment, Outcome
+from .linear_scaling import MOMENTUM, log_axis, mean_curve, sgd_mlp, tolerance
 
-from . import Outcome
-
-NAME = "batch-size-increase"
-TITLE = "Don't decay the learning rate, increase the batch size"
-REFERENCE = (
-    "Smith, Kindermans, Ying and Le 2018, Don't Decay the Learning Rate, Increase the Batch Size"
-)
-SUMMARY = (
-    "multiplying the batch by k matches dividing the lr by k, epoch for epoch, in fewer updates"
-)
-
-MOMENTUM = 0.9
-PAPER_TOLERANCE = 0.005
 SCHEDULES = ("control", "decay", "increase", "hybrid")
 COLORS = {"control": "#7f7f7f", "decay": "#1f77b4", "increase": "#d62728", "hybrid": "#2ca02c"}
 STYLES = {"control": ":", "decay": "-", "increase": "--", "hybrid": "-."}
+PERCENT_TICKS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1)
 
 
 @dataclass(frozen=True)
-class Setting:
+class Size:
     data: str  # "mnist10k" (needs NABLA_DATA) or "digits" (embedded)
     hidden: tuple
     epochs: int
@@ -73,36 +64,77 @@ class Setting:
     seeds: int
 
 
-SETTINGS = {
-    "full": Setting("mnist10k", (256,), 20, (6, 12, 16), 5, 16, 0.02, 3),
-    "tiny": Setting("digits", (32,), 3, (1, 2), 2, 16, 0.05, 1),
-}
+@dataclass
+class Run:
+    """One run of a schedule: its per-epoch curves, batch sizes, rates and noise scales."""
+
+    name: str
+    seed: int
+    loss: np.ndarray  # training loss per epoch
+    dev_error: np.ndarray  # per epoch
+    updates: np.ndarray  # the updates made by the end of each epoch
+    batch: list  # per epoch
+    lr: list  # per epoch
+    lr_steps: np.ndarray  # the rate of every update
+    noise: list  # g per epoch
+    test_error: float
+    time: float  # seconds in training
 
 
-def load(data: str):
-    """(train, dev, test), flattened: MNIST-10k 7,000 / 1,000 / 2,000, or the digits' 1,437
-    training images with the 360 test images serving as both dev and test."""
-    if data == "mnist10k":
-        parts = datasets.mnist10k(seed=0)
-        return tuple(ArrayDataset(d.x.reshape(len(d), -1), d.y, name=d.name) for d in parts)
-    train, test = datasets.digits(flatten=True)
-    return train, test, test
+@dataclass
+class Results:
+    size: Size
+    seeds: list
+    dataset: str  # the training set's name
+    inputs: int
+    n: int  # training images
+    runs: dict  # schedule -> one Run per seed
+
+    @property
+    def final(self) -> dict:
+        """Schedule -> the mean over seeds of the final dev error."""
+        return {
+            name: float(np.mean([r.dev_error[-1] for r in rs])) for name, rs in self.runs.items()
+        }
+
+    @property
+    def loss(self) -> dict:
+        """Schedule -> the mean over seeds of the training-loss curve."""
+        return {name: mean_curve(rs, "loss")[1] for name, rs in self.runs.items()}
+
+    @property
+    def updates(self) -> dict:
+        return {name: int(rs[0].updates[-1]) for name, rs in self.runs.items()}
+
+    @property
+    def sigma(self) -> float:
+        return pooled_std([[r.dev_error[-1] for r in rs] for rs in self.runs.values()])
+
+    @property
+    def tol(self) -> float:
+        return tolerance(self.sigma, len(self.seeds))
+
+    @property
+    def distance(self) -> dict:
+        """Schedule -> its loss curve's distance to decay's from the first milestone on."""
+        loss, first = self.loss, self.size.milestones[0]
+        return {name: curve_distance(loss[name], loss["decay"], first) for name in SCHEDULES}
 
 
-def plan(name: str, cfg: Setting):
+def plan(name: str, size: Size):
     """(batch size, learning rate) of the schedule ``name``: the batch as an int or a
     :class:`BatchSizeSchedule` for the loader, the rate as a list with one value per epoch."""
-    passed = [bisect.bisect_right(cfg.milestones, e) for e in range(cfg.epochs)]
-    last = len(cfg.milestones) - 1  # the hybrid grows the batch at all steps but the last
-    k, b0, lr = cfg.factor, cfg.batch, cfg.lr
+    passed = [bisect.bisect_right(size.milestones, e) for e in range(size.epochs)]
+    last = len(size.milestones) - 1  # the hybrid grows the batch at all steps but the last
+    k, b0, lr = size.factor, size.batch, size.lr
     if name == "control":
-        return b0, [lr] * cfg.epochs
+        return b0, [lr] * size.epochs
     if name == "decay":
         return b0, [lr / k**i for i in passed]
     if name == "increase":
-        return scaling.BatchSizeSchedule(b0, cfg.milestones, k), [lr] * cfg.epochs
+        return scaling.BatchSizeSchedule(b0, size.milestones, k), [lr] * size.epochs
     if name == "hybrid":
-        batch = scaling.BatchSizeSchedule(b0, cfg.milestones, k, maximum=b0 * k**last)
+        batch = scaling.BatchSizeSchedule(b0, size.milestones, k, maximum=b0 * k**last)
         return batch, [lr / k ** max(i - last, 0) for i in passed]
     raise ValueError(f"batch-size-increase: schedule must be one of {SCHEDULES}, got {name!r}")
 
@@ -126,24 +158,25 @@ def per_step(lr_by_epoch: list[float], starts: list[int]) -> schedules.Schedule:
     )
 
 
-def train(data, cfg: Setting, name: str, seed: int) -> dict:
+def train(data, size: Size, name: str, seed: int) -> Run:
     """One run of schedule ``name``: per-epoch training loss, dev error, updates, batch and lr."""
     train_set, dev_set, test_set = data
-    batch, lr_by_epoch = plan(name, cfg)
-    nb.manual_seed(seed)
-    model = models.mlp([train_set.x.shape[1], *cfg.hidden, 10])
-    loader = DataLoader(train_set, batch_size=batch, shuffle=True, seed=seed)
-    starts = epoch_starts(loader, cfg.epochs)
-    opt = optim.SGD(model.parameters(), lr=per_step(lr_by_epoch, starts), momentum=MOMENTUM)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, metrics=["accuracy"])
-    h = trainer.fit(loader, cfg.epochs, dev=DataLoader(dev_set, batch_size=1000), verbose=0)
-    batches = [loader.batch_size_at(e) for e in range(cfg.epochs)]
-    return dict(
-        name=name,
-        seed=seed,
+    batch, lr_by_epoch = plan(name, size)
+    trainer, loader = sgd_mlp(
+        train_set,
+        size.hidden,
+        batch,
+        seed,
+        lambda loader: per_step(lr_by_epoch, epoch_starts(loader, size.epochs)),
+    )
+    h = trainer.fit(loader, size.epochs, dev=DataLoader(dev_set, batch_size=1000), verbose=0)
+    batches = [loader.batch_size_at(e) for e in range(size.epochs)]
+    return Run(
+        name,
+        seed,
         loss=np.asarray(h["loss"]),
         dev_error=1 - np.asarray(h["dev_accuracy"]),
-        updates=np.asarray(starts[1:]),
+        updates=np.asarray(epoch_starts(loader, size.epochs)[1:]),
         batch=batches,
         lr=lr_by_epoch,
         lr_steps=np.asarray(h.steps["lr"]),
@@ -156,185 +189,169 @@ def train(data, cfg: Setting, name: str, seed: int) -> dict:
     )
 
 
-def pooled_std(groups: list[list[float]]) -> float:
-    """sqrt(Σ_g Σ_i (x_gi - mean_g)² / Σ_g (n_g - 1)): the seed std pooled over groups."""
-    dof = sum(len(g) - 1 for g in groups)
-    if dof <= 0:
-        return 0.0
-    return math.sqrt(sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups) / dof)
-
-
 def curve_distance(a: np.ndarray, b: np.ndarray, start: int) -> float:
     """mean over epochs e >= start of |ln a_e - ln b_e|: how far two loss curves are, in ratio."""
     return float(np.mean(np.abs(np.log(a[start:]) - np.log(b[start:]))))
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from nabla.lab.report import LabReport
+class BatchSizeIncrease(Experiment):
+    name = "batch-size-increase"
+    title = "Don't decay the learning rate, increase the batch size"
+    reference = (
+        "Smith, Kindermans, Ying and Le 2018, Don't Decay the Learning Rate, Increase the Batch "
+        "Size"
+    )
+    summary = (
+        "multiplying the batch by k matches dividing the lr by k, epoch for epoch, in fewer updates"
+    )
+    sizes = {
+        "tiny": Size("digits", (32,), 3, (1, 2), 2, 16, 0.05, 1),
+        "full": Size("mnist10k", (256,), 20, (6, 12, 16), 5, 16, 0.02, 3),
+    }
 
-    cfg = SETTINGS[size]
-    data = load(cfg.data)
-    seeds = [seed + i for i in range(cfg.seeds)]
-    n = len(data[0])
-    report = LabReport(
-        out, TITLE, subtitle=f"{REFERENCE}; {data[0].name}, size {size}, seed {seed}"
-    )
-    report.text(
-        f"MLP {data[0].x.shape[1]}-{'-'.join(map(str, cfg.hidden))}-10, SGD momentum "
-        f"{MOMENTUM}, {cfg.epochs} epochs of N = {n} images, seeds {seeds}. Steps at epochs "
-        f"{', '.join(map(str, cfg.milestones))} by k = {cfg.factor}: 'decay' divides the lr "
-        f"{cfg.lr:g} by k at each (batch {cfg.batch}); 'increase' multiplies the batch by k "
-        f"at each (lr {cfg.lr:g}); 'hybrid' multiplies the batch at all steps but the last and "
-        f"divides the lr at the last; 'control' keeps lr {cfg.lr:g} and batch {cfg.batch}.",
-        f"Regime: ε = {cfg.lr:g} is small (the large-batch runs of this MLP break near lr 1), so "
-        "the SDE picture behind the claim applies; the initial noise scale is g = ε N / (B (1 - "
-        f"m)) = {scaling.noise_scale(cfg.lr, n, cfg.batch, MOMENTUM):.4g}.",
-        "Check, stated before the run: (1) the mean final dev error of increase and of hybrid "
-        "are within X of decay's, X = max(0.5 points, 2 σ sqrt(2 / seeds)), σ the seed std "
-        "pooled over the four schedules; (2) their mean training-loss curves stay closer to "
-        "decay's than half the control's distance (mean |ln L - ln L_decay| over the epochs "
-        "from the first step on); (3) increase makes at most half of decay's updates.",
-    )
-    runs = {name: [] for name in SCHEDULES}
-    for name in SCHEDULES:
-        for s in seeds:
-            r = train(data, cfg, name, s)
-            runs[name].append(r)
-            if verbose:
-                print(
-                    f"{name:<8} seed {s}: dev error {r['dev_error'][-1]:.2%}, "
-                    f"{r['updates'][-1]} updates ({r['time']:.0f} s)"
+    def measure(self, size: Size, seed: int) -> Results:
+        data = splits(size.data, flat=True)
+        train_set = data[0]
+        results = Results(
+            size, seeds(seed, size.seeds), train_set.name, train_set.x.shape[1], len(train_set), {}
+        )
+        for name in SCHEDULES:
+            results.runs[name] = []
+            for s in results.seeds:
+                r = train(data, size, name, s)
+                results.runs[name].append(r)
+                self.log(
+                    f"{name:<8} seed {s}: dev error {r.dev_error[-1]:.2%}, "
+                    f"{r.updates[-1]} updates ({r.time:.0f} s)"
                 )
+        return results
 
-    final = {name: float(np.mean([r["dev_error"][-1] for r in rs])) for name, rs in runs.items()}
-    loss = {name: np.mean([r["loss"] for r in rs], axis=0) for name, rs in runs.items()}
-    updates = {name: int(rs[0]["updates"][-1]) for name, rs in runs.items()}
-    sigma = pooled_std([[r["dev_error"][-1] for r in rs] for rs in runs.values()])
-    tol = max(PAPER_TOLERANCE, 2 * sigma * math.sqrt(2 / len(seeds)))
-    first = cfg.milestones[0]
-    distance = {name: curve_distance(loss[name], loss["decay"], first) for name in SCHEDULES}
-
-    report.figure(
-        _schedule_figure(runs, cfg),
-        "schedules",
-        "the four schedules: learning rate, batch size and noise scale g = ε N / (B (1 "
-        "- m)) per epoch (compare figure 1 of the paper)",
-    )
-    report.figure(
-        _curves_figure(runs, cfg, "epoch"),
-        "epochs",
-        "training loss and dev error per epoch, mean over seeds: decay, increase and "
-        "hybrid should coincide (figures 2a and 3a of the paper)",
-    )
-    report.figure(
-        _curves_figure(runs, cfg, "updates"),
-        "updates",
-        "the same curves against the number of parameter updates: increase and hybrid "
-        "get there in fewer (figures 2b and 3b of the paper)",
-    )
-    report.table(
-        [
-            "schedule",
+    def verdict(self, results: Results) -> Outcome:
+        final, distance, updates = results.final, results.distance, results.updates
+        close = all(abs(final[s] - final["decay"]) <= results.tol for s in ("increase", "hybrid"))
+        match = all(distance[s] <= distance["control"] / 2 for s in ("increase", "hybrid"))
+        fewer = updates["increase"] <= updates["decay"] / 2
+        return Outcome(
+            claim="multiplying the batch by k instead of dividing the lr by k (or the hybrid) "
+            "gives the same dev error (within X) and training-loss curve per epoch, in far fewer "
             "updates",
-            "mean final dev error",
-            "Δ vs decay",
-            "mean test error",
-            "final training loss",
-            "curve distance to decay",
-        ],
-        [
-            [
-                name,
-                updates[name],
-                final[name],
-                final[name] - final["decay"],
-                float(np.mean([r["test_error"] for r in runs[name]])),
-                float(loss[name][-1]),
-                distance[name],
-            ]
-            for name in SCHEDULES
-        ],
-        caption=f"{len(seeds)} seed(s); σ = {sigma:.2%}, X = {tol:.2%}; curve distance: mean "
-        f"|ln L - ln L_decay| over epochs {first + 1}-{cfg.epochs}",
-    )
+            ours=f"dev error decay {final['decay']:.2%} / increase {final['increase']:.2%} / "
+            f"hybrid {final['hybrid']:.2%} / control {final['control']:.2%} (X "
+            f"{results.tol:.2%}); loss-curve distance to decay: increase "
+            f"{distance['increase']:.3f}, hybrid {distance['hybrid']:.3f}, control "
+            f"{distance['control']:.3f}; updates {updates['increase']} vs {updates['decay']} "
+            f"({updates['increase'] / updates['decay']:.0%})",
+            passed=bool(close and match and fewer),
+        )
 
-    close = all(abs(final[s] - final["decay"]) <= tol for s in ("increase", "hybrid"))
-    match = all(distance[s] <= distance["control"] / 2 for s in ("increase", "hybrid"))
-    fewer = updates["increase"] <= updates["decay"] / 2
-    outcome = Outcome(
-        claim="multiplying the batch by k instead of dividing the lr by k (or the hybrid) gives "
-        "the same dev error (within X) and training-loss curve per epoch, in far fewer updates",
-        ours=f"dev error decay {final['decay']:.2%} / increase {final['increase']:.2%} / hybrid "
-        f"{final['hybrid']:.2%} / control {final['control']:.2%} (X {tol:.2%}); loss-curve "
-        f"distance to decay: increase {distance['increase']:.3f}, hybrid "
-        f"{distance['hybrid']:.3f}, control {distance['control']:.3f}; updates "
-        f"{updates['increase']} vs {updates['decay']} "
-        f"({updates['increase'] / updates['decay']:.0%})",
-        passed=bool(close and match and fewer),
-    )
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+    def report(self, page, results: Results) -> None:
+        r, size = results, results.size
+        page.text(
+            f"MLP {r.inputs}-{'-'.join(map(str, size.hidden))}-10 on {r.dataset}, SGD momentum "
+            f"{MOMENTUM}, {size.epochs} epochs of N = {r.n} images, seeds {r.seeds}. Steps at "
+            f"epochs {', '.join(map(str, size.milestones))} by k = {size.factor}: 'decay' divides "
+            f"the lr {size.lr:g} by k at each (batch {size.batch}); 'increase' multiplies the "
+            f"batch by k at each (lr {size.lr:g}); 'hybrid' multiplies the batch at all steps but "
+            f"the last and divides the lr at the last; 'control' keeps lr {size.lr:g} and batch "
+            f"{size.batch}.",
+            f"Regime: ε = {size.lr:g} is small (the large-batch runs of this MLP break near lr 1), "
+            "so the SDE picture behind the claim applies; the initial noise scale is g = ε N / (B "
+            f"(1 - m)) = {scaling.noise_scale(size.lr, r.n, size.batch, MOMENTUM):.4g}.",
+            "Check, stated before the run: (1) the mean final dev error of increase and of hybrid "
+            "are within X of decay's, X = max(0.5 points, 2 σ sqrt(2 / seeds)), σ the seed std "
+            "pooled over the four schedules; (2) their mean training-loss curves stay closer to "
+            "decay's than half the control's distance (mean |ln L - ln L_decay| over the epochs "
+            "from the first step on); (3) increase makes at most half of decay's updates.",
+        )
+        page.figure(
+            schedule_figure(r),
+            "schedules",
+            "the four schedules: learning rate, batch size and noise scale g = ε N / (B (1 "
+            "- m)) per epoch (compare figure 1 of the paper)",
+        )
+        page.figure(
+            curves_figure(r, "epoch"),
+            "epochs",
+            "training loss and dev error per epoch, mean over seeds: decay, increase and "
+            "hybrid should coincide (figures 2a and 3a of the paper)",
+        )
+        page.figure(
+            curves_figure(r, "updates"),
+            "updates",
+            "the same curves against the number of parameter updates: increase and hybrid "
+            "get there in fewer (figures 2b and 3b of the paper)",
+        )
+        final, loss, distance = r.final, r.loss, r.distance
+        page.table(
+            [
+                "schedule",
+                "updates",
+                "mean final dev error",
+                "Δ vs decay",
+                "mean test error",
+                "final training loss",
+                "curve distance to decay",
+            ],
+            [
+                [
+                    name,
+                    r.updates[name],
+                    final[name],
+                    final[name] - final["decay"],
+                    float(np.mean([run.test_error for run in r.runs[name]])),
+                    float(loss[name][-1]),
+                    distance[name],
+                ]
+                for name in SCHEDULES
+            ],
+            caption=f"{len(r.seeds)} seed(s); σ = {r.sigma:.2%}, X = {r.tol:.2%}; curve distance: "
+            f"mean |ln L - ln L_decay| over epochs {size.milestones[0] + 1}-{size.epochs}",
+        )
 
 
 # --- figures -------------------------------------------------------------------------------------
 
 
-def _log_axis(ax, ticks=None, percent: bool = False) -> None:
-    """Readable labels on a log y axis: at ``ticks`` if given, else at 1, 2 and 5 times powers
-    of ten; values as 0.02 or 5% rather than powers of ten; no minor labels."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
-
-    if percent:
-        ticks = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1]
-    locator = FixedLocator(ticks) if ticks is not None else LogLocator(subs=(1, 2, 5))
-    ax.yaxis.set_major_locator(locator)
-    ax.yaxis.set_major_formatter(
-        FuncFormatter(lambda v, _: f"{100 * v:.3g}%" if percent else f"{v:.4g}")
-    )
-    ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def _schedule_figure(runs, cfg: Setting):
-    from nabla.lab.report import new_figure
+def schedule_figure(r: Results):
+    from ..report import new_figure
 
     fig = new_figure((12, 3.4))
     axes = fig.subplots(1, 3)
-    epochs = np.arange(cfg.epochs + 1)  # the last value drawn over the last epoch too
-    for name, rs in runs.items():
-        for ax, key in zip(axes, ("lr", "batch", "noise")):
+    epochs = np.arange(r.size.epochs + 1)  # the last value drawn over the last epoch too
+    keys = ("lr", "batch", "noise")
+    for name, rs in r.runs.items():
+        for ax, key in zip(axes, keys):
+            values = getattr(rs[0], key)
             ax.step(
                 epochs,
-                [*rs[0][key], rs[0][key][-1]],
+                [*values, values[-1]],
                 where="post",
                 color=COLORS[name],
                 ls=STYLES[name],
                 lw=1.8,
                 label=name,
             )
-    for ax, key, label in zip(
-        axes, ("lr", "batch", "noise"), ("learning rate ε", "batch size B", "noise scale g")
-    ):
+    for ax, key, label in zip(axes, keys, ("learning rate ε", "batch size B", "noise scale g")):
         ax.set(xlabel="epoch", ylabel=f"{label} (log scale)", yscale="log", title=label)
-        _log_axis(ax, sorted({v for rs in runs.values() for v in rs[0][key]}))
+        log_axis(ax, sorted({v for rs in r.runs.values() for v in getattr(rs[0], key)}))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     return fig
 
 
-def _curves_figure(runs, cfg: Setting, axis: str):
+def curves_figure(r: Results, axis: str):
     from matplotlib.ticker import MaxNLocator
 
-    from nabla.lab.report import new_figure
+    from ..report import new_figure
 
     fig = new_figure((10, 3.8))
     axes = fig.subplots(1, 2)
-    for name, rs in runs.items():
-        x = np.arange(1, cfg.epochs + 1) if axis == "epoch" else rs[0]["updates"]
+    for name, rs in r.runs.items():
+        x = np.arange(1, r.size.epochs + 1) if axis == "epoch" else rs[0].updates
         for ax, key in zip(axes, ("loss", "dev_error")):
             ax.plot(
                 x,
-                np.mean([r[key] for r in rs], axis=0),
+                mean_curve(rs, key)[1],
                 color=COLORS[name],
                 ls=STYLES[name],
                 lw=1.8,
@@ -347,10 +364,10 @@ def _curves_figure(runs, cfg: Setting, axis: str):
             yscale="log",
             title=f"{label.capitalize()} against {'epochs' if axis == 'epoch' else axis}",
         )
-        _log_axis(ax, percent=percent)
+        log_axis(ax, PERCENT_TICKS if percent else None, percent=percent)
         if axis == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            for e in cfg.milestones:
+            for e in r.size.milestones:
                 ax.axvline(e + 0.5, color="gray", lw=0.6, alpha=0.5)
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=8)

@@ -28,25 +28,22 @@ from dataclasses import dataclass
 import numpy as np
 
 import nabla as nb
-from nabla import models, nn, optim
-from nabla.autograd.grad_mode import no_grad
-from nabla.data import ArrayDataset, DataLoader, datasets
-from nabla.train import Trainer, TrainingDivergedError, callbacks
 
-from . import Outcome
-
-NAME = "batchnorm"
-TITLE = "Batch normalization: faster training and stable sigmoid inputs"
-REFERENCE = "Ioffe and Szegedy 2015, section 4.1 and figure 1"
-SUMMARY = "a 3x100 sigmoid MLP with BN trains faster and its sigmoid inputs drift less"
+from ... import models, nn, optim
+from ...autograd.grad_mode import no_grad
+from ...data import DataLoader
+from ...train import TrainingDivergedError, callbacks
+from .common import classifier, splits
+from .framework import Experiment, Outcome
 
 PERCENTILES = (15, 50, 85)
 INIT_STD = 0.1
 BATCH = 60  # the paper's minibatch size
+COLORS = {False: "#d62728", True: "#1f77b4"}  # without, with BN
 
 
 @dataclass(frozen=True)
-class Setting:
+class Size:
     data: str
     hidden: tuple
     epochs: int
@@ -56,21 +53,45 @@ class Setting:
     threshold: float  # dev accuracy whose first crossing measures the speed
 
 
-SETTINGS = {
-    # 0.93: above what a linear classifier reaches on MNIST (about 92%), so the hidden layers
-    # must be learning; 100 epochs of 117 steps = 11,700 steps of 60 images
-    "full": Setting("mnist10k", (100, 100, 100), 100, (0.1, 0.3, 1.0, 3.0, 10.0), 100, 1000, 0.93),
-    "tiny": Setting("digits", (32, 32, 32), 8, (0.5,), 10, 200, 0.9),
-}
+@dataclass
+class Run:
+    """One network at one lr: the records (steps, dev accuracy, percentiles of shape
+    (records, 3, units)) and what the check reads from them."""
+
+    bn: bool
+    lr: float
+    steps: np.ndarray
+    accuracy: np.ndarray
+    percentiles: np.ndarray
+    drift: float
+    raw_drift: float
+    reach: float  # the first recorded step at the threshold (inf if never)
+    final: float  # the mean dev accuracy of the last 10 records (nan if diverged)
+    time: float
+
+    @property
+    def label(self) -> str:
+        return f"{'with BN' if self.bn else 'without BN'}, lr {self.lr:g}"
+
+    def score(self) -> float:
+        return -math.inf if math.isnan(self.final) else self.final
+
+
+@dataclass
+class Results:
+    size: Size
+    widths: list  # the layers of the MLP, as shown
+    train: int  # training images
+    runs: list  # of Run: without BN at every lr, then with
+
+    def best(self, bn: bool) -> Run:
+        """The network's run with the best final dev accuracy (a diverged run never)."""
+        return max((r for r in self.runs if r.bn == bn), key=Run.score)
 
 
 def load(data: str):
     """(train, dev) flattened: mnist10k's 7,000 / 1,000 or the digits' 1,437 / 360."""
-    if data == "mnist10k":
-        train, dev, _ = datasets.mnist10k(seed=0)
-        flat = [ArrayDataset(d.x.reshape(len(d), -1), d.y, name=d.name) for d in (train, dev)]
-        return flat[0], flat[1]
-    return datasets.digits(flatten=True)
+    return splits(data, flat=True)[:2]
 
 
 def build(sizes, batch_norm: bool, seed: int) -> nn.Sequential:
@@ -141,180 +162,151 @@ class Recorder(callbacks.Callback):
             self.record(trainer, step)
 
 
-def train(data, cfg: Setting, batch_norm: bool, lr: float, seed: int) -> dict:
+def train(data, size: Size, batch_norm: bool, lr: float, seed: int) -> Run:
     train_set, dev_set = data
-    sizes = [train_set.x.shape[1], *cfg.hidden, int(train_set.y.max()) + 1]
+    sizes = [train_set.x.shape[1], *size.hidden, int(train_set.y.max()) + 1]
     nb.manual_seed(seed)
     model = build(sizes, batch_norm, seed)
     loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, seed=seed)
-    probe_rows = np.random.default_rng(seed).permutation(len(train_set))[: cfg.probe]
+    probe_rows = np.random.default_rng(seed).permutation(len(train_set))[: size.probe]
     recorder = Recorder(
-        DataLoader(dev_set, batch_size=1000), nb.tensor(train_set.x[probe_rows]), cfg.every
+        DataLoader(dev_set, batch_size=1000), nb.tensor(train_set.x[probe_rows]), size.every
     )
-    trainer = Trainer(
-        model,
-        nn.CrossEntropyLoss(),
-        optim.SGD(model.parameters(), lr=lr),
-        metrics=["accuracy"],
-        callbacks=[recorder],
-    )
+    trainer = classifier(model, optim.SGD(model.parameters(), lr=lr), callbacks=[recorder])
     try:
-        trainer.fit(loader, epochs=cfg.epochs, verbose=0)
+        trainer.fit(loader, epochs=size.epochs, verbose=0)
     except TrainingDivergedError:  # too large an lr: the run drops out of the selection
         recorder.accuracy[-1] = math.nan
     p = np.asarray(recorder.percentiles)
     drift, raw = percentile_drift(p)
-    return dict(
-        bn=batch_norm,
-        lr=lr,
+    return Run(
+        batch_norm,
+        lr,
         steps=np.asarray(recorder.steps),
         accuracy=np.asarray(recorder.accuracy),
         percentiles=p,
         drift=drift,
         raw_drift=raw,
-        reach=steps_to(recorder.steps, recorder.accuracy, cfg.threshold),
+        reach=steps_to(recorder.steps, recorder.accuracy, size.threshold),
         final=float(np.mean(recorder.accuracy[-10:])),
         time=trainer.elapsed,
     )
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from nabla.lab.report import LabReport
+class BatchNorm(Experiment):
+    name = "batchnorm"
+    title = "Batch normalization: faster training and stable sigmoid inputs"
+    reference = "Ioffe and Szegedy 2015, section 4.1 and figure 1"
+    summary = "a 3x100 sigmoid MLP with BN trains faster and its sigmoid inputs drift less"
+    sizes = {
+        "tiny": Size("digits", (32,) * 3, 8, (0.5,), 10, 200, 0.9),
+        # 0.93: above what a linear classifier reaches on MNIST (about 92%), so the hidden layers
+        # must be learning; 100 epochs of 117 steps = 11,700 steps of 60 images
+        "full": Size("mnist10k", (100,) * 3, 100, (0.1, 0.3, 1.0, 3.0, 10.0), 100, 1000, 0.93),
+    }
 
-    cfg = SETTINGS[size]
-    data = load(cfg.data)
-    sizes = [data[0].x.shape[1], *cfg.hidden, 10]
-    report = LabReport(
-        out, TITLE, subtitle=f"{REFERENCE}; {data[0].name}, size {size}, seed {seed}"
-    )
-    report.text(
-        f"Sigmoid MLP {'-'.join(map(str, sizes))}, weights N(0, {INIT_STD}²), biases 0, plain "
-        f"SGD on minibatches of {BATCH}, {cfg.epochs} epochs of {len(data[0])} training images, "
-        f"with and without BatchNorm1d after each hidden Linear; the same initial weights for "
-        f"both. Each network runs at every lr of {list(cfg.lrs)} and is shown at the lr with "
-        "the best final dev accuracy (the mean of its last 10 records; a diverged run drops "
-        f"out). Every {cfg.every} steps (every {max(cfg.every // 10, 1)} during the first "
-        f"{5 * cfg.every}): dev accuracy, and the {'/'.join(map(str, PERCENTILES))}th "
-        f"percentiles of each last-hidden-layer sigmoid input over {cfg.probe} fixed training "
-        "images (batch statistics, as in training).",
-        f"Check, stated before the run: the BN network reaches {cfg.threshold:.0%} dev accuracy "
-        "in fewer steps (never counts as infinitely many), and its percentile drift (range over "
-        "training / final 15-85 spread, mean over units and percentiles) is smaller.",
-    )
-    runs = []
-    for bn in (False, True):
-        for lr in cfg.lrs:
-            r = train(data, cfg, bn, lr, seed)
-            runs.append(r)
-            if verbose:
-                print(
-                    f"BN {bn!s:5} lr {lr:<4g} dev {r['final']:.4f} reach {r['reach']} "
-                    f"drift {r['drift']:.3f} ({r['time']:.0f} s)"
+    def measure(self, size: Size, seed: int) -> Results:
+        data = load(size.data)
+        results = Results(size, [data[0].x.shape[1], *size.hidden, 10], len(data[0]), [])
+        for bn in (False, True):
+            for lr in size.lrs:
+                r = train(data, size, bn, lr, seed)
+                results.runs.append(r)
+                self.log(
+                    f"BN {bn!s:5} lr {lr:<4g} dev {r.final:.4f} reach {r.reach} "
+                    f"drift {r.drift:.3f} ({r.time:.0f} s)"
                 )
-    report.table(
-        [
-            "network",
-            "lr",
-            "final dev accuracy",
-            f"steps to {cfg.threshold:.0%}",
-            "drift",
-            "raw drift",
-            "training s",
-        ],
-        [
-            [
-                "BN" if r["bn"] else "plain",
-                r["lr"],
-                r["final"],
-                r["reach"],
-                r["drift"],
-                r["raw_drift"],
-                r["time"],
-            ]
-            for r in runs
-        ],
-        caption="every run; drift: percentile range over training / final 15-85 spread; raw: "
-        "the range itself",
-    )
-    plain, bn = (max((r for r in runs if r["bn"] == b), key=_score) for b in (False, True))
-    report.figure(
-        _accuracy_figure(plain, bn, runs, cfg.threshold),
-        "accuracy",
-        "left: dev accuracy against training steps, each network at its best lr; "
-        f"right: steps to {cfg.threshold:.0%} dev accuracy at every lr of the grid "
-        "(missing: never reached, or diverged)",
-    )
-    levels = sorted({0.8, 0.85, 0.9, cfg.threshold, 0.95})
-    report.table(
-        ["network", *[f"steps to {q:.0%}" for q in levels]],
-        [
-            [_label(r), *[steps_to(r["steps"], r["accuracy"], q) for q in levels]]
-            for r in (plain, bn)
-        ],
-        caption="the selected runs at other dev accuracy levels (reported, not part of the check)",
-    )
-    pairs = [
-        (
-            lr,
-            *(
-                next(r["reach"] for r in runs if r["lr"] == lr and r["bn"] == b)
-                for b in (True, False)
-            ),
+        return results
+
+    def verdict(self, results: Results) -> Outcome:
+        plain, bn, threshold = results.best(False), results.best(True), results.size.threshold
+        return Outcome(
+            claim=f"with BN the sigmoid MLP reaches {threshold:.0%} dev accuracy in fewer steps "
+            "and its sigmoid inputs' 15/50/85th percentiles drift less over training",
+            ours=f"steps to {threshold:.0%}: BN {bn.reach} vs plain {plain.reach}; "
+            f"final dev {bn.final:.2%} vs {plain.final:.2%}; drift {bn.drift:.2f} vs "
+            f"{plain.drift:.2f} (lr {bn.lr:g} vs {plain.lr:g})",
+            passed=bool(bn.reach < plain.reach and bn.drift < plain.drift),
         )
-        for lr in cfg.lrs
-    ]
-    report.text(
-        "At equal lr, BN reaches the threshold first at "
-        + (", ".join(f"{lr:g}" for lr, b, p in pairs if b < p) or "no lr")
-        + "; the plain network first at "
-        + (", ".join(f"{lr:g}" for lr, b, p in pairs if p < b) or "no lr")
-        + " (ties and never-reached pairs at the others)."
-    )
-    report.figure(
-        _percentile_figure(plain, bn),
-        "percentiles",
-        "the 15th, 50th and 85th percentiles of one sigmoid's input (unit 0 of the "
-        "last hidden layer) over training: without BN it drifts, with BN it stays put "
-        "(compare figure 1(b, c) of the paper)",
-    )
-    report.figure(
-        _drift_figure(plain, bn),
-        "drift",
-        "drift of every unit of the last hidden layer: the range of each percentile "
-        "over training divided by the unit's final 15-85 spread",
-    )
-    faster = bn["reach"] < plain["reach"]
-    stable = bn["drift"] < plain["drift"]
-    outcome = Outcome(
-        claim=f"with BN the sigmoid MLP reaches {cfg.threshold:.0%} dev accuracy in fewer steps "
-        "and its sigmoid inputs' 15/50/85th percentiles drift less over training",
-        ours=f"steps to {cfg.threshold:.0%}: BN {bn['reach']} vs plain {plain['reach']}; "
-        f"final dev {bn['final']:.2%} vs {plain['final']:.2%}; drift {bn['drift']:.2f} vs "
-        f"{plain['drift']:.2f} (lr {bn['lr']:g} vs {plain['lr']:g})",
-        passed=bool(faster and stable),
-    )
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+
+    def report(self, page, results: Results) -> None:
+        size, runs = results.size, results.runs
+        page.text(
+            f"Sigmoid MLP {'-'.join(map(str, results.widths))}, weights N(0, {INIT_STD}²), biases "
+            f"0, plain SGD on minibatches of {BATCH}, {size.epochs} epochs of {results.train} "
+            f"{size.data} training images, with and without BatchNorm1d after each hidden "
+            "Linear; the same initial weights for both. Each network runs at every lr of "
+            f"{list(size.lrs)} and is "
+            "shown at the lr with the best final dev accuracy (the mean of its last 10 records; a "
+            f"diverged run drops out). Every {size.every} steps (every "
+            f"{max(size.every // 10, 1)} during the first {5 * size.every}): dev accuracy, and "
+            f"the {'/'.join(map(str, PERCENTILES))}th percentiles of each last-hidden-layer "
+            f"sigmoid input over {size.probe} fixed training images (batch statistics, as in "
+            "training).",
+            f"Check, stated before the run: the BN network reaches {size.threshold:.0%} dev "
+            "accuracy in fewer steps (never counts as infinitely many), and its percentile drift "
+            "(range over training / final 15-85 spread, mean over units and percentiles) is "
+            "smaller.",
+        )
+        speed = f"steps to {size.threshold:.0%}"
+        page.table(
+            ["network", "lr", "final dev accuracy", speed, "drift", "raw drift", "training s"],
+            [
+                ["BN" if r.bn else "plain", r.lr, r.final, r.reach, r.drift, r.raw_drift, r.time]
+                for r in runs
+            ],
+            caption="every run; drift: percentile range over training / final 15-85 spread; "
+            "raw: the range itself",
+        )
+        plain, bn = results.best(False), results.best(True)
+        page.figure(
+            accuracy_figure(plain, bn, runs, size.threshold),
+            "accuracy",
+            "left: dev accuracy against training steps, each network at its best lr; "
+            f"right: steps to {size.threshold:.0%} dev accuracy at every lr of the grid "
+            "(missing: never reached, or diverged)",
+        )
+        levels = sorted({0.8, 0.85, 0.9, size.threshold, 0.95})
+        page.table(
+            ["network", *[f"steps to {q:.0%}" for q in levels]],
+            [[r.label, *[steps_to(r.steps, r.accuracy, q) for q in levels]] for r in (plain, bn)],
+            caption="the selected runs at other dev accuracy levels (reported, not part of the "
+            "check)",
+        )
+        reach = {(r.lr, r.bn): r.reach for r in runs}
+        first = {
+            net: ", ".join(f"{lr:g}" for lr in size.lrs if reach[lr, bn] < reach[lr, not bn])
+            or "no lr"
+            for net, bn in (("BN", True), ("plain", False))
+        }
+        page.text(
+            f"At equal lr, BN reaches the threshold first at {first['BN']}; the plain network "
+            f"first at {first['plain']} (ties and never-reached pairs at the others)."
+        )
+        page.figure(
+            percentile_figure(plain, bn),
+            "percentiles",
+            "the 15th, 50th and 85th percentiles of one sigmoid's input (unit 0 of the "
+            "last hidden layer) over training: without BN it drifts, with BN it stays put "
+            "(compare figure 1(b, c) of the paper)",
+        )
+        page.figure(
+            drift_figure(plain, bn),
+            "drift",
+            "drift of every unit of the last hidden layer: the range of each percentile "
+            "over training divided by the unit's final 15-85 spread",
+        )
 
 
-def _label(r: dict) -> str:
-    return f"{'with BN' if r['bn'] else 'without BN'}, lr {r['lr']:g}"
-
-
-def _score(r: dict) -> float:
-    return -math.inf if math.isnan(r["final"]) else r["final"]
-
-
-def _accuracy_figure(plain: dict, bn: dict, runs: list, threshold: float):
-    from nabla.lab.report import new_figure
+def accuracy_figure(plain: Run, bn: Run, runs: list, threshold: float):
+    from ..report import new_figure
 
     fig = new_figure((10, 4))
     ax, right = fig.subplots(1, 2, width_ratios=(3, 2))
-    for flag, color, name in ((False, "#d62728", "without BN"), (True, "#1f77b4", "with BN")):
-        mine = [r for r in runs if r["bn"] == flag and math.isfinite(r["reach"])]
+    for flag, name in ((False, "without BN"), (True, "with BN")):
+        mine = [r for r in runs if r.bn == flag and math.isfinite(r.reach)]
         right.plot(
-            [r["lr"] for r in mine], [r["reach"] for r in mine], "o-", color=color, label=name
+            [r.lr for r in mine], [r.reach for r in mine], "o-", color=COLORS[flag], label=name
         )
     right.set(
         xscale="log",
@@ -325,10 +317,10 @@ def _accuracy_figure(plain: dict, bn: dict, runs: list, threshold: float):
     )
     right.grid(True, which="both", alpha=0.3)
     right.legend()
-    for r, color in ((plain, "#d62728"), (bn, "#1f77b4")):
-        ax.plot(r["steps"][1:], r["accuracy"][1:], color=color, label=_label(r))  # log x: no 0
-        if math.isfinite(r["reach"]):
-            ax.plot(r["reach"], threshold, "o", color=color)
+    for r in (plain, bn):
+        ax.plot(r.steps[1:], r.accuracy[1:], color=COLORS[r.bn], label=r.label)  # log x: no 0
+        if math.isfinite(r.reach):
+            ax.plot(r.reach, threshold, "o", color=COLORS[r.bn])
     ax.axhline(threshold, color="gray", ls="--", lw=1, label=f"{threshold:.0%}")
     ax.set(
         xscale="log",
@@ -342,40 +334,42 @@ def _accuracy_figure(plain: dict, bn: dict, runs: list, threshold: float):
     return fig
 
 
-def _percentile_figure(plain: dict, bn: dict):
-    from nabla.lab.report import new_figure
+def percentile_figure(plain: Run, bn: Run):
+    from ..report import new_figure
 
     fig = new_figure((10, 3.8))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, r in zip(axes, (plain, bn)):
         for i, q in enumerate(PERCENTILES):
             ax.plot(
-                r["steps"],
-                r["percentiles"][:, i, 0],
+                r.steps,
+                r.percentiles[:, i, 0],
                 color="k",
                 lw=1.6 if q == 50 else 1,
                 ls="-" if q == 50 else "--",
                 label=f"{q}th percentile",
             )
-        ax.set(xlabel="training steps", title=f"{_label(r)}: drift {r['drift']:.2f}")
+        ax.set(xlabel="training steps", title=f"{r.label}: drift {r.drift:.2f}")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("input of a last-layer sigmoid")
     axes[0].legend(loc="lower right", fontsize=8)
     return fig
 
 
-def _drift_figure(plain: dict, bn: dict):
-    from nabla.lab.report import new_figure
+def drift_figure(plain: Run, bn: Run):
+    from ..report import new_figure
 
     def per_unit(p):
         return ((p.max(axis=0) - p.min(axis=0)) / np.maximum(p[-1, -1] - p[-1, 0], 1e-12)).mean(0)
 
     fig = new_figure((6, 3.6))
     ax = fig.add_subplot()
-    values = [per_unit(r["percentiles"]) for r in (plain, bn)]
+    values = [per_unit(r.percentiles) for r in (plain, bn)]
     bins = np.geomspace(max(min(v.min() for v in values), 1e-3), max(v.max() for v in values), 30)
-    for v, r, color in zip(values, (plain, bn), ("#d62728", "#1f77b4")):
-        ax.hist(v, bins=bins, alpha=0.6, color=color, label=f"{_label(r)} (mean {v.mean():.2f})")
+    for v, r in zip(values, (plain, bn)):
+        ax.hist(
+            v, bins=bins, alpha=0.6, color=COLORS[r.bn], label=f"{r.label} (mean {v.mean():.2f})"
+        )
     ax.set(xscale="log", xlabel="drift of a unit (range / final 15-85 spread)", ylabel="units")
     ax.legend(fontsize=8)
     return fig

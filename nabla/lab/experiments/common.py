@@ -3,7 +3,8 @@
 - :func:`splits`: (train, dev, test) of MNIST-10k (needs ``NABLA_DATA``) or of the embedded digits,
   whose 360 test images serve as both dev and test;
 - :func:`stratified_subset`: the same ``n`` training images for every seed;
-- :func:`seeds` and :func:`pooled_std`: several seeds, and their noise pooled over groups;
+- :func:`seeds`, :func:`derive_seed` and :func:`pooled_std`: several seeds, and their noise pooled
+  over groups;
 - :func:`classifier` and :class:`EvaluateEachEpoch`: a :class:`~nabla.train.Trainer` for
   cross-entropy with accuracy, and eval-mode loss and accuracy on other splits after every epoch,
   recorded in its history.
@@ -21,6 +22,7 @@ from ...train import Trainer, callbacks
 __all__ = [
     "EvaluateEachEpoch",
     "classifier",
+    "derive_seed",
     "flatten",
     "pooled_std",
     "seeds",
@@ -60,6 +62,12 @@ def stratified_subset(dataset: ArrayDataset, n: int, name: str | None = None):
 def seeds(first: int, count: int) -> list[int]:
     """The seeds of a run started with ``--seed first``: first, first + 1, ..."""
     return [first + i for i in range(count)]
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """An independent integer seed for one run, from the experiment's seed and the run's keys
+    (a member's index, a label count): streams that do not overlap, unlike seed + i."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
 
 
 def pooled_std(groups: list[list[float]]) -> float:

@@ -28,30 +28,20 @@ beats its *best* member is reported, not checked ("usually", not always).
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 import nabla as nb
-from nabla import models, nn, optim
-from nabla.data import DataLoader, datasets
-from nabla.train import Trainer
 
-from . import Outcome
-
-NAME = "ensemble"
-TITLE = "Ensembles: the average of K seeds beats its average member"
-REFERENCE = (
-    "Hansen and Salamon 1990, Neural network ensembles (IEEE PAMI); Lakshminarayanan, Pritzel "
-    "and Blundell 2017, Simple and scalable predictive uncertainty estimation using deep "
-    "ensembles (NeurIPS)"
-)
-SUMMARY = "K networks differing only in seed: the averaged probabilities beat the average member"
+from ... import models, nn, optim
+from ...data import DataLoader
+from .common import classifier, derive_seed, splits
+from .framework import Experiment, Outcome
 
 
 @dataclass(frozen=True)
-class Setup:
+class Size:
     dataset: str  # "mnist10k" (LeNet) or "digits" (tiny: an MLP on the embedded 8x8 digits)
     members: int
     epochs: int
@@ -59,36 +49,17 @@ class Setup:
     lr: float
 
 
-SETUPS = {
-    "tiny": Setup("digits", 3, 2, 32, 1e-2),
-    "full": Setup("mnist10k", 5, 6, 64, 1e-3),
-}
+def make_model(size: Size) -> nn.Module:
+    return models.mlp([64, 64, 10]) if size.dataset == "digits" else models.lenet()
 
 
-def member_seed(seed: int, i: int) -> int:
-    """Member i's seed: independent streams for init and data order, one per (seed, i)."""
-    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-
-
-def load(setup: Setup):
-    if setup.dataset == "digits":
-        train, test = datasets.digits(flatten=True)
-    else:
-        train, _, test = datasets.mnist10k(seed=0)
-    return train, test
-
-
-def make_model(setup: Setup) -> nn.Module:
-    return models.mlp([64, 64, 10]) if setup.dataset == "digits" else models.lenet()
-
-
-def train_member(setup: Setup, train, seed: int) -> nn.Module:
+def train_member(size: Size, train, seed: int) -> nn.Module:
     """One member: the shared recipe, this member's seed for initialization and data order."""
     nb.manual_seed(seed)
-    model = make_model(setup)
-    opt = optim.Adam(model.named_parameters(), lr=setup.lr)
-    loader = DataLoader(train, batch_size=setup.batch_size, shuffle=True, seed=seed)
-    Trainer(model, nn.CrossEntropyLoss(), opt).fit(loader, setup.epochs, verbose=0)
+    model = make_model(size)
+    opt = optim.Adam(model.named_parameters(), lr=size.lr)
+    loader = DataLoader(train, batch_size=size.batch_size, shuffle=True, seed=seed)
+    classifier(model, opt).fit(loader, size.epochs, verbose=0)
     return model
 
 
@@ -130,128 +101,126 @@ def by_size(member_log_probs: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from ..report import LabReport
+@dataclass
+class Results:
+    size: Size
+    train: int  # training images
+    y: np.ndarray  # the test labels (N,)
+    member_lp: np.ndarray  # every member's log p, (K, N, C)
+    member_scores: np.ndarray  # every member's test (error, NLL), (K, 2)
+    ensemble: tuple[float, float]  # the K-ensemble's test (error, NLL)
+    jensen: bool  # Jensen's inequality holds on every test example
+    agrees: bool  # nn.Ensemble(mode="probs") returns the mean of the members' softmax outputs
 
-    setup = SETUPS[size]
-    start = time.perf_counter()
-    train, test = load(setup)
-    members, member_lp = [], []
-    for i in range(setup.members):
-        model = train_member(setup, train, member_seed(seed, i))
-        members.append(model)
-        member_lp.append(log_probs(model, test.x))
-        if verbose:
+
+class Ensemble(Experiment):
+    name = "ensemble"
+    title = "Ensembles: the average of K seeds beats its average member"
+    reference = (
+        "Hansen and Salamon 1990, Neural network ensembles (IEEE PAMI); Lakshminarayanan, "
+        "Pritzel and Blundell 2017, Simple and scalable predictive uncertainty estimation using "
+        "deep ensembles (NeurIPS)"
+    )
+    summary = (
+        "K networks differing only in seed: the averaged probabilities beat the average member"
+    )
+    sizes = {
+        "tiny": Size("digits", members=3, epochs=2, batch_size=32, lr=1e-2),
+        "full": Size("mnist10k", members=5, epochs=6, batch_size=64, lr=1e-3),
+    }
+
+    def measure(self, size: Size, seed: int) -> Results:
+        train, _, test = splits(size.dataset, flat=size.dataset == "digits")
+        members, member_lp = [], []
+        for i in range(size.members):
+            members.append(train_member(size, train, derive_seed(seed, i)))
+            member_lp.append(log_probs(members[-1], test.x))
             error, nll = scores(member_lp[-1], test.y)
-            print(f"member {i + 1}/{setup.members}: test error {error:.2%}, NLL {nll:.4f}")
-    member_lp = np.stack(member_lp)  # (K, N, C)
-    wall = time.perf_counter() - start
+            self.log(f"member {i + 1}/{size.members}: test error {error:.2%}, NLL {nll:.4f}")
+        member_lp, y = np.stack(member_lp), test.y
+        ens_lp, rows = ensemble_log_probs(member_lp), np.arange(len(y))
+        # Jensen, example by example (a float64 rounding margin; the two sides differ by far more)
+        jensen = bool(np.all(-ens_lp[rows, y] <= -member_lp[:, rows, y].mean(axis=0) + 1e-12))
+        with nb.no_grad():
+            library = nn.Ensemble(members, mode="probs")(nb.tensor(test.x)).data
+        member_scores = np.array([scores(lp, y) for lp in member_lp])
+        agrees = bool(np.allclose(library, np.exp(ens_lp), atol=1e-5))
+        return Results(
+            size, len(train), y, member_lp, member_scores, scores(ens_lp, y), jensen, agrees
+        )
 
-    y, rows = test.y, np.arange(len(test.y))
-    member_scores = np.array([scores(lp, y) for lp in member_lp])  # (K, 2)
-    ens_lp = ensemble_log_probs(member_lp)
-    ens_error, ens_nll = scores(ens_lp, y)
-    mean_error, mean_nll = member_scores.mean(axis=0)
-    best_error = member_scores[:, 0].min()
-    # Jensen, example by example (a float64 rounding margin; the two sides differ by far more)
-    jensen = bool(np.all(-ens_lp[rows, y] <= -member_lp[:, rows, y].mean(axis=0) + 1e-12))
-    with nb.no_grad():
-        library = nn.Ensemble(members, mode="probs")(nb.tensor(test.x)).data
-    agrees = bool(np.allclose(library, np.exp(ens_lp), atol=1e-5))
-    sizes = by_size(member_lp, y)
+    def verdict(self, results: Results) -> Outcome:
+        (ens_error, ens_nll), jensen = results.ensemble, results.jensen
+        mean_error, mean_nll = results.member_scores.mean(axis=0)
+        best_error = results.member_scores[:, 0].min()
+        return Outcome(
+            claim="an ensemble of K seeds has lower test error and NLL than its average member",
+            ours=f"K={results.size.members}: error {ens_error:.2%} vs mean member "
+            f"{mean_error:.2%} (best {best_error:.2%}); NLL {ens_nll:.4f} vs mean member "
+            f"{mean_nll:.4f}; Jensen holds on every example: {'yes' if jensen else 'no'}",
+            passed=bool(
+                ens_error < mean_error and ens_nll < mean_nll and jensen and results.agrees
+            ),
+        )
 
-    error_wins, nll_wins = ens_error < mean_error, ens_nll < mean_nll
-    passed = error_wins and nll_wins and jensen and agrees
-    size_k = setup.members
-    claim = "an ensemble of K seeds has lower test error and NLL than its average member"
-    ours = (
-        f"K={size_k}: error {ens_error:.2%} vs mean member {mean_error:.2%} "
-        f"(best {best_error:.2%}); "
-        f"NLL {ens_nll:.4f} vs mean member {mean_nll:.4f}; Jensen holds on every example: "
-        f"{'yes' if jensen else 'no'}"
-    )
-    outcome = Outcome(claim, ours, passed)
-
-    page = LabReport(out, TITLE, subtitle=REFERENCE)
-    model_text = "LeNet" if setup.dataset == "mnist10k" else "an MLP 64-64-10"
-    page.text(
-        f"{size_k} copies of {model_text} are trained on the {len(train)} training images of "
-        f"{setup.dataset} (Adam lr {setup.lr:g}, batch {setup.batch_size}, {setup.epochs} "
-        f"epochs); member i's seed alone sets its initialization and its data order. The "
-        f"ensemble averages the members' softmax probabilities; every subset of every size is "
-        f"scored on the {len(test)} test images.",
-        "Jensen's inequality: -log is convex, so -log of the mean probability of the true class "
-        "is at most the mean of the members' -log probabilities, on every example; the "
-        "ensemble's NLL can never exceed its members' mean NLL. The error has no such "
-        "guarantee.",
-        "Check, fixed before the run: the K-ensemble's error and NLL are below its members' "
-        "means; sanity: Jensen holds on every test example, and nn.Ensemble returns the mean "
-        "of the members' softmax outputs.",
-    )
-    page.figure(
-        size_figure(sizes, member_scores),
-        "ensemble-size",
-        "Test error and NLL against ensemble size: the mean over all subsets of that "
-        "size (band: best to worst subset); dots: the single members.",
-    )
-    named = [(f"member {i + 1}", e, n) for i, (e, n) in enumerate(member_scores)]
-    named += [
-        ("mean of members", mean_error, mean_nll),
-        (f"ensemble of {size_k}", ens_error, ens_nll),
-    ]
-    table = [[name, f"{100 * e:.2f}%", f"{n:.4f}"] for name, e, n in named]
-    page.table(["model", "test error", "test NLL"], table)
-    disagree = np.any(member_lp.argmax(axis=2) != member_lp[0].argmax(axis=1), axis=0)
-    page.table(
-        ["sanity check", "result"],
-        [
-            ["Jensen on every test example", "holds" if jensen else "VIOLATED"],
-            ["nn.Ensemble == mean of softmax", "yes" if agrees else "NO"],
-            ["test images where members disagree", f"{int(disagree.sum())} of {len(y)}"],
-            ["ensemble below the best member", "yes" if ens_error < best_error else "no"],
-        ],
-    )
-    page.text(f"Wall time: {wall:.1f} s.")
-    page.outcome(outcome.line(), outcome.passed)
-    page.write()
-    return outcome
+    def report(self, page, results: Results) -> None:
+        size, y, member_scores = results.size, results.y, results.member_scores
+        model_text = "LeNet" if size.dataset == "mnist10k" else "an MLP 64-64-10"
+        page.text(
+            f"{size.members} copies of {model_text} are trained on the {results.train} training "
+            f"images of {size.dataset} (Adam lr {size.lr:g}, batch {size.batch_size}, "
+            f"{size.epochs} epochs); member i's seed alone sets its initialization and its data "
+            "order. The ensemble averages the members' softmax probabilities; every subset of "
+            f"every size is scored on the {len(y)} test images.",
+            "Jensen's inequality: -log is convex, so -log of the mean probability of the true "
+            "class is at most the mean of the members' -log probabilities, on every example; the "
+            "ensemble's NLL can never exceed its members' mean NLL. The error has no such "
+            "guarantee.",
+            "Check, fixed before the run: the K-ensemble's error and NLL are below its members' "
+            "means; sanity: Jensen holds on every test example, and nn.Ensemble returns the mean "
+            "of the members' softmax outputs.",
+        )
+        page.figure(
+            size_figure(by_size(results.member_lp, y), member_scores),
+            "ensemble-size",
+            "Test error and NLL against ensemble size: the mean over all subsets of that "
+            "size (band: best to worst subset); dots: the single members.",
+        )
+        ens_error, ens_nll = results.ensemble
+        named = [(f"member {i + 1}", e, n) for i, (e, n) in enumerate(member_scores)]
+        named += [
+            ("mean of members", *member_scores.mean(axis=0)),
+            (f"ensemble of {size.members}", ens_error, ens_nll),
+        ]
+        table = [[name, f"{100 * e:.2f}%", f"{n:.4f}"] for name, e, n in named]
+        page.table(["model", "test error", "test NLL"], table)
+        predictions = results.member_lp.argmax(axis=2)
+        disagree = np.any(predictions != predictions[0], axis=0)
+        best = ens_error < member_scores[:, 0].min()
+        page.table(
+            ["sanity check", "result"],
+            [
+                ["Jensen on every test example", "holds" if results.jensen else "VIOLATED"],
+                ["nn.Ensemble == mean of softmax", "yes" if results.agrees else "NO"],
+                ["test images where members disagree", f"{int(disagree.sum())} of {len(y)}"],
+                ["ensemble below the best member", "yes" if best else "no"],
+            ],
+        )
 
 
 def size_figure(sizes: dict, member_scores: np.ndarray):
     from ..report import new_figure
 
     figure = new_figure((10, 4))
-    k = np.array(sorted(sizes))
-    for ax, column, label, scale in (
-        (figure.add_subplot(1, 2, 1), 0, "test error (%)", 100.0),
-        (figure.add_subplot(1, 2, 2), 1, "test NLL (nats)", 1.0),
-    ):
-        values = [scale * sizes[j][:, column] for j in k]
-        ax.fill_between(
-            k,
-            [v.min() for v in values],
-            [v.max() for v in values],
-            color="#0969da",
-            alpha=0.15,
-            linewidth=0,
-            label="best to worst subset",
-        )
-        ax.plot(k, [v.mean() for v in values], "o-", color="#0969da", label="mean over subsets")
-        ax.plot(
-            np.ones(len(member_scores)),
-            scale * member_scores[:, column],
-            "o",
-            color="#cf222e",
-            alpha=0.6,
-            label="single members",
-        )
-        ax.axhline(
-            scale * member_scores[:, column].mean(),
-            color="#cf222e",
-            linestyle="--",
-            linewidth=1,
-            label="mean member",
-        )
+    k, blue, red = np.array(sorted(sizes)), "#0969da", "#cf222e"
+    for i, (label, scale) in enumerate((("test error (%)", 100.0), ("test NLL (nats)", 1.0))):
+        ax = figure.add_subplot(1, 2, i + 1)
+        values, members = [scale * sizes[j][:, i] for j in k], scale * member_scores[:, i]
+        low, high = [v.min() for v in values], [v.max() for v in values]
+        ax.fill_between(k, low, high, color=blue, alpha=0.15, lw=0, label="best to worst subset")
+        ax.plot(k, [v.mean() for v in values], "o-", color=blue, label="mean over subsets")
+        ax.plot(np.ones(len(members)), members, "o", color=red, alpha=0.6, label="single members")
+        ax.axhline(members.mean(), color=red, linestyle="--", linewidth=1, label="mean member")
         ax.set(xlabel="ensemble size k", ylabel=label, xticks=k)
         ax.grid(alpha=0.3)
         ax.legend()

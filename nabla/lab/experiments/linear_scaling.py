@@ -25,6 +25,9 @@ of a difference of two seed means. B* is the largest batch such that every batch
 mean dev error within X of B_ref's; the batches after it are past the breaking point. PASS if
 B* >= 8 B_ref, a breaking point is seen in the sweep, and at B* gradual warmup ends with a mean
 dev error no higher than both no warmup and constant warmup.
+
+Tiny size: the embedded digits, an MLP 64-32-10, 3 epochs, B = 16, 128 and 1024 at one rate and
+one seed: seconds, and proves nothing.
 """
 
 from __future__ import annotations
@@ -35,19 +38,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import nabla as nb
-from nabla import models, nn, optim
-from nabla.data import ArrayDataset, DataLoader, datasets
-from nabla.optim import scaling, schedules
-from nabla.train import Trainer, TrainingDivergedError
 
-from . import Outcome
-
-NAME = "linear-scaling"
-TITLE = "Linear scaling rule and gradual warmup for large minibatches"
-REFERENCE = "Goyal et al. 2017, Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour"
-SUMMARY = (
-    "lr proportional to batch size + gradual warmup keeps dev error flat up to a breaking point"
-)
+from ... import models, optim
+from ...data import DataLoader
+from ...optim import scaling, schedules
+from ...train import TrainingDivergedError
+from .common import classifier, pooled_std, seeds, splits
+from .framework import Experiment, Outcome
 
 MOMENTUM = 0.9
 PAPER_TOLERANCE = 0.005  # "within ~0.5%" of the small-batch error (table 1 / figure 4)
@@ -56,7 +53,7 @@ CHANCE = 0.9  # the dev error we record for a run that diverged (10 classes)
 
 
 @dataclass(frozen=True)
-class Setting:
+class Size:
     data: str  # "mnist10k" (needs NABLA_DATA) or "digits" (embedded)
     hidden: tuple
     epochs: int
@@ -68,24 +65,8 @@ class Setting:
     seeds: int
 
 
-SETTINGS = {
-    "full": Setting(
-        "mnist10k",
-        (256,),
-        18,
-        1,
-        (6, 12, 16),
-        16,
-        tuple(16 * 2**k for k in range(9)),
-        (0.02, 0.04, 0.08),
-        3,
-    ),
-    "tiny": Setting("digits", (32,), 3, 1, (2,), 16, (16, 128, 1024), (0.05,), 1),
-}
-
-
 @dataclass
-class Result:
+class Run:
     """One training run: its settings, per-epoch curves and final dev and test error."""
 
     batch: int
@@ -104,18 +85,54 @@ class Result:
         return CHANCE if self.diverged else self.dev_error[-1]
 
 
-def load(data: str):
-    """(train, dev, test), images flattened for the MLP: MNIST-10k 7,000 / 1,000 / 2,000, or the
-    digits' 1,437 training images with the 360 test images serving as both dev and test."""
-    if data == "mnist10k":
-        parts = datasets.mnist10k(seed=0)
-        return tuple(ArrayDataset(d.x.reshape(len(d), -1), d.y, name=d.name) for d in parts)
-    train, test = datasets.digits(flatten=True)
-    return train, test, test
+@dataclass
+class Results:
+    size: Size
+    seeds: list
+    dataset: str  # the training set's name
+    inputs: int
+    train: int  # training images
+    grid: dict = field(default_factory=dict)  # η_ref -> the runs at B_ref, gradual warmup
+    sweep: dict = field(default_factory=dict)  # B -> the runs at η_ref B / B_ref, gradual warmup
+    warmups: dict = field(default_factory=dict)  # B*, breaking B (if above B_ref) -> warmup -> runs
+
+    @property
+    def base_lr(self) -> float:
+        """η_ref: the rate of the grid with the lowest mean dev error at B_ref."""
+        return min(self.size.lrs, key=lambda lr: mean_final(self.grid[lr]))
+
+    @property
+    def sigma(self) -> float:
+        return pooled_std([[r.final for r in runs] for runs in self.grid.values()])
+
+    @property
+    def tol(self) -> float:
+        return tolerance(self.sigma, len(self.seeds))
+
+    @property
+    def errors(self) -> dict:
+        return {b: mean_final(runs) for b, runs in self.sweep.items()}
+
+    @property
+    def reference(self) -> float:
+        return self.errors[self.size.base_batch]
+
+    @property
+    def stable(self) -> int:
+        """B*."""
+        return largest_stable(self.errors, self.reference, self.tol)[0]
+
+    @property
+    def breaking(self) -> int:
+        """The first batch past B*, 0 if none."""
+        return largest_stable(self.errors, self.reference, self.tol)[1]
+
+    def warm_errors(self) -> dict:
+        return {w: mean_final(runs) for w, runs in self.warmups.get(self.stable, {}).items()}
 
 
 def learning_rate(
-    base_lr: float, batch: int, cfg: Setting, steps_per_epoch: int, warmup: str
+    base_lr: float, batch: int, size: Size, steps_per_epoch: int, warmup: str
 ) -> schedules.Schedule:
     """η_ref · B / B_ref with the paper's step decays, and one of three warmups:
 
@@ -123,44 +140,55 @@ def learning_rate(
     - ``constant``: η_ref for the warmup epochs, then a jump to the scaled rate (§2.2);
     - ``gradual``: a linear ramp from η_ref to the scaled rate over the warmup epochs.
     """
-    peak = scaling.linear_scaling_rule(base_lr, batch, cfg.base_batch)
-    boundaries = [e * steps_per_epoch - 1 for e in cfg.decay_epochs]  # last step of the old rate
+    peak = scaling.linear_scaling_rule(base_lr, batch, size.base_batch)
+    boundaries = [e * steps_per_epoch - 1 for e in size.decay_epochs]  # last step of the old rate
     decayed = schedules.PiecewiseConstant(
         boundaries, [peak * 0.1**i for i in range(len(boundaries) + 1)]
     )
     if warmup == "none":
         return decayed
     if warmup == "constant":
-        end = cfg.warmup_epochs * steps_per_epoch - 1
+        end = size.warmup_epochs * steps_per_epoch - 1
         return schedules.PiecewiseConstant([end, *boundaries], [base_lr, *decayed.values])
     if warmup == "gradual":
         return scaling.scaled_learning_rate(
-            base_lr, batch, cfg.base_batch, cfg.warmup_epochs, steps_per_epoch, schedule=decayed
+            base_lr, batch, size.base_batch, size.warmup_epochs, steps_per_epoch, schedule=decayed
         )
     raise ValueError(f"linear-scaling: warmup must be one of {WARMUPS}, got {warmup!r}")
 
 
-def train(data, cfg: Setting, batch: int, base_lr: float, warmup: str, seed: int) -> Result:
+def sgd_mlp(train_set, hidden: tuple, batch, seed: int, lr_of):
+    """(trainer, loader): the MLP inputs-hidden-10 seeded with ``seed``, SGD with momentum 0.9 at
+    the rate ``lr_of(loader)``, and its loader of ``batch`` (an int or a schedule), shuffled with
+    ``seed``. batch-size-increase trains the same way."""
+    nb.manual_seed(seed)
+    model = models.mlp([train_set.x.shape[1], *hidden, 10])
+    loader = DataLoader(train_set, batch_size=batch, shuffle=True, seed=seed)
+    opt = optim.SGD(model.parameters(), lr=lr_of(loader), momentum=MOMENTUM)
+    return classifier(model, opt), loader
+
+
+def train(data, size: Size, batch: int, base_lr: float, warmup: str, seed: int) -> Run:
     """Train the MLP at batch size ``batch`` with the scaled rate; a divergence is recorded."""
     train_set, dev_set, test_set = data
-    nb.manual_seed(seed)
-    model = models.mlp([train_set.x.shape[1], *cfg.hidden, 10])
-    loader = DataLoader(train_set, batch_size=batch, shuffle=True, seed=seed)
-    lr = learning_rate(base_lr, batch, cfg, len(loader), warmup)
-    opt = optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, metrics=["accuracy"])
-    dev = DataLoader(dev_set, batch_size=1000)
+    trainer, loader = sgd_mlp(
+        train_set,
+        size.hidden,
+        batch,
+        seed,
+        lambda loader: learning_rate(base_lr, batch, size, len(loader), warmup),
+    )
     try:  # past the breaking point the weights may overflow: a divergence, not a warning
         with np.errstate(over="ignore", invalid="ignore"):
-            trainer.fit(loader, epochs=cfg.epochs, dev=dev, verbose=0)
+            trainer.fit(loader, size.epochs, dev=DataLoader(dev_set, batch_size=1000), verbose=0)
         diverged = False
     except TrainingDivergedError:
         diverged = True
     h = trainer.history
     test = CHANCE if diverged else 1 - trainer.evaluate(DataLoader(test_set, 1000))["accuracy"]
-    return Result(
+    return Run(
         batch,
-        scaling.linear_scaling_rule(base_lr, batch, cfg.base_batch),
+        scaling.linear_scaling_rule(base_lr, batch, size.base_batch),
         warmup,
         seed,
         h["loss"] if len(h) else [],
@@ -172,21 +200,13 @@ def train(data, cfg: Setting, batch: int, base_lr: float, warmup: str, seed: int
     )
 
 
-def mean_final(runs: list[Result]) -> float:
+def mean_final(runs: list[Run]) -> float:
     return float(np.mean([r.final for r in runs]))
 
 
-def _final_loss(runs: list[Result]) -> float:
+def _final_loss(runs: list[Run]) -> float:
     """The mean over seeds of the last epoch's training loss (NaN if a run diverged)."""
     return float(np.mean([r.loss[-1] if r.loss and not r.diverged else math.nan for r in runs]))
-
-
-def pooled_std(groups: list[list[float]]) -> float:
-    """sqrt(Σ_g Σ_i (x_gi - mean_g)² / Σ_g (n_g - 1)): the seed std pooled over groups."""
-    dof = sum(len(g) - 1 for g in groups)
-    if dof <= 0:
-        return 0.0
-    return math.sqrt(sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups) / dof)
 
 
 def tolerance(sigma: float, seeds: int) -> float:
@@ -206,142 +226,153 @@ def largest_stable(errors: dict[int, float], reference: float, tol: float) -> tu
     return stable, 0
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from nabla.lab.report import LabReport
-
-    cfg = SETTINGS[size]
-    data = load(cfg.data)
-    seeds = [seed + i for i in range(cfg.seeds)]
-    report = LabReport(
-        out, TITLE, subtitle=f"{REFERENCE}; {data[0].name}, size {size}, seed {seed}"
+class LinearScaling(Experiment):
+    name = "linear-scaling"
+    title = "Linear scaling rule and gradual warmup for large minibatches"
+    reference = "Goyal et al. 2017, Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour"
+    summary = (
+        "lr proportional to batch size + gradual warmup keeps dev error flat up to a breaking point"
     )
-    report.text(
-        f"MLP {data[0].x.shape[1]}-{'-'.join(map(str, cfg.hidden))}-10, SGD momentum "
-        f"{MOMENTUM}, {cfg.epochs} epochs of {len(data[0])} images at every batch size, "
-        f"lr / 10 at epochs {', '.join(map(str, cfg.decay_epochs))}, warmup "
-        f"{cfg.warmup_epochs} epoch(s) (the paper's 90-epoch schedule compressed). "
-        f"η_ref is the best of {list(cfg.lrs)} at B_ref = {cfg.base_batch} (mean dev error over "
-        f"seeds {seeds}); then every B in {list(cfg.batches)} runs with lr = η_ref B / "
-        f"{cfg.base_batch} and gradual warmup.",
-        "Check, stated before the run: σ = the seed std of the final dev error at B_ref pooled "
-        "over the lr grid; X = max(0.5 points, 2 σ sqrt(2 / seeds)); B* = the largest batch "
-        "with every batch up to it within X of B_ref's mean dev error. PASS if B* >= 8 B_ref, a "
-        "breaking point (a batch beyond X) is seen, and at B* gradual warmup's mean dev error "
-        "is no higher than no warmup's and constant warmup's.",
-    )
-
-    def seeded(batch: int, lr: float, warmup: str) -> list[Result]:
-        runs = [train(data, cfg, batch, lr, warmup, s) for s in seeds]
-        for r in runs if verbose else ():
-            state = "diverged" if r.diverged else f"dev error {r.final:.2%}"
-            print(f"B {r.batch:>5} lr {r.lr:<8.4g} {r.warmup:<8} seed {r.seed}: {state}")
-        return runs
-
-    grid = {lr: seeded(cfg.base_batch, lr, "gradual") for lr in cfg.lrs}
-    base_lr = min(cfg.lrs, key=lambda lr: mean_final(grid[lr]))
-    sigma = pooled_std([[r.final for r in runs] for runs in grid.values()])
-    tol = tolerance(sigma, len(seeds))
-    sweep = {
-        b: grid[base_lr] if b == cfg.base_batch else seeded(b, base_lr, "gradual")
-        for b in cfg.batches
-    }
-    errors = {b: mean_final(runs) for b, runs in sweep.items()}
-    reference = errors[cfg.base_batch]
-    stable, breaking = largest_stable(errors, reference, tol)
-    report.table(
-        ["η_ref at B_ref", *[f"seed {s}" for s in seeds], "mean dev error"],
-        [[lr, *[r.final for r in grid[lr]], mean_final(grid[lr])] for lr in cfg.lrs],
-        caption=f"tuning η_ref at B_ref = {cfg.base_batch}: chosen {base_lr:g}; pooled seed "
-        f"std σ = {sigma:.2%}, tolerance X = {tol:.2%}",
-    )
-
-    compare = [b for b in (stable, breaking) if b and b != cfg.base_batch]
-    warmups = {
-        b: {"gradual": sweep[b]} | {w: seeded(b, base_lr, w) for w in WARMUPS[:2]} for b in compare
-    }
-    warm_errors = {w: mean_final(runs) for w, runs in warmups.get(stable, {}).items()}
-
-    report.figure(
-        error_figure(errors, sweep, reference, tol, stable, breaking, cfg),
-        "error",
-        "final dev error against batch size with lr = η_ref B / B_ref and "
-        "gradual warmup (mean and min-max over seeds; the band is B_ref's error ± X); "
-        "compare figure 1 of the paper",
-    )
-    report.figure(
-        curves_figure(sweep, cfg),
-        "curves",
-        "training loss and dev error per epoch for every batch size (mean over "
-        "seeds): the curves of the stable batches lie on top of each other",
-    )
-    if warmups:
-        report.figure(
-            warmup_figure(warmups, sweep[cfg.base_batch], cfg),
-            "warmup",
-            "no warmup, constant warmup (η_ref, then a jump) and gradual warmup at B* "
-            "and at the breaking batch: the learning rate over the first epochs and "
-            "the training loss per epoch against B_ref's (dashed; compare figure 2 "
-            "of the paper)",
-        )
-    report.table(
-        [
-            "batch",
-            "lr",
-            "updates",
-            "mean dev error",
-            "Δ vs B_ref",
-            "mean test error",
-            "mean final training loss",
-            "diverged",
-        ],
-        [
-            [
-                b,
-                runs[0].lr,
-                runs[0].updates,
-                errors[b],
-                errors[b] - reference,
-                float(np.mean([r.test_error for r in runs])),
-                _final_loss(runs),
-                sum(r.diverged for r in runs),
-            ]
-            for b, runs in sorted(sweep.items())
-        ],
-        caption=f"gradual warmup, {len(seeds)} seed(s); B* = {stable}, breaking batch "
-        f"{breaking or 'none in the sweep'}",
-    )
-    report.table(
-        ["batch", "warmup", "mean dev error", "mean final training loss", "diverged"],
-        [
-            [b, w, mean_final(runs), _final_loss(runs), sum(r.diverged for r in runs)]
-            for b, by_warmup in warmups.items()
-            for w, runs in by_warmup.items()
-        ],
-        caption="the three warmups",
-    )
-
-    scaled = stable >= 8 * cfg.base_batch
-    gradual_best = bool(warm_errors) and warm_errors["gradual"] <= min(
-        warm_errors["none"], warm_errors["constant"]
-    )
-    outcome = Outcome(
-        claim="with lr = η_ref B / B_ref and gradual warmup, dev error stays within ~0.5 point "
-        "(here X) of the small batch's up to a breaking point, B* ≥ 8 B_ref; at B* gradual "
-        "warmup beats no warmup and constant warmup",
-        ours=f"B_ref {cfg.base_batch} (η_ref {base_lr:g}) {reference:.2%}; X {tol:.2%}; "
-        f"B* {stable} ({errors[stable]:.2%}); breaking at "
-        + (f"{breaking} ({errors[breaking]:.2%})" if breaking else "none")
-        + (
-            f"; at B* none {warm_errors['none']:.2%} / constant {warm_errors['constant']:.2%} / "
-            f"gradual {warm_errors['gradual']:.2%}"
-            if warm_errors
-            else "; no B* above B_ref, so no warmup comparison"
+    sizes = {
+        "tiny": Size("digits", (32,), 3, 1, (2,), 16, (16, 128, 1024), (0.05,), 1),
+        "full": Size(
+            "mnist10k",
+            hidden=(256,),
+            epochs=18,
+            warmup_epochs=1,
+            decay_epochs=(6, 12, 16),
+            base_batch=16,
+            batches=tuple(16 * 2**k for k in range(9)),
+            lrs=(0.02, 0.04, 0.08),
+            seeds=3,
         ),
-        passed=bool(scaled and breaking and gradual_best),
-    )
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+    }
+
+    def measure(self, size: Size, seed: int) -> Results:
+        data = splits(size.data, flat=True)
+        run_seeds = seeds(seed, size.seeds)
+
+        def seeded(batch: int, lr: float, warmup: str) -> list[Run]:
+            runs = [train(data, size, batch, lr, warmup, s) for s in run_seeds]
+            for r in runs:
+                state = "diverged" if r.diverged else f"dev error {r.final:.2%}"
+                self.log(f"B {r.batch:>5} lr {r.lr:<8.4g} {r.warmup:<8} seed {r.seed}: {state}")
+            return runs
+
+        train_set = data[0]
+        r = Results(size, run_seeds, train_set.name, train_set.x.shape[1], len(train_set))
+        r.grid = {lr: seeded(size.base_batch, lr, "gradual") for lr in size.lrs}
+        base_lr = r.base_lr
+        r.sweep = {
+            b: r.grid[base_lr] if b == size.base_batch else seeded(b, base_lr, "gradual")
+            for b in size.batches
+        }
+        r.warmups = {
+            b: {"gradual": r.sweep[b]} | {w: seeded(b, base_lr, w) for w in WARMUPS[:2]}
+            for b in (r.stable, r.breaking)
+            if b and b != size.base_batch
+        }
+        return r
+
+    def verdict(self, results: Results) -> Outcome:
+        r, warm = results, results.warm_errors()
+        gradual_best = bool(warm) and warm["gradual"] <= min(warm["none"], warm["constant"])
+        return Outcome(
+            claim="with lr = η_ref B / B_ref and gradual warmup, dev error stays within ~0.5 "
+            "point (here X) of the small batch's up to a breaking point, B* ≥ 8 B_ref; at B* "
+            "gradual warmup beats no warmup and constant warmup",
+            ours=f"B_ref {r.size.base_batch} (η_ref {r.base_lr:g}) {r.reference:.2%}; X "
+            f"{r.tol:.2%}; B* {r.stable} ({r.errors[r.stable]:.2%}); breaking at "
+            + (f"{r.breaking} ({r.errors[r.breaking]:.2%})" if r.breaking else "none")
+            + (
+                f"; at B* none {warm['none']:.2%} / constant {warm['constant']:.2%} / "
+                f"gradual {warm['gradual']:.2%}"
+                if warm
+                else "; no B* above B_ref, so no warmup comparison"
+            ),
+            passed=bool(r.stable >= 8 * r.size.base_batch and r.breaking and gradual_best),
+        )
+
+    def report(self, page, results: Results) -> None:
+        r, size = results, results.size
+        page.text(
+            f"MLP {r.inputs}-{'-'.join(map(str, size.hidden))}-10 on {r.dataset}, SGD momentum "
+            f"{MOMENTUM}, {size.epochs} epochs of {r.train} images at every batch size, "
+            f"lr / 10 at epochs {', '.join(map(str, size.decay_epochs))}, warmup "
+            f"{size.warmup_epochs} epoch(s) (the paper's 90-epoch schedule compressed). "
+            f"η_ref is the best of {list(size.lrs)} at B_ref = {size.base_batch} (mean dev error "
+            f"over seeds {r.seeds}); then every B in {list(size.batches)} runs with lr = η_ref B "
+            f"/ {size.base_batch} and gradual warmup.",
+            "Check, stated before the run: σ = the seed std of the final dev error at B_ref "
+            "pooled over the lr grid; X = max(0.5 points, 2 σ sqrt(2 / seeds)); B* = the largest "
+            "batch with every batch up to it within X of B_ref's mean dev error. PASS if B* >= 8 "
+            "B_ref, a breaking point (a batch beyond X) is seen, and at B* gradual warmup's mean "
+            "dev error is no higher than no warmup's and constant warmup's.",
+        )
+        page.table(
+            ["η_ref at B_ref", *[f"seed {s}" for s in r.seeds], "mean dev error"],
+            [[lr, *[run.final for run in r.grid[lr]], mean_final(r.grid[lr])] for lr in size.lrs],
+            caption=f"tuning η_ref at B_ref = {size.base_batch}: chosen {r.base_lr:g}; pooled "
+            f"seed std σ = {r.sigma:.2%}, tolerance X = {r.tol:.2%}",
+        )
+        page.figure(
+            error_figure(r),
+            "error",
+            "final dev error against batch size with lr = η_ref B / B_ref and "
+            "gradual warmup (mean and min-max over seeds; the band is B_ref's error ± X); "
+            "compare figure 1 of the paper",
+        )
+        page.figure(
+            curves_figure(r),
+            "curves",
+            "training loss and dev error per epoch for every batch size (mean over "
+            "seeds): the curves of the stable batches lie on top of each other",
+        )
+        if r.warmups:
+            page.figure(
+                warmup_figure(r),
+                "warmup",
+                "no warmup, constant warmup (η_ref, then a jump) and gradual warmup at B* "
+                "and at the breaking batch: the learning rate over the first epochs and "
+                "the training loss per epoch against B_ref's (dashed; compare figure 2 "
+                "of the paper)",
+            )
+        page.table(
+            [
+                "batch",
+                "lr",
+                "updates",
+                "mean dev error",
+                "Δ vs B_ref",
+                "mean test error",
+                "mean final training loss",
+                "diverged",
+            ],
+            [
+                [
+                    b,
+                    runs[0].lr,
+                    runs[0].updates,
+                    r.errors[b],
+                    r.errors[b] - r.reference,
+                    float(np.mean([run.test_error for run in runs])),
+                    _final_loss(runs),
+                    sum(run.diverged for run in runs),
+                ]
+                for b, runs in sorted(r.sweep.items())
+            ],
+            caption=f"gradual warmup, {len(r.seeds)} seed(s); B* = {r.stable}, breaking batch "
+            f"{r.breaking or 'none in the sweep'}",
+        )
+        page.table(
+            ["batch", "warmup", "mean dev error", "mean final training loss", "diverged"],
+            [
+                [b, w, mean_final(runs), _final_loss(runs), sum(run.diverged for run in runs)]
+                for b, by_warmup in r.warmups.items()
+                for w, runs in by_warmup.items()
+            ],
+            caption="the three warmups",
+        )
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -354,34 +385,34 @@ def _colors(batches):
     return {b: cmap(i / max(len(batches) - 1, 1)) for i, b in enumerate(sorted(batches))}
 
 
-def error_figure(errors, sweep, reference, tol, stable, breaking, cfg: Setting):
-    from nabla.lab.report import new_figure
+def error_figure(r: Results):
+    from ..report import new_figure
 
     fig = new_figure((6.4, 4))
     ax = fig.add_subplot()
-    batches = sorted(errors)
-    finals = [[r.final for r in sweep[b]] for b in batches]
-    low = [errors[b] - min(f) for b, f in zip(batches, finals)]
-    high = [max(f) - errors[b] for b, f in zip(batches, finals)]
+    batches = sorted(r.errors)
+    finals = [[run.final for run in r.sweep[b]] for b in batches]
+    low = [r.errors[b] - min(f) for b, f in zip(batches, finals)]
+    high = [max(f) - r.errors[b] for b, f in zip(batches, finals)]
     ax.axhspan(
-        reference - tol,
-        reference + tol,
+        r.reference - r.tol,
+        r.reference + r.tol,
         color="#1f77b4",
         alpha=0.12,
-        label=f"B_ref's error ± X ({tol:.2%})",
+        label=f"B_ref's error ± X ({r.tol:.2%})",
     )
     ax.errorbar(
         batches,
-        [errors[b] for b in batches],
+        [r.errors[b] for b in batches],
         yerr=[low, high],
         fmt="o-",
         capsize=3,
         color="#1f77b4",
         label="lr = η_ref B / B_ref, gradual warmup",
     )
-    ax.axvline(stable, color="#2ca02c", ls="--", lw=1, label=f"B* = {stable}")
-    if breaking:
-        ax.axvline(breaking, color="#d62728", ls=":", lw=1.2, label=f"breaking: {breaking}")
+    ax.axvline(r.stable, color="#2ca02c", ls="--", lw=1, label=f"B* = {r.stable}")
+    if r.breaking:
+        ax.axvline(r.breaking, color="#d62728", ls=":", lw=1.2, label=f"breaking: {r.breaking}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(batches, [str(b) for b in batches])
@@ -390,43 +421,52 @@ def error_figure(errors, sweep, reference, tol, stable, breaking, cfg: Setting):
         ylabel="final dev error (log scale)",
         title="Dev error against batch size, lr scaled with B",
     )
-    _percent_axis(ax)
+    log_axis(ax, PERCENT_TICKS, percent=True)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-def _percent_axis(ax) -> None:
-    """A log axis of error rates labelled 3%, 4%, 5%, 7%, 10%, ... (no crowded minor labels)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+PERCENT_TICKS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
-    ticks = [0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
-    ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+
+def log_axis(ax, ticks=None, percent: bool = False) -> None:
+    """Readable labels on a log y axis: at ``ticks`` if given, else at 1, 2 and 5 times powers
+    of ten; values as 0.02 or 5% rather than powers of ten; no minor labels. Shared with
+    batch-size-increase."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(
+        FixedLocator(ticks) if ticks is not None else LogLocator(subs=(1, 2, 5))
+    )
+    ax.yaxis.set_major_formatter(
+        FuncFormatter(lambda v, _: f"{100 * v:.3g}%" if percent else f"{v:.4g}")
+    )
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _mean_curve(runs: list[Result], key: str):
-    """The mean over seeds of a per-epoch curve, over the epochs every run completed."""
+def mean_curve(runs: list, key: str):
+    """(epochs from 1, the mean over seeds of a per-epoch curve), over the epochs every run
+    completed."""
     curves = [getattr(r, key) for r in runs]
     n = min(len(c) for c in curves)
     return np.arange(1, n + 1), np.mean([c[:n] for c in curves], axis=0) if n else np.array([])
 
 
-def curves_figure(sweep, cfg: Setting):
+def curves_figure(r: Results):
     from matplotlib.ticker import MaxNLocator
 
-    from nabla.lab.report import new_figure
+    from ..report import new_figure
 
     fig = new_figure((10, 3.8))
     axes = fig.subplots(1, 2)
-    colors = _colors(sweep)
-    for b, runs in sorted(sweep.items()):
+    colors = _colors(r.sweep)
+    for b, runs in sorted(r.sweep.items()):
         for ax, key in zip(axes, ("loss", "dev_error")):
-            epochs, curve = _mean_curve(runs, key)
+            epochs, curve = mean_curve(runs, key)
             ax.plot(epochs, curve, color=colors[b], label=f"B = {b}")
     for ax, label in zip(axes, ("training loss", "dev error")):
-        for e in cfg.decay_epochs:
+        for e in r.size.decay_epochs:
             ax.axvline(e + 0.5, color="gray", lw=0.6, alpha=0.5)
         ax.set(
             xlabel="epoch",
@@ -436,29 +476,29 @@ def curves_figure(sweep, cfg: Setting):
         )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="both", alpha=0.3)
-    _percent_axis(axes[1])
+    log_axis(axes[1], PERCENT_TICKS, percent=True)
     axes[1].legend(fontsize=7, ncol=2)
     return fig
 
 
-def warmup_figure(warmups, reference: list[Result], cfg: Setting):
+def warmup_figure(r: Results):
     from matplotlib.ticker import MaxNLocator
 
-    from nabla.lab.report import new_figure
+    from ..report import new_figure
 
-    fig = new_figure((5 * len(warmups), 6.4))
-    axes = np.asarray(fig.subplots(2, len(warmups), squeeze=False))
+    fig = new_figure((5 * len(r.warmups), 6.4))
+    axes = np.asarray(fig.subplots(2, len(r.warmups), squeeze=False))
     colors = {"none": "#d62728", "constant": "#ff7f0e", "gradual": "#2ca02c"}
-    for col, (b, by_warmup) in enumerate(warmups.items()):
+    for col, (b, by_warmup) in enumerate(r.warmups.items()):
         top, bottom = axes[0, col], axes[1, col]
         for w in WARMUPS:
             runs = by_warmup[w]
             steps = len(runs[0].lr_steps)
             per_epoch = math.ceil(steps / max(len(runs[0].loss), 1)) if runs[0].loss else steps
             x = np.arange(steps) / per_epoch
-            shown = x < cfg.warmup_epochs + 2
+            shown = x < r.size.warmup_epochs + 2
             top.plot(x[shown], np.asarray(runs[0].lr_steps)[shown], color=colors[w], label=w)
-            epochs, curve = _mean_curve(runs, "loss")
+            epochs, curve = mean_curve(runs, "loss")
             bottom.plot(
                 epochs,
                 curve,
@@ -467,8 +507,8 @@ def warmup_figure(warmups, reference: list[Result], cfg: Setting):
                 color=colors[w],
                 label=f"{w}: dev error {mean_final(runs):.2%}",
             )
-        epochs, curve = _mean_curve(reference, "loss")
-        bottom.plot(epochs, curve, "k--", lw=1, label=f"B_ref = {cfg.base_batch}")
+        epochs, curve = mean_curve(r.sweep[r.size.base_batch], "loss")
+        bottom.plot(epochs, curve, "k--", lw=1, label=f"B_ref = {r.size.base_batch}")
         top.set(xlabel="epoch", ylabel="learning rate", title=f"B = {b}: learning rate")
         bottom.set(
             xlabel="epoch",

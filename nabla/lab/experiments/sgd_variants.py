@@ -44,44 +44,29 @@ from dataclasses import dataclass
 import numpy as np
 
 import nabla as nb
-from nabla import nn, optim
-from nabla.autograd.grad_mode import no_grad
-from nabla.data import ArrayDataset, DataLoader, datasets
 
-from . import Outcome
-
-NAME = "sgd-variants"
-TITLE = "Full-batch GD vs online SGD vs minibatch SGD"
-REFERENCE = "Bottou, Curtis and Nocedal 2018, sections 3.3 and 4"
-SUMMARY = "minibatch SGD reaches a loss first in CPU time; gradient noise falls like 1/sqrt(B)"
+from ... import nn, optim
+from ...autograd.grad_mode import no_grad
+from ...data import ArrayDataset, DataLoader
+from ...train import Trainer
+from .common import splits
+from .framework import Experiment, Outcome
 
 METHODS = {"full batch": None, "online (B=1)": 1, "minibatch (B=32)": 32}  # None: B = N
-COLORS = {"full batch": "#1f77b4", "online (B=1)": "#d62728", "minibatch (B=32)": "#2ca02c"}
+MINIBATCH = "minibatch (B=32)"
+COLORS = {"full batch": "#1f77b4", "online (B=1)": "#d62728", MINIBATCH: "#2ca02c"}
 SLOPE_TOLERANCE = 0.05  # |slope + 1/2| below this passes
 WEIGHT_DECAY = 1e-3  # λ
 
 
 @dataclass(frozen=True)
-class Setting:
+class Size:
     data: str  # "mnist10k" (NABLA_DATA) or "digits" (embedded)
     lrs: tuple  # the grid every method is run on
     budget: float  # CPU seconds of training per run
     checkpoints: int  # evaluations of the full training loss per run (geometric in time)
     noise_batches: tuple
     noise_draws: int
-
-
-SETTINGS = {
-    "full": Setting(
-        "mnist10k",
-        (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-        6.0,
-        100,
-        tuple(2**k for k in range(13)),
-        300,
-    ),
-    "tiny": Setting("digits", (0.03, 0.3), 0.08, 20, (1, 4, 16, 64, 256), 30),
-}
 
 
 @dataclass
@@ -99,12 +84,51 @@ class Curve:
         return self.loss[-1]
 
 
+@dataclass
+class Noise:
+    """The minibatch gradient's noise at one θ (see :func:`gradient_noise`)."""
+
+    n: int
+    batch: np.ndarray  # the batch sizes B
+    std: np.ndarray  # measured std(B)
+    sigma2: float  # σ², from all N per-sample gradients
+    fpc: np.ndarray  # sqrt((N - B) / (N - 1))
+    slope: float  # of log(std / fpc) against log B
+    raw_slope: float  # of log std against log B
+    mean_error: float  # ‖mean of the per-sample gradients - full gradient‖
+    full_norm: float
+    mismatch: float  # the largest relative deviation of std from the formula
+
+
+@dataclass
+class Results:
+    size: Size
+    data: str  # the training set's name
+    shape: tuple  # (N, inputs)
+    optimum: float  # F*
+    residual: float  # the largest |component| of ∇F at the L-BFGS minimum
+    curves: dict  # (method, lr) -> Curve
+    noise: Noise
+
+    def best(self) -> dict:
+        """method -> its curve at the lr with the lowest final F."""
+        return {
+            m: min((c for (k, _), c in self.curves.items() if k == m), key=lambda c: c.final)
+            for m in METHODS
+        }
+
+    def target(self) -> float:
+        """The lowest training loss that all three methods reach."""
+        return max(min(c.loss) for c in self.best().values())
+
+    def reach(self) -> dict:
+        target = self.target()
+        return {m: time_to_reach(c, target) for m, c in self.best().items()}
+
+
 def load(data: str) -> ArrayDataset:
     """The training split, flattened: mnist10k's 7,000 images or the 1,437 embedded digits."""
-    if data == "mnist10k":
-        train = datasets.mnist10k(seed=0).train
-        return ArrayDataset(train.x.reshape(len(train), -1), train.y, name=train.name)
-    return datasets.digits("train", flatten=True)
+    return splits(data, flat=True).train
 
 
 def regularized(model, x, y):
@@ -146,12 +170,13 @@ def minimum(data: ArrayDataset, seed: int) -> tuple[float, float]:
     return value, max(float(np.abs(p.grad).max()) for p in model.parameters())
 
 
-def train(method: str, lr: float, data: ArrayDataset, cfg: Setting, seed: int) -> Curve:
-    """Plain SGD at ``lr`` for ``cfg.budget`` CPU seconds; the clock stops while we evaluate.
+def train(method: str, lr: float, data: ArrayDataset, size: Size, seed: int) -> Curve:
+    """Plain SGD at ``lr`` for ``size.budget`` CPU seconds; the clock stops while we evaluate.
 
     The full batch is one fixed tensor (a real implementation of GD does not copy the data
     each step); the other two draw shuffled batches from a DataLoader, whose cost is counted.
     """
+    # a loop of our own, not the Trainer: it times every step and stops the clock to evaluate
     nb.manual_seed(seed)  # the same initial θ for every method and lr
     n, classes = len(data), int(data.y.max()) + 1
     model = nn.Linear(data.x.shape[1], classes)
@@ -159,11 +184,11 @@ def train(method: str, lr: float, data: ArrayDataset, cfg: Setting, seed: int) -
     x_all, y_all = nb.tensor(data.x), nb.tensor(data.y)
     batch = METHODS[method]
     loader = DataLoader(data, batch_size=batch, shuffle=True, seed=seed) if batch else None
-    marks = iter(np.geomspace(cfg.budget / 1000, cfg.budget, cfg.checkpoints))
+    marks = iter(np.geomspace(size.budget / 1000, size.budget, size.checkpoints))
     curve = Curve(method, lr, [0.0], [0.0], [full_loss(model, x_all, y_all)])
     clock, samples, mark = 0.0, 0, next(marks)
     tick = time.process_time()
-    while clock < cfg.budget:
+    while clock < size.budget:
         for x, y in loader if loader is not None else [(x_all, y_all)]:
             loss = nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
@@ -176,9 +201,9 @@ def train(method: str, lr: float, data: ArrayDataset, cfg: Setting, seed: int) -
                 continue
             value = full_loss(model, x_all, y_all)
             curve.time.append(clock), curve.epochs.append(samples / n), curve.loss.append(value)
-            while mark <= clock and clock < cfg.budget:
-                mark = next(marks, cfg.budget)
-            if not math.isfinite(value) or clock >= cfg.budget:
+            while mark <= clock and clock < size.budget:
+                mark = next(marks, size.budget)
+            if not math.isfinite(value) or clock >= size.budget:
                 curve.loss[-1] = value if math.isfinite(value) else math.inf
                 return curve
             tick = time.process_time()  # the evaluation is not training time
@@ -193,6 +218,16 @@ def time_to_reach(curve: Curve, target: float) -> float:
     return math.inf
 
 
+def model_at(lr: float, data: ArrayDataset, seed: int):
+    """The minibatch run repeated for 2 epochs at ``lr``: a θ on a typical trajectory."""
+    nb.manual_seed(seed)
+    model = nn.Linear(data.x.shape[1], int(data.y.max()) + 1)
+    opt = optim.SGD(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    loader = DataLoader(data, batch_size=METHODS[MINIBATCH], shuffle=True, seed=seed)
+    Trainer(model, nn.CrossEntropyLoss(), opt).fit(loader, epochs=2, verbose=0)
+    return model
+
+
 def gradient(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """∇θ of the mean cross-entropy over (x, y), by nabla's backward, as one float64 vector."""
     model.zero_grad()
@@ -200,7 +235,7 @@ def gradient(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.concatenate([p.grad.ravel() for p in model.parameters()]).astype(np.float64)
 
 
-def gradient_noise(model, x, y, batch_sizes, draws: int, rng: np.random.Generator) -> dict:
+def gradient_noise(model, x, y, batch_sizes, draws: int, rng: np.random.Generator) -> Noise:
     """Monte-Carlo ``std(B) = sqrt(mean ‖g_S - ḡ‖²)`` over ``draws`` batches drawn without
     replacement, and the exact σ² from all N per-sample gradients (see the module docstring)."""
     n = len(x)
@@ -220,146 +255,135 @@ def gradient_noise(model, x, y, batch_sizes, draws: int, rng: np.random.Generato
             for idx in (rng.choice(n, size=b, replace=False) for _ in range(draws))
         ]
         std.append(math.sqrt(np.mean(deviations)))
-    b = np.asarray(batch_sizes, dtype=float)
+    b, std = np.asarray(batch_sizes, dtype=float), np.asarray(std)
     fpc = np.sqrt((n - b) / (n - 1))
-    slope = np.polyfit(np.log(b), np.log(np.asarray(std) / fpc), 1)[0]
-    raw_slope = np.polyfit(np.log(b), np.log(std), 1)[0]
-    mismatch = float(np.max(np.abs(np.asarray(std) / (np.sqrt(sigma2 / b) * fpc) - 1)))
-    return dict(
-        n=n,
-        batch=b,
-        std=np.asarray(std),
-        sigma2=sigma2,
-        fpc=fpc,
-        slope=float(slope),
-        raw_slope=float(raw_slope),
+    return Noise(
+        n,
+        b,
+        std,
+        sigma2,
+        fpc,
+        slope=float(np.polyfit(np.log(b), np.log(std / fpc), 1)[0]),
+        raw_slope=float(np.polyfit(np.log(b), np.log(std), 1)[0]),
         mean_error=float(np.linalg.norm(mean - full)),
         full_norm=float(np.linalg.norm(full)),
-        mismatch=mismatch,
+        mismatch=float(np.max(np.abs(std / (np.sqrt(sigma2 / b) * fpc) - 1))),
     )
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from nabla.lab.report import LabReport
+class SGDVariants(Experiment):
+    name = "sgd-variants"
+    title = "Full-batch GD vs online SGD vs minibatch SGD"
+    reference = "Bottou, Curtis and Nocedal 2018, sections 3.3 and 4"
+    summary = "minibatch SGD reaches a loss first in CPU time; gradient noise falls like 1/sqrt(B)"
+    sizes = {
+        "tiny": Size("digits", (0.03, 0.3), 0.08, 20, (1, 4, 16, 64, 256), 30),
+        "full": Size(
+            "mnist10k",
+            (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+            6.0,
+            100,
+            tuple(2**k for k in range(13)),
+            300,
+        ),
+    }
 
-    cfg = SETTINGS[size]
-    data = load(cfg.data)
-    n, d = data.x.shape
-    report = LabReport(out, TITLE, subtitle=f"{REFERENCE}; {data.name}, size {size}, seed {seed}")
-    report.text(
-        f"Softmax regression ({d} inputs, 10 classes) with L2 regularization λ = {WEIGHT_DECAY:g} "
-        f"on {n} training samples of {data.name}, trained by optim.SGD (no momentum, "
-        "weight_decay = λ) from one seeded initialization; the minimum F* of the regularized "
-        "training loss F comes from optim.LBFGS in float64. Full batch: "
-        f"B = N = {n}; online: B = 1; minibatch: B = 32 (shuffled each epoch). Every method runs "
-        f"at each lr of the grid {list(cfg.lrs)} for {cfg.budget:g} CPU seconds of training "
-        "(time.process_time with one BLAS thread: the wall time of an idle core, not inflated by "
-        "other jobs on a shared machine; the clock stops while F is evaluated on the whole "
-        "training set). Each method's curve is its lr with the lowest F at the end. The updates "
-        "are seeded, but where a CPU-time budget cuts a run depends on the machine's speed, so "
-        "reruns differ a little (close lrs of a grid can swap places).",
-        "Check, stated before the run: (1) the target is the lowest training loss that all three "
-        "methods reach; minibatch SGD must reach it in less CPU time than both full-batch GD and "
-        "online SGD; (2) at a fixed θ the noise std(B) of the minibatch gradient, divided by the "
-        f"finite-population factor sqrt((N-B)/(N-1)), has a log-log slope within "
-        f"{SLOPE_TOLERANCE} of -1/2.",
-    )
-    optimum, residual = minimum(data, seed)
-    curves = {}
-    for method in METHODS:
-        for lr in cfg.lrs:
-            curve = train(method, lr, data, cfg, seed)
-            curves[method, lr] = curve
-            if verbose:
-                print(
+    def measure(self, size: Size, seed: int) -> Results:
+        data = load(size.data)
+        optimum, residual = minimum(data, seed)
+        curves = {}
+        for method in METHODS:
+            for lr in size.lrs:
+                curves[method, lr] = curve = train(method, lr, data, size, seed)
+                self.log(
                     f"{method:>17} lr {lr:<6g} excess {curve.final - optimum:.4g} after "
                     f"{curve.epochs[-1]:.1f} epochs"
                 )
-    best = {
-        m: min((c for (k, _), c in curves.items() if k == m), key=lambda c: c.final)
-        for m in METHODS
-    }
-    target = max(min(c.loss) for c in best.values())
-    reach = {m: time_to_reach(c, target) for m, c in best.items()}
-    report.text(
-        f"F* = {optimum:.6f} (L-BFGS; largest gradient component there {residual:.1e}); the "
-        f"target is F* + {target - optimum:.4g}."
-    )
-    report.table(
-        ["method", *[f"lr {lr:g}" for lr in cfg.lrs]],
-        [[m, *[curves[m, lr].final - optimum for lr in cfg.lrs]] for m in METHODS],
-        caption=f"excess loss F - F* after {cfg.budget:g} CPU seconds (inf: diverged); "
-        "the lowest of each row is that method's curve",
-    )
-    report.figure(
-        _curves_figure(best, target, optimum),
-        "loss-curves",
-        "excess training loss of each method at its best lr, against epochs and CPU "
-        "time; dashed: the target, the lowest loss all three reach; dots: where each "
-        "reaches it",
-    )
-    report.table(
-        ["method", "lr", "updates/epoch", "epochs in budget", "CPU s to the target"],
-        [
-            [m, c.lr, math.ceil(n / (METHODS[m] or n)), c.epochs[-1], reach[m]]
-            for m, c in best.items()
-        ],
-        caption="time to the target (resolution: the geometric checkpoint grid, about "
-        f"{100 * (1000 ** (1 / (cfg.checkpoints - 1)) - 1):.0f}% of the time)",
-    )
+        best = min(size.lrs, key=lambda lr: curves[MINIBATCH, lr].final)  # as Results.best
+        model, rng = model_at(best, data, seed), np.random.default_rng(seed)
+        noise = gradient_noise(model, data.x, data.y, size.noise_batches, size.noise_draws, rng)
+        return Results(size, data.name, data.x.shape, optimum, residual, curves, noise)
 
-    model = _model_at(best["minibatch (B=32)"], data, cfg, seed)
-    noise = gradient_noise(
-        model, data.x, data.y, cfg.noise_batches, cfg.noise_draws, np.random.default_rng(seed)
-    )
-    report.figure(
-        _noise_figure(noise),
-        "gradient-noise",
-        "noise of the minibatch gradient at a fixed θ (after 2 epochs of the "
-        "minibatch run): "
-        f"root-mean-square deviation from the full gradient over {cfg.noise_draws} "
-        "draws without replacement per B; the formula uses the exact σ² from all N "
-        "per-sample gradients",
-    )
-    report.text(
-        f"Gradient noise: σ² = {noise['sigma2']:.4g} (‖full gradient‖ = {noise['full_norm']:.3g}); "
-        f"fitted slope after the correction {noise['slope']:.3f}, raw slope "
-        f"{noise['raw_slope']:.3f} (the raw curve bends down as B approaches N); largest "
-        f"deviation of a measured std from the formula {100 * noise['mismatch']:.1f}%."
-    )
-    mini = reach["minibatch (B=32)"]
-    fastest = all(mini < t for m, t in reach.items() if m != "minibatch (B=32)")
-    slope_ok = abs(noise["slope"] + 0.5) < SLOPE_TOLERANCE
-    times = ", ".join(f"{m.split(' ')[0]} {t:.2g} s" for m, t in reach.items())
-    outcome = Outcome(
-        claim="minibatch SGD (B=32) reaches a given training loss in less CPU time than full-batch "
-        "GD and online SGD; gradient noise std ∝ B^-1/2 (corrected slope -0.5 ± 0.05)",
-        ours=f"time to F* + {target - optimum:.3g}: {times}; slope {noise['slope']:.3f} "
-        f"(raw {noise['raw_slope']:.3f})",
-        passed=bool(fastest and slope_ok),
-    )
-    report.outcome(outcome.line(), outcome.passed)
-    report.write()
-    return outcome
+    def verdict(self, results: Results) -> Outcome:
+        reach, noise = results.reach(), results.noise
+        fastest = all(reach[MINIBATCH] < t for m, t in reach.items() if m != MINIBATCH)
+        times = ", ".join(f"{m.split(' ')[0]} {t:.2g} s" for m, t in reach.items())
+        return Outcome(
+            claim="minibatch SGD (B=32) reaches a given training loss in less CPU time than "
+            "full-batch GD and online SGD; gradient noise std ∝ B^-1/2 (corrected slope -0.5 ± "
+            "0.05)",
+            ours=f"time to F* + {results.target() - results.optimum:.3g}: {times}; slope "
+            f"{noise.slope:.3f} (raw {noise.raw_slope:.3f})",
+            passed=bool(fastest and abs(noise.slope + 0.5) < SLOPE_TOLERANCE),
+        )
+
+    def report(self, page, results: Results) -> None:
+        size, (n, d), optimum, noise = results.size, results.shape, results.optimum, results.noise
+        page.text(
+            f"Softmax regression ({d} inputs, 10 classes) with L2 regularization λ = "
+            f"{WEIGHT_DECAY:g} on {n} training samples of {results.data}, trained by optim.SGD "
+            "(no momentum, weight_decay = λ) from one seeded initialization; the minimum F* of "
+            "the regularized training loss F comes from optim.LBFGS in float64. Full batch: "
+            f"B = N = {n}; online: B = 1; minibatch: B = 32 (shuffled each epoch). Every method "
+            f"runs at each lr of the grid {list(size.lrs)} for {size.budget:g} CPU seconds of "
+            "training (time.process_time with one BLAS thread: the wall time of an idle core, "
+            "not inflated by other jobs on a shared machine; the clock stops while F is "
+            "evaluated on the whole training set). Each method's curve is its lr with the lowest "
+            "F at the end. The updates are seeded, but where a CPU-time budget cuts a run "
+            "depends on the machine's speed, so reruns differ a little (close lrs of a grid can "
+            "swap places).",
+            "Check, stated before the run: (1) the target is the lowest training loss that all "
+            "three methods reach; minibatch SGD must reach it in less CPU time than both "
+            "full-batch GD and online SGD; (2) at a fixed θ the noise std(B) of the minibatch "
+            "gradient, divided by the finite-population factor sqrt((N-B)/(N-1)), has a log-log "
+            f"slope within {SLOPE_TOLERANCE} of -1/2.",
+        )
+        best, target, reach = results.best(), results.target(), results.reach()
+        page.text(
+            f"F* = {optimum:.6f} (L-BFGS; largest gradient component there "
+            f"{results.residual:.1e}); the target is F* + {target - optimum:.4g}."
+        )
+        page.table(
+            ["method", *[f"lr {lr:g}" for lr in size.lrs]],
+            [[m, *[results.curves[m, lr].final - optimum for lr in size.lrs]] for m in METHODS],
+            caption=f"excess loss F - F* after {size.budget:g} CPU seconds (inf: diverged); "
+            "the lowest of each row is that method's curve",
+        )
+        page.figure(
+            curves_figure(best, target, optimum),
+            "loss-curves",
+            "excess training loss of each method at its best lr, against epochs and CPU "
+            "time; dashed: the target, the lowest loss all three reach; dots: where each "
+            "reaches it",
+        )
+        page.table(
+            ["method", "lr", "updates/epoch", "epochs in budget", "CPU s to the target"],
+            [
+                [m, c.lr, math.ceil(n / (METHODS[m] or n)), c.epochs[-1], reach[m]]
+                for m, c in best.items()
+            ],
+            caption="time to the target (resolution: the geometric checkpoint grid, about "
+            f"{100 * (1000 ** (1 / (size.checkpoints - 1)) - 1):.0f}% of the time)",
+        )
+        page.figure(
+            noise_figure(noise),
+            "gradient-noise",
+            "noise of the minibatch gradient at a fixed θ (after 2 epochs of the "
+            "minibatch run): "
+            f"root-mean-square deviation from the full gradient over {size.noise_draws} "
+            "draws without replacement per B; the formula uses the exact σ² from all N "
+            "per-sample gradients",
+        )
+        page.text(
+            f"Gradient noise: σ² = {noise.sigma2:.4g} (‖full gradient‖ = {noise.full_norm:.3g}); "
+            f"fitted slope after the correction {noise.slope:.3f}, raw slope "
+            f"{noise.raw_slope:.3f} (the raw curve bends down as B approaches N); largest "
+            f"deviation of a measured std from the formula {100 * noise.mismatch:.1f}%."
+        )
 
 
-def _model_at(curve: Curve, data: ArrayDataset, cfg: Setting, seed: int):
-    """The minibatch run repeated for 2 epochs at its lr: a θ on a typical trajectory."""
-    nb.manual_seed(seed)
-    model = nn.Linear(data.x.shape[1], int(data.y.max()) + 1)
-    opt = optim.SGD(model.parameters(), lr=curve.lr, weight_decay=WEIGHT_DECAY)
-    loader = DataLoader(data, batch_size=32, shuffle=True, seed=seed)
-    for _ in range(2):
-        for x, y in loader:
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model
-
-
-def _curves_figure(best: dict, target: float, optimum: float):
-    from nabla.lab.report import new_figure
+def curves_figure(best: dict, target: float, optimum: float):
+    from ..report import new_figure
 
     fig = new_figure((10, 4))
     labels = ("epochs (samples seen / N)", "CPU seconds of training")
@@ -379,12 +403,12 @@ def _curves_figure(best: dict, target: float, optimum: float):
     return fig
 
 
-def _noise_figure(noise: dict):
-    from nabla.lab.report import new_figure
+def noise_figure(noise: Noise):
+    from ..report import new_figure
 
-    b, std, fpc = noise["batch"], noise["std"], noise["fpc"]
+    b, std, fpc, n = noise.batch, noise.std, noise.fpc, noise.n
     grid = np.geomspace(b[0], b[-1], 200)
-    n, sigma = noise["n"], math.sqrt(noise["sigma2"])
+    sigma = math.sqrt(noise.sigma2)
     fig = new_figure((6, 4.2))
     ax = fig.add_subplot()
     ax.plot(b, std, "o", color="#1f77b4", label="measured std(B)")
@@ -400,7 +424,7 @@ def _noise_figure(noise: dict):
         "s",
         mfc="none",
         color="#ff7f0e",
-        label=f"measured / √((N-B)/(N-1)): slope {noise['slope']:.3f}",
+        label=f"measured / √((N-B)/(N-1)): slope {noise.slope:.3f}",
     )
     ax.plot(grid, sigma / np.sqrt(grid), "--", color="#ff7f0e", label="σ/√B (slope -1/2)")
     ax.set(

@@ -29,25 +29,16 @@ head's. ``size="tiny"`` runs the same code on the embedded 8x8 digits with a one
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 import nabla as nb
-from nabla import models, nn, optim
-from nabla.data import ArrayDataset, DataLoader, datasets
-from nabla.train import Trainer
 
-from . import Outcome
-
-NAME = "transfer"
-TITLE = "Transfer learning: a frozen pretrained body against training from scratch"
-REFERENCE = (
-    "Yosinski, Clune, Bengio and Lipson 2014, How transferable are features in deep neural "
-    "networks? (NeurIPS); the course's transfer-learning lecture"
-)
-SUMMARY = "pretrain on digits 0-4; with few labeled 5-9s a frozen body + new head beats scratch"
+from ... import models, nn, optim
+from ...data import ArrayDataset, DataLoader
+from .common import classifier, derive_seed, splits
+from .framework import Experiment, Outcome
 
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 METHODS = ("scratch", "frozen", "fine-tune")
@@ -55,7 +46,7 @@ FEW = 10  # "few labels": the claim is checked at every n <= FEW examples per cl
 
 
 @dataclass(frozen=True)
-class Setup:
+class Size:
     dataset: str  # "mnist10k" (full) or "digits" (tiny, embedded)
     pretrain_epochs: int
     shots: tuple  # labeled target examples per class
@@ -66,23 +57,9 @@ class Setup:
     body_lr: float  # the body's lr when fine-tuning
 
 
-SETUPS = {
-    "tiny": Setup("digits", 10, (2, 10), 1, 40, 32, 1e-2, 1e-3),
-    "full": Setup("mnist10k", 8, (1, 3, 10, 30, 100, 300), 4, 300, 32, 1e-3, 1e-4),
-}
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """An independent integer seed for one run, from the experiment's seed and the run's keys."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
-
-
-def load(setup: Setup) -> dict:
+def load(size: Size) -> dict:
     """Images: source (digits 0-4) train/test, target (5-9, labels 0-4) pool/test."""
-    if setup.dataset == "digits":
-        train, test = datasets.digits()
-    else:
-        train, _, test = datasets.mnist10k(seed=0)
+    train, _, test = splits(size.dataset)
     parts = {}
     for task, classes in (("source", SOURCE), ("target", TARGET)):
         for split, ds in (("train", train), ("test", test)):
@@ -103,6 +80,16 @@ def make_body(side: int) -> tuple[nn.Sequential, int]:
             nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()
         ), 6 * 4 * 4
     raise ValueError(f"transfer: no body for {side}x{side} images (28 or 8)")
+
+
+def body_text(side: int) -> str:
+    """The body of :func:`make_body`, in words for the report."""
+    if side == 28:
+        return (
+            "LeNet's feature extractor (conv5x5(6, pad 2) - ReLU - max pool - conv5x5(16) - "
+            "ReLU - max pool, 400 features)"
+        )
+    return "conv3x3(6, pad 1) - ReLU - max pool (96 features)"
 
 
 def make_model(side: int, classes: int = 5) -> nn.Sequential:
@@ -126,28 +113,21 @@ def fit(model, opt, train: ArrayDataset, steps: int, batch_size: int, seed: int,
     """About ``steps`` Adam updates on ``train`` with the Trainer; the test error if ``test``."""
     batch = min(batch_size, len(train))
     epochs = math.ceil(steps / math.ceil(len(train) / batch))
-    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, metrics=["accuracy"])
+    trainer = classifier(model, opt)
     trainer.fit(DataLoader(train, batch_size=batch, shuffle=True, seed=seed), epochs, verbose=0)
     if test is None:
         return None
     return 1.0 - trainer.evaluate(DataLoader(test, batch_size=1000))["accuracy"]
 
 
-def pretrain(setup: Setup, parts: dict, seed: int) -> tuple[dict, float]:
+def pretrain(size: Size, parts: dict, seed: int) -> tuple[dict, float]:
     """Train body + source head on the source task; the body's weights (copies) and test error."""
     nb.manual_seed(derive_seed(seed, 0))
-    model = make_model(parts["source", "train"].x.shape[-1])
-    opt = optim.Adam(model.named_parameters(), lr=setup.lr)
-    batches = math.ceil(len(parts["source", "train"]) / 64)
-    error = fit(
-        model,
-        opt,
-        parts["source", "train"],
-        setup.pretrain_epochs * batches,
-        64,
-        derive_seed(seed, 1),
-        parts["source", "test"],
-    )
+    train, test = parts["source", "train"], parts["source", "test"]
+    model = make_model(train.x.shape[-1])
+    opt = optim.Adam(model.named_parameters(), lr=size.lr)
+    steps = size.pretrain_epochs * math.ceil(len(train) / 64)
+    error = fit(model, opt, train, steps, 64, derive_seed(seed, 1), test)
     return {k: v.data.copy() for k, v in model[0].state_dict().items()}, error
 
 
@@ -169,7 +149,7 @@ def frozen_checks(body: nn.Module, before: dict, opt, head: nn.Module) -> dict:
     }
 
 
-def train_target(method: str, body_state: dict, setup: Setup, train, test, seed: int):
+def train_target(method: str, body_state: dict, size: Size, train, test, seed: int):
     """Train one target model; returns (test error, frozen checks or None)."""
     if method not in METHODS:
         raise ValueError(f"transfer: method must be one of {METHODS}, got {method!r}")
@@ -182,136 +162,164 @@ def train_target(method: str, body_state: dict, setup: Setup, train, test, seed:
         body.requires_grad_(False)
     if method == "fine-tune":
         params = [
-            {"params": [(f"0.{n}", p) for n, p in body.named_parameters()], "lr": setup.body_lr},
+            {"params": [(f"0.{n}", p) for n, p in body.named_parameters()], "lr": size.body_lr},
             {"params": [(f"1.{n}", p) for n, p in head.named_parameters()]},
         ]
     else:  # every parameter, frozen ones included: the optimizer must skip those itself
         params = model.named_parameters()
-    opt = optim.Adam(params, lr=setup.lr)
-    error = fit(model, opt, train, setup.steps, setup.batch_size, seed, test)
+    opt = optim.Adam(params, lr=size.lr)
+    error = fit(model, opt, train, size.steps, size.batch_size, seed, test)
     checks = frozen_checks(body, body_state, opt, head) if method == "frozen" else None
     return error, checks
 
 
-def run(out, size: str = "full", seed: int = 0, verbose: bool = True) -> Outcome:
-    from ..report import LabReport
+@dataclass
+class Results:
+    size: Size
+    source_train: int  # training images of the source task
+    source_error: float  # the pretrained model's test error on the source task
+    test: int  # test images of the target task
+    body: dict  # the pretrained body's weights
+    first_set: tuple  # (images, labels): the labeled set of the first draw at the smallest n
+    errors: dict  # method -> target test errors, (len(shots), repeats)
+    checks: dict  # frozen check -> held in every frozen run
 
-    setup = SETUPS[size]
-    start = time.perf_counter()
-    parts = load(setup)
-    body_state, source_error = pretrain(setup, parts, seed)
-    if verbose:
-        print(f"pretrained on digits 0-4: source test error {source_error:.2%}", flush=True)
-    pool, test = parts["target", "train"], parts["target", "test"]
-    errors = {m: np.zeros((len(setup.shots), setup.repeats)) for m in METHODS}
-    checks: dict[str, bool] = {}
-    for i, n in enumerate(setup.shots):
-        for r in range(setup.repeats):
-            rng = np.random.default_rng(derive_seed(seed, 2, n, r))
-            small = pool.batch(few_shot(pool.y, n, rng))
-            train = ArrayDataset(*small, name=f"target {n}-shot")
-            if i == r == 0:
-                first_set = small
-            for method in METHODS:
-                error, frozen = train_target(
-                    method, body_state, setup, train, test, derive_seed(seed, 3, n, r)
-                )
-                errors[method][i, r] = error
-                for key, held in (frozen or {}).items():
-                    checks[key] = checks.get(key, True) and held
-        if verbose:
-            means = "  ".join(f"{m} {errors[m][i].mean():.2%}" for m in METHODS)
-            print(f"n = {n:>3} per class: {means}", flush=True)
-    wall = time.perf_counter() - start
+    @property
+    def side(self) -> int:
+        """The images' side, 28 or 8."""
+        return self.first_set[0].shape[-1]
 
-    shots = np.array(setup.shots)
-    mean = {m: e.mean(axis=1) for m, e in errors.items()}
-    gap = mean["scratch"] - mean["frozen"]
-    few = shots <= FEW
-    beats = bool(np.all(gap[few] > 0))
-    closes = bool(gap[-1] < gap[0])
-    intact = bool(checks) and all(checks.values())
-    passed = beats and closes and intact
-    claim = (
-        "with few labels a frozen pretrained body + new head beats training from scratch, "
-        "and the gap closes as labels grow"
-    )
-    ours = (
-        f"error at n={shots[0]}/class frozen {mean['frozen'][0]:.1%} vs scratch "
-        f"{mean['scratch'][0]:.1%}; frozen wins at every n<={FEW}: {'yes' if beats else 'no'}; "
-        f"gap {100 * gap[0]:+.1f} pts at n={shots[0]} -> {100 * gap[-1]:+.1f} pts at "
-        f"n={shots[-1]}; frozen body "
-        f"bitwise unchanged, no optimizer state: {'yes' if intact else 'no'}"
-    )
-    outcome = Outcome(claim, ours, passed)
+    @property
+    def mean(self) -> dict:
+        return {m: e.mean(axis=1) for m, e in self.errors.items()}
 
-    page = LabReport(out, TITLE, subtitle=REFERENCE)
-    page.text(
-        f"Source task: digits 0-4 of {setup.dataset} ({len(parts['source', 'train'])} training "
-        f"images); the body is {body_text(pool.x.shape[-1])}, trained with a linear 5-way head "
-        f"(Adam lr {setup.lr:g}, {setup.pretrain_epochs} epochs of batch 64): source test error "
-        f"{source_error:.2%}. Target models have the same architecture: body + linear head. "
-        "The body is the convolutional part because Yosinski et al. found a convnet's first "
-        "layers general and its top layers specialized; in a pilot, an MLP's hidden layers "
-        "pretrained on 0-4 transferred worse than training from scratch at every n.",
-        f"Target task: digits 5-9 with n labeled examples per class, drawn from the training "
-        f"split ({setup.repeats} draws per n); test error on all {len(test)} test images of 5-9. "
-        f"Every target model gets about {setup.steps} Adam updates (batch {setup.batch_size} or "
-        f"the whole set if smaller, lr {setup.lr:g}) and no early stopping, since a few labels "
-        f"leave nothing for a dev set. Fine-tuning trains the body at lr {setup.body_lr:g}.",
-        f"Check, fixed before the run: the frozen body's mean error is below scratch at every "
-        f"n <= {FEW}; the gap scratch - frozen is smaller at the largest n than at the smallest; "
-        f"and in every frozen run the body is bitwise unchanged, got no gradient, and the "
-        f"optimizer (built from every parameter of the model) holds state only for the head.",
+    @property
+    def gap(self) -> np.ndarray:
+        """scratch - frozen mean error, per n."""
+        return self.mean["scratch"] - self.mean["frozen"]
+
+
+class Transfer(Experiment):
+    name = "transfer"
+    title = "Transfer learning: a frozen pretrained body against training from scratch"
+    reference = (
+        "Yosinski, Clune, Bengio and Lipson 2014, How transferable are features in deep neural "
+        "networks? (NeurIPS); the course's transfer-learning lecture"
     )
-    page.figure(
-        error_figure(shots, errors),
-        "transfer-error",
-        "Target test error against labeled examples per class (mean over draws, band: "
-        "min to max; log scales). Right: the frozen body's advantage over scratch, the "
-        "mean and each draw (both trained on the same labeled set).",
-    )
-    page.figure(
-        body_figure(body_state, first_set),
-        "transfer-body",
-        f"Top: the whole labeled training set of the first n = {shots[0]} draw. Bottom: "
-        "the first convolution's filters after pretraining on 0-4, which the frozen "
-        "body applies unchanged to 5-9.",
-    )
-    paired = errors["scratch"] - errors["frozen"]  # per draw: same labeled set, same head seed
-    rows = [
-        [
-            int(n),
-            *(f"{100 * mean[m][i]:.2f}%" for m in METHODS),
-            f"{100 * gap[i]:+.2f}",
-            f"{int((paired[i] > 0).sum())} of {setup.repeats}",
+    summary = "pretrain on digits 0-4; with few labeled 5-9s a frozen body + new head beats scratch"
+    sizes = {
+        "tiny": Size("digits", 10, (2, 10), 1, 40, 32, 1e-2, 1e-3),
+        "full": Size("mnist10k", 8, (1, 3, 10, 30, 100, 300), 4, 300, 32, 1e-3, 1e-4),
+    }
+
+    def measure(self, size: Size, seed: int) -> Results:
+        parts = load(size)
+        body, source_error = pretrain(size, parts, seed)
+        self.log(f"pretrained on digits 0-4: source test error {source_error:.2%}")
+        pool, test = parts["target", "train"], parts["target", "test"]
+        errors = {m: np.zeros((len(size.shots), size.repeats)) for m in METHODS}
+        checks: dict[str, bool] = {}
+        for i, n in enumerate(size.shots):
+            for r in range(size.repeats):
+                rng = np.random.default_rng(derive_seed(seed, 2, n, r))
+                small = pool.batch(few_shot(pool.y, n, rng))
+                train = ArrayDataset(*small, name=f"target {n}-shot")
+                if i == r == 0:
+                    first_set = small
+                for method in METHODS:
+                    error, frozen = train_target(
+                        method, body, size, train, test, derive_seed(seed, 3, n, r)
+                    )
+                    errors[method][i, r] = error
+                    for key, held in (frozen or {}).items():
+                        checks[key] = checks.get(key, True) and held
+            self.log(
+                f"n = {n:>3} per class: "
+                + "  ".join(f"{m} {errors[m][i].mean():.2%}" for m in METHODS)
+            )
+        sources = len(parts["source", "train"])
+        return Results(size, sources, source_error, len(test), body, first_set, errors, checks)
+
+    def verdict(self, results: Results) -> Outcome:
+        shots, mean, gap = np.array(results.size.shots), results.mean, results.gap
+        beats = bool(np.all(gap[shots <= FEW] > 0))
+        closes = bool(gap[-1] < gap[0])
+        intact = bool(results.checks) and all(results.checks.values())
+        return Outcome(
+            claim="with few labels a frozen pretrained body + new head beats training from "
+            "scratch, and the gap closes as labels grow",
+            ours=f"error at n={shots[0]}/class frozen {mean['frozen'][0]:.1%} vs scratch "
+            f"{mean['scratch'][0]:.1%}; frozen wins at every n<={FEW}: "
+            f"{'yes' if beats else 'no'}; gap {100 * gap[0]:+.1f} pts at n={shots[0]} -> "
+            f"{100 * gap[-1]:+.1f} pts at n={shots[-1]}; frozen body bitwise unchanged, no "
+            f"optimizer state: {'yes' if intact else 'no'}",
+            passed=beats and closes and intact,
+        )
+
+    def report(self, page, results: Results) -> None:
+        size, shots, errors = results.size, np.array(results.size.shots), results.errors
+        page.text(
+            f"Source task: digits 0-4 of {size.dataset} ({results.source_train} training "
+            f"images); the body is {body_text(results.side)}, trained with a linear 5-way head "
+            f"(Adam lr {size.lr:g}, {size.pretrain_epochs} epochs of batch 64): source test "
+            f"error {results.source_error:.2%}. Target models have the same architecture: body "
+            "+ linear head. The body is the convolutional part because Yosinski et al. found a "
+            "convnet's first layers general and its top layers specialized; in a pilot, an MLP's "
+            "hidden layers pretrained on 0-4 transferred worse than training from scratch at "
+            "every n.",
+            f"Target task: digits 5-9 with n labeled examples per class, drawn from the training "
+            f"split ({size.repeats} draws per n); test error on all {results.test} test images "
+            f"of 5-9. Every target model gets about {size.steps} Adam updates (batch "
+            f"{size.batch_size} or the whole set if smaller, lr {size.lr:g}) and no early "
+            "stopping, since a few labels leave nothing for a dev set. Fine-tuning trains the "
+            f"body at lr {size.body_lr:g}.",
+            f"Check, fixed before the run: the frozen body's mean error is below scratch at every "
+            f"n <= {FEW}; the gap scratch - frozen is smaller at the largest n than at the "
+            "smallest; and in every frozen run the body is bitwise unchanged, got no gradient, "
+            "and the optimizer (built from every parameter of the model) holds state only for "
+            "the head.",
+        )
+        page.figure(
+            error_figure(shots, errors),
+            "transfer-error",
+            "Target test error against labeled examples per class (mean over draws, band: "
+            "min to max; log scales). Right: the frozen body's advantage over scratch, the "
+            "mean and each draw (both trained on the same labeled set).",
+        )
+        page.figure(
+            body_figure(results.body, results.first_set),
+            "transfer-body",
+            f"Top: the whole labeled training set of the first n = {shots[0]} draw. Bottom: "
+            "the first convolution's filters after pretraining on 0-4, which the frozen "
+            "body applies unchanged to 5-9.",
+        )
+        paired = errors["scratch"] - errors["frozen"]  # per draw: same labeled set, same head seed
+        few = shots <= FEW
+        page.text(
+            f"Paired over draws, the frozen body beat scratch in {int((paired[few] > 0).sum())} "
+            f"of {paired[few].size} runs with n <= {FEW}; the draw-to-draw spread of the error "
+            f"(the bands) is larger than the mean gap at small n, so the mean over "
+            f"{size.repeats} draws decides the verdict."
+        )
+        rows = [
+            [
+                int(n),
+                *(f"{100 * results.mean[m][i]:.2f}%" for m in METHODS),
+                f"{100 * results.gap[i]:+.2f}",
+                f"{int((paired[i] > 0).sum())} of {size.repeats}",
+            ]
+            for i, n in enumerate(shots)
         ]
-        for i, n in enumerate(shots)
-    ]
-    page.text(
-        f"Paired over draws, the frozen body beat scratch in {int((paired[few] > 0).sum())} of "
-        f"{paired[few].size} runs with n <= {FEW}; the draw-to-draw spread of the error (the "
-        f"bands) is larger than the mean gap at small n, so the mean over {setup.repeats} draws "
-        f"decides the verdict."
-    )
-    page.table(
-        [
-            "n per class",
-            *[f"{m} error" for m in METHODS],
-            "scratch - frozen (pts)",
-            "frozen better in",
-        ],
-        rows,
-        caption=f"Mean target test error over {setup.repeats} draws of the labeled set.",
-    )
-    page.table(
-        ["check on every frozen run", "holds"],
-        [[k, "yes" if v else "NO"] for k, v in checks.items()],
-    )
-    page.text(f"Wall time: {wall:.1f} s.")
-    page.outcome(outcome.line(), outcome.passed)
-    page.write()
-    return outcome
+        header = ["n per class", *[f"{m} error" for m in METHODS], "scratch - frozen (pts)"]
+        page.table(
+            [*header, "frozen better in"],
+            rows,
+            caption=f"Mean target test error over {size.repeats} draws of the labeled set.",
+        )
+        page.table(
+            ["check on every frozen run", "holds"],
+            [[k, "yes" if v else "NO"] for k, v in results.checks.items()],
+        )
 
 
 def error_figure(shots, errors: dict):
@@ -320,65 +328,31 @@ def error_figure(shots, errors: dict):
     figure = new_figure((10, 4))
     left, right = figure.subplots(1, 2)
     colors = {"scratch": "#cf222e", "frozen": "#0969da", "fine-tune": "#8250df"}
+    xlabel, green = "labeled target examples per class", "#1a7f37"
     for method, e in errors.items():
-        left.plot(shots, 100 * e.mean(axis=1), "o-", color=colors[method], label=method)
-        left.fill_between(
-            shots,
-            100 * e.min(axis=1),
-            100 * e.max(axis=1),
-            color=colors[method],
-            alpha=0.15,
-            linewidth=0,
-        )
-    left.set(
-        xscale="log",
-        yscale="log",
-        xlabel="labeled target examples per class",
-        ylabel="target test error (%)",
-        title="digits 5-9 after pretraining on 0-4",
-    )
+        low, high, color = 100 * e.min(axis=1), 100 * e.max(axis=1), colors[method]
+        left.plot(shots, 100 * e.mean(axis=1), "o-", color=color, label=method)
+        left.fill_between(shots, low, high, color=color, alpha=0.15, linewidth=0)
+    left.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="target test error (%)")
+    left.set_title("digits 5-9 after pretraining on 0-4")
     left.legend()
     paired = 100 * (errors["scratch"] - errors["frozen"])
     for r in range(paired.shape[1]):
-        right.plot(
-            shots,
-            paired[:, r],
-            "o",
-            color="#1a7f37",
-            alpha=0.35,
-            markersize=4,
-            label="each draw" if r == 0 else None,
-        )
-    right.plot(shots, paired.mean(axis=1), "o-", color="#1a7f37", label="mean over draws")
+        label = "each draw" if r == 0 else None
+        right.plot(shots, paired[:, r], "o", color=green, alpha=0.35, markersize=4, label=label)
+    right.plot(shots, paired.mean(axis=1), "o-", color=green, label="mean over draws")
     right.axhline(0, color="black", linewidth=0.8)
-    right.axvspan(shots[0], FEW, color="#1a7f37", alpha=0.08, label=f"n <= {FEW}: claim checked")
-    right.set(
-        xscale="log",
-        xlabel="labeled target examples per class",
-        ylabel="scratch error - frozen error (points)",
-        title="the advantage of transfer",
-    )
+    right.axvspan(shots[0], FEW, color=green, alpha=0.08, label=f"n <= {FEW}: claim checked")
+    right.set(xscale="log", xlabel=xlabel, ylabel="scratch error - frozen error (points)")
+    right.set_title("the advantage of transfer")
     right.legend()
-    ticks = [
-        t
-        for t in (1, 2, 5, 10, 20, 50, 100)
-        if 100 * min(e.min() for e in errors.values()) / 2 <= t
-    ]
+    lowest = 100 * min(e.min() for e in errors.values())
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100) if lowest / 2 <= t]
     left.set_yticks(ticks, [str(t) for t in ticks])
     for ax in (left, right):
         ax.set_xticks(shots, [str(n) for n in shots])
         ax.grid(alpha=0.3)
     return figure
-
-
-def body_text(side: int) -> str:
-    """The body of :func:`make_body`, in words for the report."""
-    if side == 28:
-        return (
-            "LeNet's feature extractor (conv5x5(6, pad 2) - ReLU - max pool - conv5x5(16) - "
-            "ReLU - max pool, 400 features)"
-        )
-    return "conv3x3(6, pad 1) - ReLU - max pool (96 features)"
 
 
 def body_figure(body_state: dict, labeled: tuple):
