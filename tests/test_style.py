@@ -10,7 +10,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ALIGNED_TABLES = {
     "nabla/ops/methods.py": "}",  # Tensor method name -> function, several to a line
     "nabla/serialization.py": 'stat.S_IFSOCK: "a socket"}',  # file kinds, two to a line
-    "nabla/train/config.py": '"inverse-sqrt", "polynomial", "onecycle")',  # schedule names
     "nabla/jit/elementwise.py": "Neg: lower_arithmetic",  # op -> lowering
 }
 

@@ -12,11 +12,16 @@ included. Schedules compose: ``LinearWarmup(CosineDecay(0.1, 10_000), 500)``.
 [0.0, 0.0488, 0.0976, 0.0, 0.0]
 >>> from_config(lr.get_config())(50) == lr(50)
 True
+
+A schedule that ``nabla train --schedule NAME`` offers names itself and says how a run of given
+length uses it (``for_run``); defining the class registers the name (:func:`for_run`,
+:func:`names`), as the optimizers do (:mod:`nabla.optim.registry`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -38,9 +43,32 @@ __all__ = [
     "per_epoch",
     "epochs_to_steps",
     "from_config",
+    "RunPlan",
+    "for_run",
+    "get",
+    "names",
 ]
 
-_REGISTRY: dict[str, type[Schedule]] = {}
+_REGISTRY: dict[str, type[Schedule]] = {}  # class name -> class, for from_config
+_RUN_NAMES: dict[str, type[Schedule]] = {}  # --schedule name -> class, for nabla train
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a training run tells its schedule: the peak rate, the updates in all, the warmup
+    updates (ramped by :class:`LinearWarmup` unless the schedule warms up itself), the updates per
+    epoch and the config's ``decay_rate`` (final rate / peak, for the decays that take one)."""
+
+    lr: float
+    total: int
+    warmup: int = 0
+    steps_per_epoch: int = 1
+    decay_rate: float = 0.01
+
+    @property
+    def decay_steps(self) -> int:
+        """The updates after the warmup, over which a decay runs."""
+        return max(self.total - self.warmup, 1)
 
 
 class Schedule:
@@ -51,10 +79,21 @@ class Schedule:
     """
 
     _fields: tuple[str, ...] = ()
+    name: str = ""  # the --schedule name, for the schedules nabla train offers
+    own_warmup: bool = False  # it ramps up itself: the run's warmup_epochs do not apply
+    uses_decay_rate: bool = False  # it reads the config's decay_rate
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
+        if "name" in cls.__dict__:
+            _RUN_NAMES[cls.name] = cls
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        """This schedule over a training run of ``plan`` (the warmup is added by
+        :func:`for_run`)."""
+        raise NotImplementedError(f"{cls.__name__} has no recipe for a training run")
 
     def __call__(self, step: float) -> float:
         step = float(step)  # ints, floats, NumPy scalars, 0-d arrays
@@ -149,6 +188,11 @@ class Constant(Schedule):
     """
 
     _fields = ("value",)
+    name = "constant"
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr)
 
     def __init__(self, value: float):
         self.value = _rate("value", value, "Constant")
@@ -170,6 +214,11 @@ class ExponentialDecay(Schedule):
     """
 
     _fields = ("initial", "decay_steps", "decay_rate", "staircase")
+    name, uses_decay_rate = "exponential", True
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr, plan.decay_steps, plan.decay_rate)
 
     def __init__(self, initial: float, decay_steps: float, decay_rate: float, staircase=False):
         self.initial = _rate("initial", initial, "ExponentialDecay")
@@ -199,6 +248,11 @@ class PolynomialDecay(Schedule):
     """
 
     _fields = ("initial", "decay_steps", "end", "power", "cycle")
+    name, uses_decay_rate = "polynomial", True
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr, plan.decay_steps, end=plan.lr * plan.decay_rate)
 
     def __init__(
         self, initial: float, decay_steps: float, end=1e-4, power=1.0, cycle=False
@@ -230,6 +284,12 @@ class InverseTimeDecay(Schedule):
     """
 
     _fields = ("initial", "decay_steps", "decay_rate", "staircase")
+    name, uses_decay_rate = "inverse-time", True
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        # lr / (1 + k) at the end is decay_rate times the peak: k = 1 / decay_rate - 1
+        return cls(plan.lr, plan.decay_steps, 1.0 / plan.decay_rate - 1.0)
 
     def __init__(self, initial: float, decay_steps: float, decay_rate: float, staircase=False):
         self.initial = _rate("initial", initial, "InverseTimeDecay")
@@ -261,6 +321,11 @@ class InverseSqrtDecay(Schedule):
     """
 
     _fields = ("initial", "warmup_steps")
+    name = "inverse-sqrt"
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr, max(plan.warmup, plan.steps_per_epoch))
 
     def __init__(self, initial: float, warmup_steps: int):
         self.initial = _rate("initial", initial, "InverseSqrtDecay")
@@ -291,6 +356,11 @@ class CosineDecay(Schedule):
     """
 
     _fields = ("initial", "decay_steps", "alpha", "warmup_target", "warmup_steps")
+    name = "cosine"
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr, plan.decay_steps)
 
     def __init__(
         self,
@@ -340,6 +410,12 @@ class CosineDecayRestarts(Schedule):
     """
 
     _fields = ("initial", "first_decay_steps", "t_mul", "m_mul", "alpha")
+    name = "cosine-restarts"
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        # cycles of 1, 2 and 4 sevenths of the run: the last one ends with it
+        return cls(plan.lr, max(plan.decay_steps / 7, 1))
 
     def __init__(
         self,
@@ -401,6 +477,13 @@ class PiecewiseConstant(Schedule):
     """
 
     _fields = ("boundaries", "values")
+    name = "step"
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        # x0.1 at 50% and 75% of training, as in the ResNet papers
+        rest, lr = plan.decay_steps, plan.lr
+        return cls([rest // 2, 3 * rest // 4], [lr, lr / 10, lr / 100])
 
     def __init__(self, boundaries: list[float], values: list[float]):
         boundaries, values = list(boundaries), list(values)
@@ -470,6 +553,11 @@ class OneCycle(Schedule):
     """
 
     _fields = ("max_value", "total_steps", "pct_start", "div_factor", "final_div_factor", "anneal")
+    name, own_warmup = "onecycle", True
+
+    @classmethod
+    def for_run(cls, plan: RunPlan) -> Schedule:
+        return cls(plan.lr, plan.total)
 
     def __init__(
         self,
@@ -584,3 +672,29 @@ def epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
     if not (math.isfinite(epochs) and epochs >= 0):
         raise ValueError(f"epochs_to_steps: epochs must be >= 0, got {epochs}")
     return round(epochs * steps_per_epoch)
+
+
+def names() -> list[str]:
+    """The schedules ``nabla train --schedule`` offers, in the order they were defined."""
+    return list(_RUN_NAMES)
+
+
+def get(name: str) -> type[Schedule]:
+    """The schedule class offered as ``--schedule name``; a ``KeyError`` naming them all."""
+    if name not in _RUN_NAMES:
+        raise KeyError(f"unknown schedule {name!r}; the schedules are: {', '.join(_RUN_NAMES)}")
+    return _RUN_NAMES[name]
+
+
+def for_run(name: str, plan: RunPlan) -> Schedule:
+    """Schedule ``name`` over a run of ``plan``, after a linear warmup of ``plan.warmup`` updates
+    where it has no warmup of its own.
+
+    >>> for_run("step", RunPlan(0.1, total=100)).values
+    [0.1, 0.01, 0.001]
+    """
+    cls = get(name)
+    schedule = cls.for_run(plan)
+    if plan.warmup and not cls.own_warmup:
+        return LinearWarmup(schedule, plan.warmup)
+    return schedule

@@ -300,11 +300,18 @@ APPLIES = {
     "batch_norm": lambda c: c["model"] == "mlp",
     "activation": lambda c: c["model"] in ("mlp", "lenet"),  # the ResNet is built with ReLU
     "depth": lambda c: c["model"] == "resnet",
-    "decay_rate": lambda c: c["schedule"] in ("exponential", "inverse-time", "polynomial"),
-    "warmup_epochs": lambda c: c["schedule"] != "onecycle",  # 1cycle has its own warmup
+    "decay_rate": lambda c: _schedule(c).uses_decay_rate,
+    "warmup_epochs": lambda c: not _schedule(c).own_warmup,  # 1cycle has its own warmup
     "augment": lambda c: bool(c["augment"]),
     "dev_fraction": lambda c: c["dataset"] in SPLIT_FOR_DEV,
 }
+
+
+def _schedule(config: dict):
+    """The class of the config's schedule (a KeyError for one nabla does not know)."""
+    from ..optim import schedules
+
+    return schedules.get(config["schedule"])
 
 
 def applies(key: str, config: dict) -> bool:

@@ -95,31 +95,17 @@ def peak_lr(cfg: dict) -> float:
 
 
 def build_schedule(cfg: dict, steps_per_epoch: int):
-    """The learning rate as a function of the step, over ``epochs * steps_per_epoch`` updates."""
-    lr, kind = peak_lr(cfg), cfg["schedule"]
-    total = cfg["epochs"] * steps_per_epoch
-    warmup = round(cfg["warmup_epochs"] * steps_per_epoch)
-    rest = max(total - warmup, 1)
-    if kind == "constant":
-        sched = schedules.Constant(lr)
-    elif kind == "cosine":
-        sched = schedules.CosineDecay(lr, rest)
-    elif kind == "cosine-restarts":
-        # cycles of 1, 2 and 4 sevenths of the run: the last one ends with it
-        sched = schedules.CosineDecayRestarts(lr, max(rest / 7, 1))
-    elif kind == "exponential":
-        sched = schedules.ExponentialDecay(lr, rest, cfg["decay_rate"])
-    elif kind == "inverse-time":
-        sched = schedules.InverseTimeDecay(lr, rest, 1.0 / cfg["decay_rate"] - 1.0)
-    elif kind == "inverse-sqrt":
-        sched = schedules.InverseSqrtDecay(lr, max(warmup, steps_per_epoch))
-    elif kind == "polynomial":
-        sched = schedules.PolynomialDecay(lr, rest, end=lr * cfg["decay_rate"])
-    elif kind == "step":  # x0.1 at 50% and 75% of training, as in the ResNet papers
-        sched = schedules.PiecewiseConstant([rest // 2, 3 * rest // 4], [lr, lr / 10, lr / 100])
-    else:  # onecycle
-        return schedules.OneCycle(lr, total)
-    return schedules.LinearWarmup(sched, warmup) if warmup else sched
+    """The learning rate as a function of the step, over ``epochs * steps_per_epoch`` updates:
+    the registered schedule ``cfg["schedule"]``'s recipe for such a run (``for_run`` in
+    :mod:`nabla.optim.schedules`), after the warmup."""
+    plan = schedules.RunPlan(
+        lr=peak_lr(cfg),
+        total=cfg["epochs"] * steps_per_epoch,
+        warmup=round(cfg["warmup_epochs"] * steps_per_epoch),
+        steps_per_epoch=steps_per_epoch,
+        decay_rate=cfg["decay_rate"],
+    )
+    return schedules.for_run(cfg["schedule"], plan)
 
 
 def schedule_change(cfg: dict, epochs_before: int, lr_before, lr_after, step: int) -> str:

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..optim import registry
+from ..optim import registry, schedules
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,8 +74,6 @@ AUGMENTATIONS = (
     "mixup",
     "cutmix",
 )
-SCHEDULES = ("constant", "cosine", "cosine-restarts", "exponential", "step", "inverse-time",
-             "inverse-sqrt", "polynomial", "onecycle")  # fmt: skip
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu")
 
 SCHEMA: dict[str, Setting] = {
@@ -134,7 +132,9 @@ SCHEMA: dict[str, Setting] = {
     "clip_grad_norm": Setting(
         float, 0.0, "clip the gradient norm to this value (0: off)", minimum=0.0
     ),
-    "schedule": Setting(str, "cosine", "learning-rate schedule over the whole run", SCHEDULES),
+    "schedule": Setting(
+        str, "cosine", "learning-rate schedule over the whole run", schedules.names
+    ),
     "warmup_epochs": Setting(float, 0.0, "linear warmup from 0 over this many epochs", minimum=0.0),
     "decay_rate": Setting(
         float,
