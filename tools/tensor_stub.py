@@ -107,7 +107,9 @@ def render() -> str:
         # the class itself without a return annotation returns Any
         in_class = value.__qualname__.startswith("Tensor.")
         returns = _returns(value, "None" if name == "__init__" else "Any" if in_class else "Tensor")
-        lines.append(f"    def {name}({_parameters(value, bound=True)}) -> {returns}: ...")
+        # == and != compare elementwise (as NumPy's do): not object's bool, said to the checker
+        ignore = "  # type: ignore[override]" if name in ("__eq__", "__ne__") else ""
+        lines.append(f"    def {name}({_parameters(value, bound=True)}) -> {returns}: ...{ignore}")
     return HEADER + "\n".join(lines) + "\n"
 
 

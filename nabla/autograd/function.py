@@ -49,13 +49,16 @@ class Function:
     may_view = False  # True for operations whose output can be a view of their first input
     saves_output = False  # True for operations whose backward reads their own output
     output_vc = None  # the output's version counter and version, for those that save it
+    output_version = 0
 
+    # Positional-only (the engine passes them so): an operation names its gradient as its
+    # formula does, ``g`` or ``grad``, and type checkers accept either.
     @staticmethod
-    def forward(ctx, *arrays, **options):  # pragma: no cover - always overridden
+    def forward(ctx, /, *arrays, **options):  # pragma: no cover - always overridden
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad):  # pragma: no cover - always overridden
+    def backward(ctx, grad, /):  # pragma: no cover - always overridden
         raise NotImplementedError
 
     @classmethod

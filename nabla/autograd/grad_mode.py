@@ -14,6 +14,11 @@ False
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+_Mode = TypeVar("_Mode", bound="_SetGradMode")
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 class _GradMode:
@@ -33,6 +38,10 @@ class _SetGradMode:
 
     _mode = True
 
+    @overload
+    def __new__(cls: type[_Mode], func: None = None) -> _Mode: ...
+    @overload
+    def __new__(cls, func: _Function) -> _Function: ...
     def __new__(cls, func=None):
         self = super().__new__(cls)
         if callable(func):  # used as a bare decorator: @no_grad
@@ -48,7 +57,7 @@ class _SetGradMode:
         _GradMode.enabled = self._previous
         return False
 
-    def __call__(self, fn):
+    def __call__(self, fn: _Function) -> _Function:
         mode = self._mode
 
         @functools.wraps(fn)
@@ -60,7 +69,7 @@ class _SetGradMode:
             finally:
                 _GradMode.enabled = previous
 
-        return wrapper
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature
 
 
 class no_grad(_SetGradMode):  # noqa: N801 - named like torch.no_grad
@@ -82,7 +91,7 @@ class set_grad_enabled(_SetGradMode):  # noqa: N801 - named like torch.set_grad_
     it is switched on again.
     """
 
-    def __new__(cls, mode: bool):
+    def __new__(cls, mode: bool):  # type: ignore[misc]  # a mode, never a function
         return object.__new__(cls)
 
     def __init__(self, mode: bool):

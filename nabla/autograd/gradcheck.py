@@ -11,6 +11,9 @@ random v, which has probability zero.
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import numpy as np
 
 from .grad_mode import enable_grad, no_grad
@@ -58,7 +61,8 @@ def gradcheck(
     if not differentiable:
         raise ValueError("gradcheck: no output depends differentiably on the inputs")
     with enable_grad():
-        objective = sum((o * v).sum() for o, v in differentiable)
+        terms = [(o * v).sum() for o, v in differentiable]
+        objective = functools.reduce(operator.add, terms)
         objective.backward()
 
     def projected() -> float:

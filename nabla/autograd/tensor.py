@@ -181,7 +181,7 @@ class Tensor:
         return len(self.data)
 
     def __iter__(self) -> Iterator[Tensor]:
-        return (self[i] for i in range(len(self)))
+        return (self[i] for i in range(len(self)))  # type: ignore[index]  # ops/methods.py
 
     def __bool__(self) -> bool:
         if self.data.size != 1:

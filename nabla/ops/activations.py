@@ -7,6 +7,7 @@ softmax and log-softmax after subtracting the maximum.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class ELU(Function):
         return np.where(ctx.positive, g, g * (ctx.negative_part + ctx.alpha)), None
 
 
-_scipy_erf = None
+_scipy_erf: Any = None  # SciPy's erf, False where SciPy is missing, None before the first look
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ def pytorch_names(fn):
         inspect.Parameter(alias, inspect.Parameter.KEYWORD_ONLY, default=None)
         for alias in positions
     ]
-    accepting_pytorch_names.__signature__ = signature.replace(
+    accepting_pytorch_names.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*signature.parameters.values(), *extra]
     )
     return accepting_pytorch_names

@@ -295,7 +295,7 @@ def _input_grad(ctx, g, g_g):
     return gxp[:, ph : ph + h, pw : pw + w].transpose(3, 0, 1, 2)
 
 
-class Conv2dReLU(Conv2d):
+class Conv2dReLU(Function):
     """relu(conv2d(x, W, b)), fused: the rectifier in the bias pass over the product (no second
     array, no second graph node); backward masks G once (``relu_grad``), then takes Conv2d's
     products. The same numbers as ``relu(conv2d(x, W, b))``, bit for bit."""

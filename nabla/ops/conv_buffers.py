@@ -37,7 +37,7 @@ PER_KEY = 16  # arrays kept per (shape, dtype); beyond that, new arrays are not 
 BUDGET = 512 * 2**20  # bytes kept in all; the least recently added shapes are dropped first
 ALIGN = 64  # bytes
 
-_pool: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}  # key -> [(raw block, array)]
+_pool: dict[tuple, list[tuple[np.ndarray | None, np.ndarray]]] = {}  # key -> [(raw block, array)]
 _kept = 0  # bytes held by _pool
 
 

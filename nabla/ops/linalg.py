@@ -56,7 +56,7 @@ def matmul(a, b) -> Tensor:
             f"matmul: operands must be at least 1-D, got shapes {shape_a} and {shape_b}"
         )
     inner_a = shape_a[-1]
-    inner_b = shape_b[-2] if len(shape_b) > 1 else shape_b[0]
+    inner_b = shape_b[-2 if len(shape_b) > 1 else 0]
     if inner_a != inner_b:
         raise ValueError(
             f"matmul: shapes {shape_a} and {shape_b} do not align "

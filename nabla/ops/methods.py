@@ -71,7 +71,8 @@ _METHODS = {
 for _name, _fn in {**_OPERATORS, **_METHODS}.items():
     setattr(Tensor, _name, _fn)
 
-Tensor.T = property(lambda self: shape.transpose(self), doc="The tensor with its axes reversed.")
+# (the attributes the stub, nabla/autograd/tensor.pyi, declares: type checkers read them there)
+Tensor.T = property(lambda self: shape.transpose(self), doc="The tensor with its axes reversed.")  # type: ignore[misc]
 Tensor.float = lambda self: ew.astype(self, "float32")
 Tensor.double = lambda self: ew.astype(self, "float64")
 Tensor.long = lambda self: ew.astype(self, "int64")
@@ -90,4 +91,4 @@ def all(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return Tensor._make(np.asarray(x.data.all(axis=axis, keepdims=keepdims)))
 
 
-Tensor.any, Tensor.all = any, all
+Tensor.any, Tensor.all = any, all  # type: ignore[assignment]

@@ -187,7 +187,7 @@ def _counts(size, kernel, stride, padding, out, count_include_pad) -> np.ndarray
         ]
         for a in (0, 1)
     ]
-    return np.outer(*spans).astype(float)
+    return np.outer(spans[0], spans[1]).astype(float)
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:

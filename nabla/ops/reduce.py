@@ -8,6 +8,8 @@ reduced axes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -70,7 +72,7 @@ class Mean(Function):
 class _Extremum(Function):
     saves_output = True
 
-    reduce = staticmethod(np.max)
+    reduce: Callable[..., np.ndarray] = staticmethod(np.max)
 
     @classmethod
     def forward(cls, ctx, x, axes, keepdims):

@@ -154,7 +154,8 @@ class LBFGS(Optimizer):
     def reference(self, theta, g, state, h, t):
         raise TypeError("LBFGS updates only through step(closure)")
 
-    kernel = reference
+    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+        raise TypeError("LBFGS updates only through step(closure)")
 
     # --- the step ---------------------------------------------------------------------------------
 
@@ -309,9 +310,9 @@ class LBFGS(Optimizer):
         state["lbfgs"] = {**self._memory, "rho": list(self._memory["rho"])}
         return state
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)  # checks the "lbfgs" entry too (_state_problems)
-        saved = state_dict["lbfgs"]
+    def load_state_dict(self, saved: dict) -> None:
+        super().load_state_dict(saved)  # checks the "lbfgs" entry too (_state_problems)
+        saved = saved["lbfgs"]
         self._reset_memory()
         self._memory.update({**saved, "rho": [float(r) for r in saved["rho"]]})
 

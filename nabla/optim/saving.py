@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,9 @@ ENTRIES = ("iterations", "param_groups", "state")  # what every optimizer's stat
 LISTED = 8  # names shown in a message before "..."
 
 
-def value_at(h, step: int):
-    """A hyperparameter's value at ``step``: a number, or a schedule called with the step."""
+def value_at(h: Any, step: int) -> Any:
+    """A hyperparameter's value at ``step``: a number, or a schedule called with the step (or a
+    flag or a name: ``nesterov``, ``bias_correction``)."""
     return h(step) if callable(h) else h
 
 
@@ -62,8 +64,10 @@ def load_state_dict(opt, state_dict) -> None:
         pack.load_param_state({n: saved_state[n] for n in pack.names})
         for param in set(saved["params"]) - set(pack.names):  # frozen here: keep in the stash
             opt._stash[param] = {k: np.array(v) for k, v in saved_state[param].items()}
-    opt.iterations = _count(state_dict["iterations"])
-    opt.lr = value_at(opt.param_groups[0]["lr"], max(opt.iterations - 1, 0))
+    iterations = _count(state_dict["iterations"])
+    assert iterations is not None  # problems() refused anything else before a change was made
+    opt.iterations = iterations
+    opt.lr = value_at(opt.param_groups[0]["lr"], max(iterations - 1, 0))
 
 
 # --- checking -------------------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def _difference(params: list, opt, i: int) -> str:
     return "; ".join([*parts, f"unexpected {unexpected}"] if unexpected else parts)
 
 
-def _entry_problems(opt, saved: dict, settings: list, found: list) -> None:
+def _entry_problems(opt, saved: Mapping, settings: list, found: list) -> None:
     """Check every parameter's entry of ``saved["state"]``: known parameter, known buffers of
     the right shape and dtype, a valid step count, and every required buffer once it stepped."""
     name = type(opt).__name__
@@ -245,8 +249,9 @@ def _listing(names: list, quote: bool = True) -> str:
 
 
 def _to_config(value):
-    if callable(value) and hasattr(value, "get_config"):
-        return {"schedule": value.get_config()}
+    get_config = getattr(value, "get_config", None)
+    if callable(value) and get_config is not None:
+        return {"schedule": get_config()}
     return value
 
 
