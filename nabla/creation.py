@@ -6,20 +6,24 @@ or from the default generator that :func:`nabla.manual_seed` resets.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import random
 from .autograd.dtypes import DEFAULT_FLOAT, as_array, as_dtype
 from .autograd.tensor import Tensor
 
 
-def _shape(shape) -> tuple:
+def _shape(shape: Sequence[Any]) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
     return tuple(int(n) for n in shape)
 
 
-def _float(dtype) -> np.dtype:
+def _float(dtype: DTypeLike | None) -> np.dtype:
     return DEFAULT_FLOAT if dtype is None else as_dtype(dtype)
 
 
@@ -30,7 +34,9 @@ def _make(array: np.ndarray, requires_grad: bool) -> Tensor:
     return t
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Tensor | ArrayLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor holding a copy of ``data``: float data becomes float32, integers int64.
 
     >>> tensor([[1.0, 2.0]])
@@ -51,59 +57,92 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._make(array)
 
 
-def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+def zeros(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
     return _make(np.zeros(_shape(shape), dtype=_float(dtype)), requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+def ones(
+    *shape: int | Sequence[int], dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ones."""
     return _make(np.ones(_shape(shape), dtype=_float(dtype)), requires_grad)
 
 
-def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+def full(
+    shape: int | Sequence[int],
+    fill_value: ArrayLike,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred from the value unless given)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     array = as_array(np.full(shape, fill_value), dtype)
     return _make(array, requires_grad)
 
 
-def arange(start, stop=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
+def arange(
+    start: float,
+    stop: float | None = None,
+    step: float = 1,
+    dtype: DTypeLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Evenly spaced values in [start, stop): int64 for integer arguments, else float32."""
     array = np.arange(start, step=step) if stop is None else np.arange(start, stop, step)
     return _make(as_array(array, dtype), requires_grad)
 
 
-def linspace(start, stop, num: int, dtype=None, requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, stop: float, num: int, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """``num`` evenly spaced values from start to stop inclusive."""
     return _make(np.linspace(start, stop, num, dtype=_float(dtype)), requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
+def eye(
+    n: int, m: int | None = None, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """The identity matrix (n x m)."""
     return _make(np.eye(n, m, dtype=_float(dtype)), requires_grad)
 
 
-def rand(*shape, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
+def rand(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    generator: np.random.Generator | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Uniform samples in [0, 1)."""
     rng = random.resolve(generator)
     return _make(rng.random(_shape(shape), dtype=_float(dtype)), requires_grad)
 
 
-def randn(*shape, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike | None = None,
+    generator: np.random.Generator | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Standard normal samples."""
     rng = random.resolve(generator)
     return _make(rng.standard_normal(_shape(shape), dtype=_float(dtype)), requires_grad)
 
 
-def randint(low: int, high: int, shape, generator=None) -> Tensor:
+def randint(
+    low: int, high: int, shape: int | Sequence[int], generator: np.random.Generator | None = None
+) -> Tensor:
     """Integers uniform in [low, high), int64."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     return Tensor._make(random.resolve(generator).integers(low, high, shape, dtype=np.int64))
 
 
-def _like(maker):
-    def like(t: Tensor, dtype=None, requires_grad: bool = False, **kwargs) -> Tensor:
+def _like(maker: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def like(
+        t: Tensor, dtype: DTypeLike | None = None, requires_grad: bool = False, **kwargs: Any
+    ) -> Tensor:
         return maker(
             t.shape,
             dtype=t.dtype if dtype is None else dtype,
@@ -122,7 +161,9 @@ rand_like = _like(rand)
 randn_like = _like(randn)
 
 
-def full_like(t: Tensor, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+def full_like(
+    t: Tensor, fill_value: ArrayLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """``full`` with the shape (and, by default, the dtype) of ``t``."""
     return full(
         t.shape, fill_value, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad

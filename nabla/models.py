@@ -6,7 +6,10 @@ written with ``torch.nn`` (so checkpoints move between the two).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from . import nn
+from .autograd.tensor import Tensor
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -29,7 +32,7 @@ def make_activation(name: str) -> nn.Module:
 
 
 def mlp(
-    sizes, activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False
+    sizes: Iterable[int], activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False
 ) -> nn.Sequential:
     """A multilayer perceptron: sizes = [inputs, hidden..., outputs].
 
@@ -102,7 +105,7 @@ class BasicBlock(nn.Module):
         else:
             self.shortcut = nn.Identity()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         # bn + ReLU and bn + shortcut + ReLU as fused operations: the same numbers, fewer passes
         out = self.bn1.forward_relu(self.conv1(x))
         return self.bn2.forward_relu(self.conv2(out), self.shortcut(x) if self.skip else None)
@@ -136,7 +139,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.bn.forward_relu(self.conv(x))
         x = self.pool(self.blocks(x))
         return self.fc(x.flatten(1))

@@ -22,8 +22,9 @@ def test_the_stub_is_up_to_date():
 def test_the_stub_shows_the_bound_operations_with_their_signatures():
     stub = tensor_stub.render()
     for line in (
-        "    def sum(self, axis=..., keepdims: bool = ..., *, dim=..., keepdim=...) -> Tensor: ...",
-        "    def __add__(self, b) -> Tensor: ...",
+        "    def sum(self, axis: int | Sequence[int] | None = ..., keepdims: bool = ..., *, "
+        "dim: int | Sequence[int] | None = ..., keepdim: bool | None = ...) -> Tensor: ...",
+        "    def __add__(self, b: Tensor | ArrayLike) -> Tensor: ...",
         "    def T(self) -> Tensor: ...",
         "    def item(self) -> float | int | bool: ...",
         "    data: np.ndarray",

@@ -36,10 +36,13 @@ The operations are attached to Tensor by nabla/ops/methods.py; this stub shows t
 and type checkers (tests/test_tensor_stub.py keeps it in sync).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from .function import Function
 
 '''
 

@@ -7,6 +7,7 @@ becomes int64, booleans stay bool. Only floating tensors can require gradients.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 float32 = np.dtype("float32")
 float64 = np.dtype("float64")
@@ -17,7 +18,7 @@ DEFAULT_FLOAT = float32
 SUPPORTED = (float32, float64, int64, bool_)
 
 
-def as_dtype(dtype) -> np.dtype:
+def as_dtype(dtype: DTypeLike) -> np.dtype:
     """Resolve a NumPy dtype, a type such as ``np.float64`` or a name such as ``"float64"``."""
     try:
         resolved = np.dtype(dtype)
@@ -32,7 +33,7 @@ def _names() -> str:
     return ", ".join(str(d) for d in SUPPORTED)
 
 
-def as_array(data, dtype=None, copy: bool = False) -> np.ndarray:
+def as_array(data: ArrayLike, dtype: DTypeLike | None = None, copy: bool = False) -> np.ndarray:
     """Convert ``data`` to an ndarray: float -> float32, integer -> int64 (unless ``dtype`` is
     given)."""
     if dtype is not None:

@@ -16,11 +16,16 @@ backward no longer needs it.
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .broadcast import sum_to
 from .trace import Trace
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
 FREED_GRAPH = (
     "trying to backward through the graph a second time (or to use a tensor computed in a "
@@ -29,7 +34,7 @@ FREED_GRAPH = (
 )
 
 
-def backward(root, grad=None, retain_graph: bool = False) -> None:
+def backward(root, grad: Tensor | ArrayLike | None = None, retain_graph: bool = False) -> None:
     """Accumulate d(root)/d(leaf) . grad into ``leaf.grad`` for every leaf that requires grad."""
     if not root._requires_grad:
         raise RuntimeError(
@@ -93,7 +98,7 @@ def _check_versions(node) -> None:
         )
 
 
-def _initial_grad(root, grad) -> np.ndarray:
+def _initial_grad(root: Tensor, grad: Tensor | ArrayLike | None) -> np.ndarray:
     if grad is None:
         if root.data.size != 1:
             raise RuntimeError(
@@ -109,7 +114,7 @@ def _initial_grad(root, grad) -> np.ndarray:
     return grad
 
 
-def _accumulate_leaf(tensor, g: np.ndarray) -> None:
+def _accumulate_leaf(tensor: Tensor, g: np.ndarray) -> None:
     if tensor.grad is None:
         slot = getattr(tensor, "_grad_slot", None)
         data = tensor.data
@@ -126,7 +131,7 @@ def _accumulate_leaf(tensor, g: np.ndarray) -> None:
         tensor.grad += g  # in place, so a .grad that views an optimizer's flat buffer stays one
 
 
-def grad_slot(tensor, shape: tuple, dtype) -> np.ndarray | None:
+def grad_slot(tensor: Tensor, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray | None:
     """Where an op may write ``tensor``'s gradient directly (``np.matmul(..., out=slot)``) and
     return the slot itself: the optimizer's flat-buffer view, when ``tensor`` is a leaf whose
     ``.grad`` was set to None by ``zero_grad``, so that this gradient is its first. Else None."""

@@ -31,6 +31,8 @@ array([ 3., 12.], dtype=float32)
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .grad_mode import _GradMode
@@ -54,15 +56,15 @@ class Function:
     # Positional-only (the engine passes them so): an operation names its gradient as its
     # formula does, ``g`` or ``grad``, and type checkers accept either.
     @staticmethod
-    def forward(ctx, /, *arrays, **options):  # pragma: no cover - always overridden
+    def forward(ctx: Any, /, *arrays: Any, **options: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad, /):  # pragma: no cover - always overridden
+    def backward(ctx: Any, grad: np.ndarray, /) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *args, **options):
+    def apply(cls, *args: Any, **options: Any) -> Tensor:
         """Run the operation on Tensors (or constants) and record it when gradients are needed."""
         ctx = object.__new__(cls)
         arrays = []

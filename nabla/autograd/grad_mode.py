@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 _Mode = TypeVar("_Mode", bound="_SetGradMode")
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -48,12 +48,12 @@ class _SetGradMode:
             return self(func)
         return self
 
-    def __enter__(self):
+    def __enter__(self: _Mode) -> _Mode:
         self._previous = _GradMode.enabled
         _GradMode.enabled = self._mode
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _GradMode.enabled = self._previous
         return False
 
@@ -61,7 +61,7 @@ class _SetGradMode:
         mode = self._mode
 
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             previous = _GradMode.enabled
             _GradMode.enabled = mode
             try:
@@ -91,7 +91,7 @@ class set_grad_enabled(_SetGradMode):  # noqa: N801 - named like torch.set_grad_
     it is switched on again.
     """
 
-    def __new__(cls, mode: bool):  # type: ignore[misc]  # a mode, never a function
+    def __new__(cls, mode: bool) -> set_grad_enabled:  # type: ignore[misc]  # a mode, never a function
         return object.__new__(cls)
 
     def __init__(self, mode: bool):
@@ -99,9 +99,9 @@ class set_grad_enabled(_SetGradMode):  # noqa: N801 - named like torch.set_grad_
         self._previous = _GradMode.enabled
         _GradMode.enabled = self._mode
 
-    def __enter__(self):
+    def __enter__(self: _Mode) -> _Mode:
         return self  # the mode was already set by the constructor
 
-    def __call__(self, fn):
+    def __call__(self, fn: _Function) -> _Function:
         _GradMode.enabled = self._previous  # decorating must not switch the mode for the caller
         return super().__call__(fn)

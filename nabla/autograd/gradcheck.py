@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,8 @@ class GradcheckError(AssertionError):
 
 
 def gradcheck(
-    fn,
-    inputs,
+    fn: Callable[..., Tensor | Sequence[Tensor]],
+    inputs: Tensor | list[Any] | tuple[Any, ...],
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
@@ -98,7 +100,7 @@ def gradcheck(
     return True
 
 
-def _as_float64(t):
+def _as_float64(t: Any) -> Any:
     if not isinstance(t, Tensor):
         return t
     dtype = np.float64 if t.dtype.kind == "f" else t.dtype
@@ -108,7 +110,7 @@ def _as_float64(t):
     return leaf
 
 
-def _outputs(result) -> list:
+def _outputs(result: Any) -> list[Tensor]:
     outputs = list(result) if isinstance(result, (list, tuple)) else [result]
     for o in outputs:
         if not isinstance(o, Tensor):

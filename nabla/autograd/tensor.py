@@ -12,14 +12,18 @@ the class by :mod:`nabla.ops`, which defines the operations; this module only ho
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import engine
 from .dtypes import as_array, float32, int64
 from .grad_mode import is_grad_enabled
 from .trace import Trace
+
+if TYPE_CHECKING:
+    from .function import Function
 
 
 class Tensor:
@@ -43,14 +47,18 @@ class Tensor:
     # ``==`` is elementwise, so hashing is by identity (tensors are dict keys in optimizers).
     __hash__ = object.__hash__
 
-    def __init__(self, data, dtype=None, requires_grad: bool = False):
+    def __init__(
+        self, data: Tensor | ArrayLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+    ):
         if isinstance(data, Tensor):
             data = data.data
         self._init(as_array(data, dtype, copy=True))
         if requires_grad:
             self.requires_grad = True
 
-    def _init(self, data: np.ndarray, node=None, vc: list | None = None) -> None:
+    def _init(
+        self, data: np.ndarray, node: Function | None = None, vc: list[int] | None = None
+    ) -> None:
         """Set every field: the one place a Tensor is set up (the constructor, :meth:`_make`,
         ``Parameter`` and ``Function.apply`` all come here). ``node`` is the graph node that made
         it (None for a leaf); ``vc`` the version counter it shares with the tensors over the same
@@ -62,7 +70,9 @@ class Tensor:
         self._vc = [0] if vc is None else vc
 
     @classmethod
-    def _make(cls, data: np.ndarray, node=None, vc: list | None = None) -> Tensor:
+    def _make(
+        cls, data: np.ndarray, node: Function | None = None, vc: list[int] | None = None
+    ) -> Tensor:
         """Wrap an array without copying or checking (the fast path used by operations)."""
         t = object.__new__(Tensor)
         t._init(data, node, vc)
@@ -103,7 +113,7 @@ class Tensor:
         """The graph node that produced this tensor, or None for a leaf."""
         return self._node
 
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` is the upstream gradient dL/dself; it may be omitted only for a one-element
@@ -135,7 +145,7 @@ class Tensor:
     # --- array facts ----------------------------------------------------------------------------
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     @property
@@ -170,7 +180,7 @@ class Tensor:
     def tolist(self) -> Any:
         return self.data.tolist()
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
@@ -216,7 +226,7 @@ class Tensor:
             Trace.recorder.unsupported(f"it writes into a tensor in place ({what})")
         self._vc[0] += 1
 
-    def __setitem__(self, index, value) -> None:
+    def __setitem__(self, index: Any, value: Tensor | ArrayLike) -> None:
         if isinstance(value, Tensor) and value._requires_grad and is_grad_enabled():
             raise RuntimeError(
                 "item assignment of a tensor that requires grad is not differentiable (its "
@@ -228,38 +238,41 @@ class Tensor:
             index = index.data
         self.data[index] = value.data if isinstance(value, Tensor) else value
 
-    def _inplace(self, ufunc, other, what: str) -> Tensor:
+    def _inplace(self, ufunc: np.ufunc, other: Tensor | ArrayLike, what: str) -> Tensor:
         self._check_inplace(what)
         ufunc(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
         return self
 
-    def __iadd__(self, other) -> Tensor:
+    def __iadd__(self, other: Tensor | ArrayLike) -> Tensor:
         return self._inplace(np.add, other, "+=")
 
-    def __isub__(self, other) -> Tensor:
+    def __isub__(self, other: Tensor | ArrayLike) -> Tensor:
         return self._inplace(np.subtract, other, "-=")
 
-    def __imul__(self, other) -> Tensor:
+    def __imul__(self, other: Tensor | ArrayLike) -> Tensor:
         return self._inplace(np.multiply, other, "*=")
 
-    def __itruediv__(self, other) -> Tensor:
+    def __itruediv__(self, other: Tensor | ArrayLike) -> Tensor:
         return self._inplace(np.divide, other, "/=")
 
-    def add_(self, other, alpha: float = 1.0) -> Tensor:
+    def add_(self, other: Tensor | ArrayLike, alpha: float = 1.0) -> Tensor:
         """self += alpha * other, in place."""
-        return self._inplace(np.add, other if alpha == 1.0 else alpha * other, "add_")
+        if alpha != 1.0:  # a list or a number as an array first: alpha * [1, 2] repeats the list
+            # (Tensor's operators are attached by nabla/ops/methods.py: the checker cannot see)
+            other = alpha * (other if isinstance(other, Tensor) else np.asarray(other))  # type: ignore[operator]
+        return self._inplace(np.add, other, "add_")
 
-    def mul_(self, other) -> Tensor:
+    def mul_(self, other: Tensor | ArrayLike) -> Tensor:
         """self *= other, in place."""
         return self._inplace(np.multiply, other, "mul_")
 
-    def copy_(self, source) -> Tensor:
+    def copy_(self, source: Tensor | ArrayLike) -> Tensor:
         """Copy ``source`` (broadcast to this shape) into this tensor's data."""
         self._check_inplace("copy_")
         np.copyto(self.data, source.data if isinstance(source, Tensor) else source)
         return self
 
-    def fill_(self, value) -> Tensor:
+    def fill_(self, value: float) -> Tensor:
         """Set every element to ``value``."""
         self._check_inplace("fill_")
         self.data.fill(value)

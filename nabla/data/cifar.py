@@ -19,10 +19,15 @@ from __future__ import annotations
 import tarfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .idx import DataFormatError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
 
 __all__ = ["FOLDER", "SPLITS", "parse_cifar10", "read_cifar10", "read_cifar10_archive"]
 
@@ -49,13 +54,15 @@ def parse_cifar10(data: bytes, source: str = "<bytes>") -> tuple[np.ndarray, np.
     return records[:, 1:].reshape(-1, 3, 32, 32).copy(), labels
 
 
-def read_cifar10(paths) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar10(paths: Iterable[str | os.PathLike[str]]) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels from extracted batch files, concatenated in the order given."""
     parts = [parse_cifar10(Path(p).read_bytes(), str(p)) for p in paths]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def read_cifar10_archive(archive, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def read_cifar10_archive(
+    archive: str | os.PathLike[str], split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, 32, 32) and labels (N,) of ``split`` from ``cifar-10-binary.tar.gz``."""
     if split not in SPLITS:
         raise ValueError(f"CIFAR-10: split must be one of {sorted(SPLITS)}, got {split!r}")

@@ -7,9 +7,24 @@ slice of each, with no Python loop over samples. Any object with ``__len__`` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import random
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, Protocol
+
+    from numpy.typing import ArrayLike
+
+    class DatasetLike(Protocol):
+        """What the loader and the splits accept: ``len(ds)`` samples, ``ds[i]`` an (x, y) pair
+        (typing only: any such object works, a :class:`Dataset` or not)."""
+
+        def __len__(self) -> int: ...
+        def __getitem__(self, index: int, /) -> tuple[Any, Any]: ...
 
 
 class Dataset:
@@ -18,7 +33,7 @@ class Dataset:
     def __len__(self) -> int:
         raise NotImplementedError
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         raise NotImplementedError
 
 
@@ -32,7 +47,7 @@ class ArrayDataset(Dataset):
     (5, 3, [0, 4])
     """
 
-    def __init__(self, x, y=None, name: str = "arrays"):
+    def __init__(self, x: ArrayLike, y: ArrayLike | None = None, name: str = "arrays"):
         x = np.asarray(x)
         if y is not None:
             y = np.asarray(y)
@@ -43,10 +58,10 @@ class ArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> tuple[Any, Any]:
         return self.x[index], (None if self.y is None else self.y[index])
 
-    def batch(self, indices: np.ndarray):
+    def batch(self, indices: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         """The samples at ``indices`` as arrays (one fancy-index copy each)."""
         return self.x[indices], (None if self.y is None else self.y[indices])
 
@@ -58,7 +73,7 @@ class ArrayDataset(Dataset):
 class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order."""
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: DatasetLike, indices: ArrayLike):
         indices = np.asarray(indices)
         if indices.size and indices.dtype.kind not in "iu":
             raise TypeError(
@@ -76,27 +91,27 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.dataset[self.indices[index]]
 
     @property
-    def x(self):
+    def x(self) -> np.ndarray:
         """The inputs of the subset (a copy), when the underlying dataset stores arrays."""
         return _batch(self.dataset, self.indices)[0]
 
     @property
-    def y(self):
+    def y(self) -> np.ndarray | None:
         """The targets of the subset (a copy), or None."""
         return _batch(self.dataset, self.indices)[1]
 
-    def batch(self, indices):
+    def batch(self, indices: ArrayLike) -> tuple[np.ndarray, np.ndarray | None]:
         return _batch(self.dataset, self.indices[np.asarray(indices, dtype=np.int64)])
 
 
 class ConcatDataset(Dataset):
     """Datasets one after the other."""
 
-    def __init__(self, datasets):
+    def __init__(self, datasets: Iterable[DatasetLike]):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: needs at least one dataset")
@@ -105,7 +120,7 @@ class ConcatDataset(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
@@ -113,7 +128,7 @@ class ConcatDataset(Dataset):
         which = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return self.datasets[which][index - int(self.offsets[which])]
 
-    def batch(self, indices):
+    def batch(self, indices: ArrayLike) -> tuple[np.ndarray, np.ndarray | None]:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size and (indices.min() < -len(self) or indices.max() >= len(self)):
             raise IndexError(f"ConcatDataset: indices out of range for {len(self)} samples")
@@ -130,7 +145,7 @@ class ConcatDataset(Dataset):
         return x, y
 
 
-def _batch(dataset, indices):
+def _batch(dataset: DatasetLike, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """A batch from any dataset: one fancy index where possible, else stacked samples."""
     if hasattr(dataset, "batch"):
         return dataset.batch(indices)
@@ -140,7 +155,9 @@ def _batch(dataset, indices):
     return x, y
 
 
-def random_split(dataset, lengths, seed: int | None = None) -> list:
+def random_split(
+    dataset: DatasetLike, lengths: Iterable[float], seed: int | None = None
+) -> list[Subset]:
     """Split into non-overlapping random Subsets of the given lengths (or of fractions that sum
     to 1)."""
     n = len(dataset)
@@ -158,7 +175,9 @@ def random_split(dataset, lengths, seed: int | None = None) -> list:
     return [Subset(dataset, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def train_dev_split(dataset, dev_fraction: float = 0.1, stratify: bool = True, seed: int = 0):
+def train_dev_split(
+    dataset: DatasetLike, dev_fraction: float = 0.1, stratify: bool = True, seed: int = 0
+) -> tuple[Subset, Subset]:
     """Split off a dev (validation) set; with ``stratify`` each class keeps its proportion.
 
     Returns ``(train, dev)`` Subsets. Stratification needs class labels (``dataset.y`` or the
@@ -182,7 +201,7 @@ def train_dev_split(dataset, dev_fraction: float = 0.1, stratify: bool = True, s
     return Subset(dataset, train), Subset(dataset, dev)
 
 
-def _labels(dataset) -> np.ndarray:
+def _labels(dataset: DatasetLike) -> np.ndarray:
     y = getattr(dataset, "y", None)
     if y is None:
         y = np.asarray([np.asarray(dataset[i][1]) for i in range(len(dataset))])

@@ -7,7 +7,7 @@ Each loader finds its files with :func:`nabla.data.download.fetch` (``root``, th
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -17,6 +17,12 @@ from .digits import digits
 from .download import Checksum, fetch
 from .idx import DataFormatError, read_idx_pair
 from .synthetic import blobs, linear_regression, moons, polynomial_regression, spirals, xor
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "Splits",
@@ -93,14 +99,23 @@ def _check_split(loader: str, split: str) -> None:
         raise ValueError(f"{loader}: split must be 'train' or 'test', got {split!r}")
 
 
-def _idx_dataset(name: str, label: str, files: dict, split: str, root, download: bool):
+def _idx_dataset(
+    name: str,
+    label: str,
+    files: Mapping[str, Mapping[str, Checksum]],
+    split: str,
+    root: str | os.PathLike[str] | None,
+    download: bool,
+) -> ArrayDataset:
     paths = list(fetch(name, files[split], root=root, download=download).values())
     images, labels = read_idx_pair(*paths)
     x = (images.astype(np.float32) / np.float32(255))[:, None]
     return ArrayDataset(x, labels.astype(np.int64), name=f"{label} {split}")
 
 
-def mnist(split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def mnist(
+    split: str = "train", root: str | os.PathLike[str] | None = None, download: bool = True
+) -> ArrayDataset:
     """MNIST handwritten digits: 60,000 training or 10,000 test images of the digits 0-9.
 
     ``x`` float32 (N, 1, 28, 28) in [0, 1] (pixel / 255, white digit on black), ``y`` int64
@@ -121,7 +136,9 @@ def mnist(split: str = "train", root=None, download: bool = True) -> ArrayDatase
     return _idx_dataset("mnist", "MNIST", MNIST_FILES, split, root, download)
 
 
-def fashion_mnist(split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def fashion_mnist(
+    split: str = "train", root: str | os.PathLike[str] | None = None, download: bool = True
+) -> ArrayDataset:
     """Fashion-MNIST: 60,000 training or 10,000 test images of clothing, in 10 classes.
 
     ``x`` float32 (N, 1, 28, 28) in [0, 1], ``y`` int64 (N,) in 0..9, the classes of
@@ -138,7 +155,9 @@ def fashion_mnist(split: str = "train", root=None, download: bool = True) -> Arr
     )
 
 
-def cifar10(split: str = "train", root=None, download: bool = True) -> ArrayDataset:
+def cifar10(
+    split: str = "train", root: str | os.PathLike[str] | None = None, download: bool = True
+) -> ArrayDataset:
     """CIFAR-10: 50,000 training or 10,000 test colour images of 32x32 pixels, in 10 classes.
 
     ``x`` float32 (N, 3, 32, 32) in [0, 1] (RGB planes, pixel / 255), ``y`` int64 (N,) in
@@ -168,7 +187,9 @@ class Splits(NamedTuple):
 MNIST10K_SIZES = (7000, 1000, 2000)
 
 
-def mnist10k(seed: int = 0, root=None, download: bool = True) -> Splits:
+def mnist10k(
+    seed: int = 0, root: str | os.PathLike[str] | None = None, download: bool = True
+) -> Splits:
     """MNIST-10k: the 10,000 real MNIST *test* images re-split 7,000 / 1,000 / 2,000.
 
     Only the MNIST test split is available on machines without a network, so experiments that
@@ -198,7 +219,9 @@ def mnist10k(seed: int = 0, root=None, download: bool = True) -> Splits:
     )
 
 
-def stratified_indices(labels, sizes, rng: np.random.Generator) -> list[np.ndarray]:
+def stratified_indices(
+    labels: ArrayLike, sizes: Sequence[int] | np.ndarray, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Disjoint sorted index arrays of the given ``sizes``, each class spread proportionally.
 
     Class c (n_c samples out of N) gives part p about n_c * sizes[p] / N samples: the floor,

@@ -66,7 +66,9 @@ def _split_indices(seed: int | None) -> tuple[np.ndarray, np.ndarray]:
     return np.setdiff1d(np.arange(len(labels)), test), test
 
 
-def digits(split: str | None = None, seed: int | None = None, flatten: bool = False):
+def digits(
+    split: str | None = None, seed: int | None = None, flatten: bool = False
+) -> ArrayDataset | tuple[ArrayDataset, ArrayDataset]:
     """The 8x8 digits as ``ArrayDataset`` (see the module docstring for provenance and counts).
 
     ``x`` is float32 of shape (N, 1, 8, 8) (or (N, 64) with ``flatten=True``, for MLPs), the
@@ -85,7 +87,7 @@ def digits(split: str | None = None, seed: int | None = None, flatten: bool = Fa
     a = _arrays()
     shape = (-1, 64) if flatten else (-1, 1, 8, 8)
 
-    def make(index, name):
+    def make(index: np.ndarray | slice, name: str) -> ArrayDataset:
         x = (a["images"][index].astype(np.float32) / np.float32(16)).reshape(shape)
         return ArrayDataset(x, a["labels"][index].astype(np.int64), name=name)
 

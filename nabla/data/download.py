@@ -37,9 +37,12 @@ import urllib.request
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..files import atomic_path
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = [
     "MIRRORS",
@@ -89,7 +92,7 @@ class Checksum(NamedTuple):
     raw_md5: str | None = None
 
 
-def md5sum(path, gunzip: bool = False) -> str:
+def md5sum(path: str | os.PathLike[str], gunzip: bool = False) -> str:
     """The md5 hex digest of the file at ``path`` (of its decompressed content with ``gunzip``)."""
     digest = hashlib.md5(usedforsecurity=False)
     with (gzip.open if gunzip else open)(path, "rb") as f:
@@ -98,7 +101,9 @@ def md5sum(path, gunzip: bool = False) -> str:
     return digest.hexdigest()
 
 
-def verify(path, md5: str | None = None, raw_md5: str | None = None) -> str | None:
+def verify(
+    path: str | os.PathLike[str], md5: str | None = None, raw_md5: str | None = None
+) -> str | None:
     """None when the file matches ``md5`` or ``raw_md5`` (or neither is given), else why not."""
     if md5 is None and raw_md5 is None:
         return None
@@ -122,7 +127,7 @@ def verify(path, md5: str | None = None, raw_md5: str | None = None) -> str | No
 
 def download(
     url: str,
-    path,
+    path: str | os.PathLike[str],
     md5: str | None = None,
     raw_md5: str | None = None,
     retries: int = 3,
@@ -187,7 +192,7 @@ class _TruncatedError(Exception):
     """The connection closed before Content-Length bytes arrived."""
 
 
-def _stream(url: str, out, timeout: float, bar: bool, label: str) -> None:
+def _stream(url: str, out: BinaryIO, timeout: float, bar: bool, label: str) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "nabla"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
@@ -217,7 +222,7 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nabla"
 
 
-def search_dirs(name: str, root=None) -> list[Path]:
+def search_dirs(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
     """The folders searched for dataset ``name``, in order: root, ``$NABLA_DATA``, the cache."""
     dirs = [] if root is None else [Path(root).expanduser() / name]
     if os.environ.get("NABLA_DATA"):
@@ -237,8 +242,8 @@ def _mirrors(name: str) -> list[str]:
 
 def fetch(
     name: str,
-    files: Mapping,
-    root=None,
+    files: Mapping[str, Checksum | tuple[str | None, str | None] | str | None],
+    root: str | os.PathLike[str] | None = None,
     download: bool = True,
     retries: int = 3,
     progress: bool = True,
@@ -287,7 +292,7 @@ def fetch(
     return paths
 
 
-def _missing(name: str, filename: str, dirs: list, why: str) -> str:
+def _missing(name: str, filename: str, dirs: list[Path], why: str) -> str:
     """One line: which file of which dataset is missing, where it was looked for, why it was not
     downloaded, and what to do."""
     data = os.environ.get("NABLA_DATA")
@@ -299,7 +304,7 @@ def _missing(name: str, filename: str, dirs: list, why: str) -> str:
     )
 
 
-def _as_checksum(checksum) -> Checksum:
+def _as_checksum(checksum: tuple[str | None, str | None] | str | None) -> Checksum:
     if checksum is None or isinstance(checksum, str):
         return Checksum(checksum)
     return Checksum(*checksum)

@@ -20,8 +20,12 @@ import gzip
 import math
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = [
     "DataFormatError", "parse_idx", "read_idx", "read_idx_images", "read_idx_labels",
@@ -36,7 +40,7 @@ class DataFormatError(ValueError):
     """A data file is truncated, corrupt, or not the format expected; the message names it."""
 
 
-def read_bytes(path) -> bytes:
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The content of ``path``, gunzipped when it starts with the gzip magic bytes."""
     data = Path(path).read_bytes()
     if data[:2] != b"\x1f\x8b":
@@ -80,12 +84,14 @@ def parse_idx(data: bytes, source: str = "<bytes>", magic: int | None = None) ->
     return values.astype(dtype.newbyteorder("="), copy=dtype.itemsize > 1)
 
 
-def read_idx(path, magic: int | None = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarray:
     """The array in the IDX file ``path`` (gzip or plain), checked against ``magic`` if given."""
     return parse_idx(read_bytes(path), str(path), magic)
 
 
-def read_idx_images(path, rows: int | None = 28, cols: int | None = 28) -> np.ndarray:
+def read_idx_images(
+    path: str | os.PathLike[str], rows: int | None = 28, cols: int | None = 28
+) -> np.ndarray:
     """uint8 images of shape (N, rows, cols) from an IDX image file (magic 2051)."""
     images = read_idx(path, IMAGES_MAGIC)
     if (rows, cols) != (None, None) and images.shape[1:] != (rows, cols):
@@ -95,7 +101,7 @@ def read_idx_images(path, rows: int | None = 28, cols: int | None = 28) -> np.nd
     return images
 
 
-def read_idx_labels(path, num_classes: int | None = 10) -> np.ndarray:
+def read_idx_labels(path: str | os.PathLike[str], num_classes: int | None = 10) -> np.ndarray:
     """uint8 labels of shape (N,) from an IDX label file (magic 2049), each < ``num_classes``."""
     labels = read_idx(path, LABELS_MAGIC)
     if num_classes is not None and labels.size and labels.max() >= num_classes:
@@ -105,7 +111,9 @@ def read_idx_labels(path, num_classes: int | None = 10) -> np.ndarray:
     return labels
 
 
-def read_idx_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_pair(
+    images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) and labels (N,) as uint8, checking that the counts agree."""
     images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
     if len(images) != len(labels):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,19 @@ from ..creation import from_numpy
 from ..memory import keep_freed_memory
 from .dataset import _batch
 from .transforms.base import Context
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from numpy.typing import ArrayLike
+
+    from ..autograd.tensor import Tensor
+    from .dataset import DatasetLike
+
+    # a batch transform: (x, y, context) -> (x, y), see ``transforms``
+    BatchTransform = Callable[
+        [np.ndarray, np.ndarray | None, Context], tuple[ArrayLike, ArrayLike | None]
+    ]
 
 
 class DataLoader:
@@ -52,14 +66,14 @@ class DataLoader:
 
     def __init__(
         self,
-        dataset,
-        batch_size=1,
+        dataset: DatasetLike,
+        batch_size: int | Callable[[int], int] = 1,
         shuffle: bool = False,
         seed: int | None = None,
         drop_last: bool = False,
-        transform=None,
+        transform: BatchTransform | None = None,
         workers: int = 0,
-        shard=None,
+        shard: tuple[int, int] | list[int] | None = None,
         pad: bool = True,
     ):
         if not callable(batch_size) and (int(batch_size) != batch_size or batch_size < 1):
@@ -123,14 +137,14 @@ class DataLoader:
             order = np.resize(order, math.ceil(n / world) * world)
         return order[rank::world]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         epoch, skip = self.epoch, self._skip
         self.epoch, self._skip = epoch + 1, 0
         size, order = self.batch_size_at(epoch), self.order(epoch)
         stop = len(order) - len(order) % size if self.drop_last else len(order)
         starts = list(range(0, stop, size))[skip:]
 
-        def make(start: int):
+        def make(start: int) -> tuple[Tensor, Tensor | None]:
             indices = order[start : start + size]
             x, y = _batch(self.dataset, indices)
             if self.transform is not None:
@@ -143,7 +157,7 @@ class DataLoader:
             yield batch
         self.position = 0
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, int]:
         """Where the loader is: the epoch under way and the batches it already delivered (or,
         after ``load_state_dict`` and before iterating, the place it will resume from)."""
         if self.position > 0:  # inside an epoch: ``__iter__`` already counted it in self.epoch
@@ -162,7 +176,9 @@ class DataLoader:
             self.epoch, self._skip = self.epoch + 1, 0
 
 
-def _prefetch(make, starts: list, workers: int):
+def _prefetch(
+    make: Callable[[int], tuple[Tensor, Tensor | None]], starts: list[int], workers: int
+) -> Iterator[tuple[Tensor, Tensor | None]]:
     """``map(make, starts)`` computed by a thread pool, at most 2 * workers batches ahead."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nabla-loader") as pool:
         pending = deque()
@@ -174,7 +190,7 @@ def _prefetch(make, starts: list, workers: int):
             yield pending.popleft().result()
 
 
-def _tensor(a):
+def _tensor(a: ArrayLike | None) -> Tensor | None:
     """A zero-copy tensor; other integer types become int64 and float16 float32 (nabla's dtypes)."""
     if a is None:
         return None

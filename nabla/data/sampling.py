@@ -15,10 +15,14 @@ small arrays (2 us instead of 30 for a batch of 64); the NumPy code below is the
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import kernels
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -53,7 +57,12 @@ def stream_key(seed: int, epoch: int, stream: int = 0) -> np.uint64:
 
 
 def uniforms(
-    seed: int, epoch: int, indices, draws: int, stream: int = 0, dtype=np.float64
+    seed: int,
+    epoch: int,
+    indices: ArrayLike,
+    draws: int,
+    stream: int = 0,
+    dtype: DTypeLike = np.float64,
 ) -> np.ndarray:
     """Array (len(indices), draws) of floats in [0, 1): draw k of sample ``indices[i]``.
 
@@ -95,7 +104,7 @@ def uniforms(
     return out
 
 
-def normals(seed: int, epoch: int, indices, draws: int, stream: int = 0) -> np.ndarray:
+def normals(seed: int, epoch: int, indices: ArrayLike, draws: int, stream: int = 0) -> np.ndarray:
     """Standard normal draws by the Box-Muller transform of two uniforms per draw."""
     u = uniforms(seed, epoch, indices, 2 * draws, stream)
     radius = np.sqrt(-2.0 * np.log1p(-u[:, :draws]))  # log1p(-u): u may be 0, never 1

@@ -19,9 +19,14 @@ ArrayDataset('spirals', x=float32(150, 2), y=int64(150,))
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .dataset import ArrayDataset
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def _check(name: str, **conditions: bool) -> None:
@@ -35,7 +40,7 @@ def _counts(n: int, k: int) -> np.ndarray:
     return np.full(k, n // k) + (np.arange(k) < n % k)
 
 
-def _classification(x, y, name) -> ArrayDataset:
+def _classification(x: ArrayLike, y: ArrayLike, name: str) -> ArrayDataset:
     return ArrayDataset(np.asarray(x, np.float32), np.asarray(y, np.int64), name=name)
 
 
@@ -89,7 +94,9 @@ def moons(n: int = 200, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
     return _classification(x, np.repeat([0, 1], [n0, n1]), "moons")
 
 
-def blobs(n: int = 300, centers=3, std: float = 1.0, dim: int = 2, seed: int = 0) -> ArrayDataset:
+def blobs(
+    n: int = 300, centers: int | ArrayLike = 3, std: float = 1.0, dim: int = 2, seed: int = 0
+) -> ArrayDataset:
     """Isotropic Gaussian blobs, one per class (like scikit-learn's ``make_blobs``).
 
     ``centers``: the number of classes K, with centers drawn uniformly from ``[-10, 10]^dim``,

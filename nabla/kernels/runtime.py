@@ -20,6 +20,8 @@ import sys
 import threading
 import types
 import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
 #: Elements below which a kernel runs on the calling thread alone. Measured in the MNIST MLP's
 #: training loop (269k parameters, right after the backward pass's matrix products): the Adam
@@ -69,7 +71,7 @@ def use_reference(flag: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def reference(flag: bool = True):
+def reference(flag: bool = True) -> Iterator[None]:
     """``with nabla.kernels.reference(): ...`` runs the block on the NumPy references
     (``reference(False)``: on the compiled kernels)."""
     previous = _reference
@@ -109,7 +111,7 @@ def threading_layer() -> str:
     return "omp" if _parallel else "one thread (forked)" if _forked else "one thread"
 
 
-def kernel(name: str, size: int, parallel_min: int = PARALLEL_MIN):
+def kernel(name: str, size: int, parallel_min: int = PARALLEL_MIN) -> Callable[..., Any]:
     """The compiled kernel ``name`` ("module.function" in this package) for a buffer of ``size``
     elements: the parallel variant from ``parallel_min`` elements on (kernels that do more work
     per element than an update, such as resampling an image, pass a lower threshold), else the

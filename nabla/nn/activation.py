@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..autograd.tensor import Tensor
 from ..ops import activations as act
 from .module import Module
 
@@ -9,21 +10,21 @@ from .module import Module
 class ReLU(Module):
     """max(x, 0)."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.relu(x)
 
 
 class Sigmoid(Module):
     """1 / (1 + e^-x)."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.sigmoid(x)
 
 
 class Tanh(Module):
     """tanh(x)."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.tanh(x)
 
 
@@ -34,7 +35,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -48,7 +49,7 @@ class ELU(Module):
         super().__init__()
         self.alpha = alpha
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.elu(x, self.alpha)
 
     def extra_repr(self) -> str:
@@ -62,7 +63,7 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.gelu(x, self.approximate)
 
     def extra_repr(self) -> str:
@@ -76,7 +77,7 @@ class Softplus(Module):
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self) -> str:
@@ -90,7 +91,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
@@ -100,5 +101,5 @@ class Softmax(Module):
 class LogSoftmax(Softmax):
     """log-softmax along ``dim``."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return act.log_softmax(x, self.dim)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any
 
 from .activation import ReLU
 from .conv import Conv2d
@@ -21,7 +23,7 @@ class Sequential(Module):
     )
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module | dict[str, Module]):
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
             items = list(modules[0].items())
@@ -34,7 +36,7 @@ class Sequential(Module):
                 )
             self.add_module(name, module)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         modules = list(self._modules.values())
         i = 0
         while i < len(modules):
@@ -48,7 +50,7 @@ class Sequential(Module):
                 i += 1
         return x
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Module:
         modules = list(self._modules.items())
         if isinstance(index, slice):
             return Sequential(OrderedDict(modules[index]))
@@ -57,7 +59,7 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
     def append(self, module: Module) -> Sequential:
@@ -68,7 +70,7 @@ class Sequential(Module):
 class ModuleList(Module):
     """A list of modules whose parameters belong to the owner (a plain list would hide them)."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()):
         super().__init__()
         for module in modules:
             self.append(module)
@@ -79,26 +81,26 @@ class ModuleList(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules) -> ModuleList:
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         for module in modules:
             self.append(module)
         return self
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Module:
         values = list(self._modules.values())
         return ModuleList(values[index]) if isinstance(index, slice) else values[index]
 
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
 
 class ModuleDict(Module):
     """A dict of modules whose parameters belong to the owner."""
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None):
         super().__init__()
         for name, module in dict(modules or {}).items():
             self[name] = module
@@ -117,14 +119,14 @@ class ModuleDict(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._modules)
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._modules.keys()
 
-    def values(self):
+    def values(self) -> ValuesView[Module]:
         return self._modules.values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, Module]:
         return self._modules.items()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 from .. import random
 from ..autograd.dtypes import DEFAULT_FLOAT, as_dtype
+from ..autograd.tensor import Tensor
 from ..ops.conv import conv2d, pair
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from .module import Module, Parameter
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 
 class Conv2d(Module):
@@ -22,14 +29,14 @@ class Conv2d(Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | Literal["same", "valid"] = 0,
+        dilation: int | tuple[int, int] = 1,
         groups: int = 1,
         bias: bool = True,
-        dtype=None,
-        generator=None,
+        dtype: DTypeLike | None = None,
+        generator: np.random.Generator | None = None,
     ):
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -61,7 +68,7 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x, *, relu: bool = False):
+    def forward(self, x: Tensor, *, relu: bool = False) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}): expected input (N, "
@@ -78,7 +85,7 @@ class Conv2d(Module):
             relu=relu,
         )
 
-    def forward_relu(self, x):
+    def forward_relu(self, x: Tensor) -> Tensor:
         """``relu(self(x))`` as one fused operation (see ``Sequential``)."""
         return self.forward(x, relu=True)
 
@@ -103,13 +110,18 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     """Maximum over each window; stride defaults to the kernel size."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -122,13 +134,19 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     """Mean over each window; stride defaults to the kernel size."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad: bool = True):
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        count_include_pad: bool = True,
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.count_include_pad = padding, count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
 
     def extra_repr(self) -> str:
@@ -138,11 +156,11 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     """Average over an output_size grid of bins; ``AdaptiveAvgPool2d(1)`` is global pooling."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | tuple[int, int]):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self) -> str:

@@ -26,12 +26,16 @@ True
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import random
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "calculate_gain",
@@ -65,14 +69,14 @@ _MODES = ("fan_in", "fan_out")
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _check_tensor(t, what: str, need_float: bool = False) -> None:
+def _check_tensor(t: object, what: str, need_float: bool = False) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{what} expects a nabla Tensor, got {type(t).__name__}")
     if need_float and t.dtype.kind != "f":
         raise TypeError(f"{what} draws real numbers and needs a float tensor, got {t.dtype}")
 
 
-def _write(t: Tensor, values) -> Tensor:
+def _write(t: Tensor, values: ArrayLike) -> Tensor:
     # copy_ casts to t's dtype and bumps t's version, so a graph that saved the old values
     # refuses to backward instead of silently using the new ones. no_grad lets a leaf that
     # requires grad (a parameter) be written: initialization is not part of the graph.
@@ -172,7 +176,9 @@ def constant_(t: Tensor, value: float) -> Tensor:
     return _write(t, value)
 
 
-def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+def uniform_(
+    t: Tensor, a: float = 0.0, b: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Fill ``t`` with draws from U(a, b): mean (a + b) / 2, std (b - a) / sqrt(12)."""
     _check_tensor(t, "uniform_", need_float=True)
     if not a <= b:
@@ -180,7 +186,9 @@ def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tenso
     return _write(t, random.resolve(generator).uniform(a, b, size=t.shape))
 
 
-def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+def normal_(
+    t: Tensor, mean: float = 0.0, std: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Fill ``t`` with draws from N(mean, std²)."""
     _check_tensor(t, "normal_", need_float=True)
     if std < 0:
@@ -191,7 +199,9 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> T
 # --- scaled by the fans --------------------------------------------------------------------------
 
 
-def xavier_uniform_(t: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+def xavier_uniform_(
+    t: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Glorot & Bengio (2010): U(-bound, bound), ``bound = sqrt(3) · std``, where
     ``std = gain · sqrt(2 / (fan_in + fan_out))``."""
     _check_tensor(t, "xavier_uniform_", need_float=True)
@@ -200,7 +210,9 @@ def xavier_uniform_(t: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return uniform_(t, -bound, bound, generator)
 
 
-def xavier_normal_(t: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+def xavier_normal_(
+    t: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Glorot & Bengio (2010): N(0, std²), ``std = gain · sqrt(2 / (fan_in + fan_out))``."""
     _check_tensor(t, "xavier_normal_", need_float=True)
     fan_in, fan_out = fan_in_and_fan_out(t)
@@ -215,7 +227,11 @@ def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
 
 
 def kaiming_uniform_(
-    t: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
+    t: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: np.random.Generator | None = None,
 ) -> Tensor:
     """He et al. (2015): U(-bound, bound), ``bound = sqrt(3) · gain / sqrt(fan)``.
 
@@ -228,7 +244,11 @@ def kaiming_uniform_(
 
 
 def kaiming_normal_(
-    t: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", generator=None
+    t: Tensor,
+    a: float = 0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: np.random.Generator | None = None,
 ) -> Tensor:
     """He et al. (2015): N(0, std²), ``std = gain / sqrt(fan)``; arguments as in
     :func:`kaiming_uniform_`."""
@@ -236,7 +256,7 @@ def kaiming_normal_(
     return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity), generator)
 
 
-def lecun_normal_(t: Tensor, generator=None) -> Tensor:
+def lecun_normal_(t: Tensor, generator: np.random.Generator | None = None) -> Tensor:
     """LeCun et al. (1998): N(0, std²), ``std = 1 / sqrt(fan_in)`` (Kaiming with gain 1).
 
     PyTorch has no ``lecun_normal_``; this is the untruncated normal, not Keras's truncated one.
@@ -245,7 +265,9 @@ def lecun_normal_(t: Tensor, generator=None) -> Tensor:
     return kaiming_normal_(t, mode="fan_in", nonlinearity="linear", generator=generator)
 
 
-def orthogonal_(t: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+def orthogonal_(
+    t: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None
+) -> Tensor:
     """Saxe et al. (2013): a (semi-)orthogonal matrix times ``gain``; dims after the first are
     flattened, so ``W`` is ``(rows, cols)`` and ``W Wᵀ = gain² I`` if rows <= cols, else
     ``Wᵀ W = gain² I``.

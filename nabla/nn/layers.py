@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,13 @@ from ..ops.linalg import linear, linear_relu
 from ..ops.shape import flatten
 from .module import Module, Parameter
 
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from numpy.typing import DTypeLike
+
+    _T = TypeVar("_T")
+
 
 class Linear(Module):
     """y = x W^T + b with W of shape (out_features, in_features), as ``torch.nn.Linear``.
@@ -23,7 +31,12 @@ class Linear(Module):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, bias: bool = True, dtype=None, generator=None
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: DTypeLike | None = None,
+        generator: np.random.Generator | None = None,
     ):
         super().__init__()
         if in_features <= 0 or out_features <= 0:
@@ -62,7 +75,7 @@ class Linear(Module):
 class Identity(Module):
     """Returns its input; a placeholder (e.g. a removed head in transfer learning)."""
 
-    def forward(self, x):
+    def forward(self, x: _T) -> _T:
         return x
 
 
@@ -104,7 +117,7 @@ class Dropout(Module):
     1/(1-p), so the expected value is unchanged and evaluation is the identity.
     """
 
-    def __init__(self, p: float = 0.5, generator=None):
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")

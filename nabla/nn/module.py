@@ -9,13 +9,17 @@ same keys and shapes as the equivalent PyTorch model's.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ..autograd.dtypes import as_array, as_dtype
 from ..autograd.tensor import Tensor
 from ..autograd.trace import Trace
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
 
 class Parameter(Tensor):
@@ -28,7 +32,7 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data, requires_grad: bool = True):
+    def __init__(self, data: Tensor | ArrayLike, requires_grad: bool = True):
         if isinstance(data, Tensor):
             array = data.data
         elif isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64):
@@ -43,8 +47,8 @@ class Parameter(Tensor):
 
 
 class IncompatibleKeys(NamedTuple):
-    missing_keys: list
-    unexpected_keys: list
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
@@ -56,6 +60,11 @@ class Module:
     ['0.weight', '0.bias']
     """
 
+    training: bool
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Tensor | None]
+    _modules: OrderedDict[str, Module | None]
+
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -64,7 +73,7 @@ class Module:
 
     # --- registration ----------------------------------------------------------------------------
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
@@ -78,7 +87,7 @@ class Module:
             )
         else:
             # replacing an entry of the same kind keeps its place (a Sequential's order)
-            target = (
+            target: OrderedDict[str, Any] | None = (
                 self._parameters
                 if isinstance(value, Parameter)
                 else self._modules
@@ -115,21 +124,23 @@ class Module:
 
     # --- calling ---------------------------------------------------------------------------------
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if Trace.recorder is not None:  # nabla.compile guards on every traced module's mode
             Trace.recorder.module(self)
         return self.forward(*args, **kwargs)
 
     # --- traversal -------------------------------------------------------------------------------
 
-    def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
         """Yield (name, module) for this module and every descendant (each once, unless
         ``remove_duplicate=False``: then a module reachable by two paths appears under both)."""
         seen = set()
-        stack = [(prefix, self)]
+        stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, module = stack.pop()
             if remove_duplicate and id(module) in seen:
@@ -143,20 +154,20 @@ class Module:
             ]
             stack.extend(reversed(children))
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         for _, module in self.named_modules():
             yield module
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         for _, module in self.named_children():
             yield module
 
-    def _named_members(self, registry: str, recurse: bool):
+    def _named_members(self, registry: str, recurse: bool) -> Iterator[tuple[str, Any]]:
         seen = set()
         modules = self.named_modules() if recurse else [("", self)]
         for prefix, module in modules:
@@ -166,18 +177,18 @@ class Module:
                 seen.add(id(value))
                 yield (f"{prefix}.{name}" if prefix else name), value
 
-    def named_parameters(self, recurse: bool = True):
+    def named_parameters(self, recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """Yield (dotted name, Parameter), each shared parameter once."""
         return self._named_members("_parameters", recurse)
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse):
             yield p
 
-    def named_buffers(self, recurse: bool = True):
+    def named_buffers(self, recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         return self._named_members("_buffers", recurse)
 
-    def buffers(self, recurse: bool = True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse):
             yield b
 
@@ -211,7 +222,7 @@ class Module:
             if p.grad is not None:
                 p.grad.fill(0)
 
-    def to(self, dtype) -> Module:
+    def to(self, dtype: DTypeLike) -> Module:
         """Convert floating parameters and buffers to ``dtype`` (gradients are dropped)."""
         dtype = as_dtype(dtype)
         for t in [*self.parameters(), *self.buffers()]:
@@ -228,9 +239,9 @@ class Module:
 
     # --- state -----------------------------------------------------------------------------------
 
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name, as detached tensors sharing memory."""
-        state = OrderedDict()
+        state: OrderedDict[str, Tensor] = OrderedDict()
         for prefix, module in self.named_modules(remove_duplicate=False):  # torch's keys
             skip = module.__dict__.get("_non_persistent", set())
             for registry in (module._parameters, module._buffers):
@@ -239,7 +250,9 @@ class Module:
                         state[f"{prefix}.{name}" if prefix else name] = value.detach()
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Tensor | ArrayLike], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy values into this module's parameters and buffers (in place, cast to their dtype).
 
         With ``strict`` every key must match and every shape agree; otherwise one error lists all

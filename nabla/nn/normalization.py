@@ -6,6 +6,9 @@ its gradients are in :mod:`nabla.ops.normalization` (``batch_norm``, ``layer_nor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd.dtypes import DEFAULT_FLOAT, as_dtype
@@ -13,9 +16,12 @@ from ..autograd.tensor import Tensor
 from ..ops.normalization import _check_batch_size, batch_norm, layer_norm
 from .module import Module, Parameter
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
 
 class _BatchNorm(Module):
-    _ndims: tuple = ()
+    _ndims: tuple[int, ...] = ()
     _expected: str = ""
 
     def __init__(
@@ -25,7 +31,7 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         bias: bool = True,
     ):
@@ -88,8 +94,14 @@ class _BatchNorm(Module):
         _check_batch_size(x, name)
 
     def _normalize(
-        self, x, use_batch_stats: bool, momentum, residual=None, relu=False, counter=None
-    ):
+        self,
+        x: Tensor,
+        use_batch_stats: bool,
+        momentum: float | None,
+        residual: Tensor | None = None,
+        relu: bool = False,
+        counter: Tensor | None = None,
+    ) -> Tensor:
         return batch_norm(
             x,
             self.running_mean,
@@ -175,11 +187,11 @@ class LayerNorm(Module):
 
     def __init__(
         self,
-        normalized_shape,
+        normalized_shape: int | Sequence[int],
         eps: float = 1e-5,
         elementwise_affine: bool = True,
         bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         super().__init__()
         if isinstance(normalized_shape, int):

@@ -7,6 +7,9 @@ loss adds ``lam * w`` to every weight's gradient, which is exactly coupled weigh
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from ..autograd.tensor import Tensor
 from ..ops.activations import softmax
 from ..ops.shape import stack
@@ -49,7 +52,7 @@ class Ensemble(Module):
     (for regression, or a geometric mean of the class probabilities after a softmax).
     """
 
-    def __init__(self, models, mode: str = "probs", dim: int = -1):
+    def __init__(self, models: Iterable[Module], mode: str = "probs", dim: int = -1):
         super().__init__()
         if mode not in ("probs", "logits"):
             raise ValueError(f"Ensemble: mode must be 'probs' or 'logits', got {mode!r}")
@@ -58,7 +61,7 @@ class Ensemble(Module):
             raise ValueError("Ensemble: needs at least one model")
         self.mode, self.dim = mode, dim
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Tensor:
         outputs = [model(x) for model in self.models]
         if self.mode == "probs":
             outputs = [softmax(o, self.dim) for o in outputs]

@@ -20,6 +20,7 @@ eval mode) it is exactly :class:`~nabla.nn.BatchNorm1d` / ``BatchNorm2d``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,7 +37,9 @@ def _global_means(totals: np.ndarray, count: int) -> np.ndarray:
     return (distributed.allreduce_sum_(totals.astype(np.float64)) / count).astype(totals.dtype)
 
 
-def _global_statistics(x: np.ndarray) -> tuple:
+def _global_statistics(
+    x: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int, Callable[[np.ndarray], np.ndarray]]:
     """(mean, biased variance, values per channel, backward's means) over all ranks' batches."""
     axes = (0, *range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -72,7 +75,13 @@ class SyncBatchNorm(_BatchNorm):
             super()._check_batch_size(x, name)
 
     def _normalize(
-        self, x: Tensor, use_batch_stats: bool, momentum, residual=None, relu=False, counter=None
+        self,
+        x: Tensor,
+        use_batch_stats: bool,
+        momentum: float | None,
+        residual: Tensor | None = None,
+        relu: bool = False,
+        counter: Tensor | None = None,
     ) -> Tensor:
         if not (self.training and distributed.active()):
             return super()._normalize(x, use_batch_stats, momentum, residual, relu, counter)

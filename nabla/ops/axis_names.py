@@ -10,8 +10,9 @@ different values is a TypeError, whether the NumPy one came by keyword or by pos
 
 >>> import inspect
 >>> import nabla as nb
->>> print(inspect.signature(nb.sum))
-(x: 'Tensor', axis=None, keepdims: 'bool' = False, *, dim=None, keepdim=None) -> 'Tensor'
+>>> print(inspect.signature(nb.sum))  # doctest: +NORMALIZE_WHITESPACE
+(x: 'Tensor', axis: 'int | Sequence[int] | None' = None, keepdims: 'bool' = False, *,
+ dim: 'int | Sequence[int] | None' = None, keepdim: 'bool | None' = None) -> 'Tensor'
 >>> nb.tensor([[1.0, 2.0]]).sum(dim=1, keepdim=True)
 tensor([[3.]])
 """
@@ -20,12 +21,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_Result = TypeVar("_Result")
 
 # PyTorch's name -> NumPy's (nabla's) name
 ALIASES = {"dim": "axis", "keepdim": "keepdims", "correction": "ddof"}
 
 
-def pytorch_names(fn):
+def pytorch_names(fn: Callable[..., _Result]) -> Callable[..., _Result]:
     """``fn`` taking, besides its NumPy-named arguments, their PyTorch names as keywords.
 
     Only the aliases of arguments ``fn`` has are added (``softmax`` gets ``dim`` but no
@@ -38,7 +43,7 @@ def pytorch_names(fn):
     positions = {alias: names.index(ours) for alias, ours in ALIASES.items() if ours in names}
 
     @functools.wraps(fn)
-    def accepting_pytorch_names(*args, **kwargs):
+    def accepting_pytorch_names(*args: Any, **kwargs: Any) -> _Result:
         if kwargs and not positions.keys().isdisjoint(kwargs):
             for alias, position in positions.items():
                 if alias in kwargs:
@@ -46,7 +51,12 @@ def pytorch_names(fn):
         return fn(*args, **kwargs)
 
     extra = [
-        inspect.Parameter(alias, inspect.Parameter.KEYWORD_ONLY, default=None)
+        inspect.Parameter(
+            alias,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=_optional(signature.parameters[ALIASES[alias]].annotation),
+        )
         for alias in positions
     ]
     accepting_pytorch_names.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -55,7 +65,7 @@ def pytorch_names(fn):
     return accepting_pytorch_names
 
 
-def _rename(fn_name: str, kwargs: dict, alias: str, ours: str, args: tuple, position: int):
+def _rename(fn_name: str, kwargs: dict, alias: str, ours: str, args: tuple, position: int) -> None:
     """Move ``kwargs[alias]`` to ``kwargs[ours]``, refusing two different values."""
     value = kwargs.pop(alias)
     if len(args) > position:
@@ -70,3 +80,11 @@ def _rename(fn_name: str, kwargs: dict, alias: str, ours: str, args: tuple, posi
             f"{fn_name}() got {ours}={given!r} and {alias}={value!r}; {alias} is PyTorch's name "
             f"for {ours}: give one of them"
         )
+
+
+def _optional(annotation: Any) -> Any:
+    """The annotation of a PyTorch-named keyword: its NumPy-named argument's, or None (not
+    given). Only a string annotation (``from __future__ import annotations``) is carried over."""
+    if not isinstance(annotation, str):
+        return inspect.Parameter.empty
+    return annotation if annotation.endswith("| None") else f"{annotation} | None"

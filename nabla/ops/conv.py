@@ -27,8 +27,12 @@ the previous step's arrays once nothing refers to them (fresh ones would be page
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import DTypeLike
 
 from .. import kernels
 from ..autograd.function import Function
@@ -37,7 +41,7 @@ from .activations import relu_grad
 from .conv_buffers import scratch
 
 
-def pair(value, name: str, minimum: int = 1) -> tuple:
+def pair(value: int | Sequence[int], name: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, each at least ``minimum``, as a pair."""
     result = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(result) != 2 or not all(isinstance(v, (int, np.integer)) for v in result):
@@ -51,7 +55,9 @@ def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def offsets(kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
+def offsets(
+    kernel: tuple, stride: tuple, dilation: tuple, out: tuple
+) -> Iterator[tuple[int, int, slice, slice]]:
     """For each kernel offset (p, q): the rows and columns of the padded input it touches, as
     slices, so that ``xp[..., rows, cols]`` holds that offset's element of every window."""
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
@@ -81,7 +87,7 @@ def to_chwn(x: np.ndarray, padding: tuple) -> np.ndarray:
     return xp
 
 
-def im2col(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
+def im2col(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: tuple) -> np.ndarray:
     """The (C kh kw, Ho Wo N) matrix of the windows of the padded (C, Hp, Wp, N) input ``xp``:
     row (c, p, q), column (i, j, n) holds xp[c, i*sh + p*dh, j*sw + q*dw, n]."""
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out
@@ -93,7 +99,14 @@ def im2col(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: t
     return cols.reshape(c * kh * kw, ho * wo * n)
 
 
-def col2im(g_cols, xp_shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, out: tuple):
+def col2im(
+    g_cols: np.ndarray,
+    xp_shape: tuple,
+    kernel: tuple,
+    stride: tuple,
+    dilation: tuple,
+    out: tuple,
+) -> np.ndarray:
     """The adjoint of :func:`im2col`: the (C, Hp, Wp, N) sum of every column's entries at the
     padded-input positions they were copied from."""
     c, n = xp_shape[0], xp_shape[3]
@@ -105,7 +118,7 @@ def col2im(g_cols, xp_shape: tuple, kernel: tuple, stride: tuple, dilation: tupl
     return gxp
 
 
-def compiled_for(dtype) -> bool:
+def compiled_for(dtype: DTypeLike) -> bool:
     """Whether the compiled kernels handle arrays of ``dtype`` (floats, kernels on)."""
     return dtype in (np.float32, np.float64) and kernels.compiled()
 
@@ -134,7 +147,7 @@ PARALLEL_MIN = 1 << 20
 MACS_PER_UNIT = 16
 
 
-def launch(name: str, work: int):
+def launch(name: str, work: int) -> Callable[..., Any]:
     """The compiled kernel ``name`` for ``work`` units (see PARALLEL_MIN): its parallel copy
     for large work, else the one-thread one."""
     return kernels.kernel(name, work, PARALLEL_MIN)
@@ -145,7 +158,14 @@ def launch(name: str, work: int):
 DIRECT = "auto"
 
 
-def use_direct(out_channels, groups, stride, row, size=1, out_size=1) -> bool:
+def use_direct(
+    out_channels: int,
+    groups: int,
+    stride: tuple[int, int],
+    row: int,
+    size: float = 1,
+    out_size: float = 1,
+) -> bool:
     """Whether to convolve directly (kernels.conv.direct) rather than by im2col + GEMM.
 
     Measured on the benchmark machine (AMD EPYC, AVX-512, OpenBLAS 0.3.31, one thread): OpenBLAS
@@ -162,7 +182,9 @@ def use_direct(out_channels, groups, stride, row, size=1, out_size=1) -> bool:
     return DIRECT == "always" or (out_channels <= 64 and row >= 1024 and size <= 1.3 * out_size)
 
 
-def use_direct_weight_grad(kernel, groups, stride, row) -> bool:
+def use_direct_weight_grad(
+    kernel: tuple[int, int], groups: int, stride: tuple[int, int], row: int
+) -> bool:
     """Whether dW comes from kernels.conv.weight_grad (3x3, stride 1) rather than G cols^T.
 
     Measured as in :func:`use_direct` (one thread, batch 64, against the GEMM alone): 3.0
@@ -312,7 +334,15 @@ class Conv2dReLU(Function):
 
 
 def conv2d(
-    x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, *, relu: bool = False
+    x: Tensor | np.ndarray,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+    *,
+    relu: bool = False,
 ) -> Tensor:
     """2-D convolution (cross-correlation, as in every framework) of x (N, C, H, W) with
     weight (O, C/groups, kh, kw); ``padding`` may be an int, a pair, "valid" or "same".

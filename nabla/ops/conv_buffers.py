@@ -32,6 +32,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 PER_KEY = 16  # arrays kept per (shape, dtype); beyond that, new arrays are not kept
 BUDGET = 512 * 2**20  # bytes kept in all; the least recently added shapes are dropped first
@@ -41,7 +42,7 @@ _pool: dict[tuple, list[tuple[np.ndarray | None, np.ndarray]]] = {}  # key -> [(
 _kept = 0  # bytes held by _pool
 
 
-def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+def aligned_empty(shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     """An uninitialized C-contiguous array whose data starts on an ALIGN-byte boundary: a view
     of a slightly larger byte block (its ``base``)."""
     dtype = np.dtype(dtype)
@@ -65,7 +66,7 @@ def _free_refcounts() -> tuple:
 _FREE = _free_refcounts()
 
 
-def scratch(shape: tuple, dtype) -> np.ndarray:
+def scratch(shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     """An uninitialized, 64-byte-aligned array of ``shape`` and ``dtype`` that nothing else
     refers to: one kept from an earlier call when one is free, else a new one, kept for later
     if the budget allows."""
@@ -88,7 +89,7 @@ def scratch(shape: tuple, dtype) -> np.ndarray:
     return a
 
 
-def scratch_like(x: np.ndarray, shape: tuple, dtype) -> np.ndarray:
+def scratch_like(x: np.ndarray, shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
     """:func:`scratch` of ``shape``, with its axes ordered in memory as x's are (a view of a
     C-contiguous array): an (N, C, H, W) view of a (C, H, W, N) array gets the same layout."""
     order = sorted(range(x.ndim), key=lambda axis: -x.strides[axis])  # outermost axis first

@@ -6,7 +6,11 @@ shape, so the backward formulas below are the scalar derivatives applied element
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..autograd.dtypes import as_dtype
 from ..autograd.function import Function
@@ -14,7 +18,7 @@ from ..autograd.tensor import Tensor
 from .promote import floating, promote
 
 
-def _real(x):
+def _real(x: Tensor | ArrayLike) -> Tensor | ArrayLike:
     if isinstance(x, Tensor):
         return floating(x)
     if isinstance(x, np.ndarray) and x.dtype.kind != "f":
@@ -22,21 +26,23 @@ def _real(x):
     return x
 
 
-def _broadcast_error(name: str, a, b) -> ValueError:
+def _broadcast_error(name: str, a: Any, b: Any) -> ValueError:
     return ValueError(
         f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} "
         "(trailing dimensions must be equal or 1)"
     )
 
 
-def _binary(function: type[Function], name: str, doc: str, real: bool = False):
+def _binary(
+    function: type[Function], name: str, doc: str, real: bool = False
+) -> Callable[[Tensor | ArrayLike, Tensor | ArrayLike], Tensor]:
     """The public function for a binary op: promote the operands, apply, explain shape errors.
 
     ``real``: the result is real-valued even for integers (true division), so integer tensors
     become float32 first.
     """
 
-    def op(a, b) -> Tensor:
+    def op(a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
         a, b = promote(a, b)
         if real:
             a, b = _real(a), _real(b)
@@ -328,7 +334,9 @@ def cos(x: Tensor) -> Tensor:
     return Cos.apply(floating(x))
 
 
-def clip(x: Tensor, min=None, max=None) -> Tensor:
+def clip(
+    x: Tensor, min: Tensor | ArrayLike | None = None, max: Tensor | ArrayLike | None = None
+) -> Tensor:
     """Limit x to [min, max] (either may be None); the gradient is 1 inside, bounds included."""
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
@@ -337,7 +345,7 @@ def clip(x: Tensor, min=None, max=None) -> Tensor:
     return Clip.apply(x, _bound(min, x.dtype), _bound(max, x.dtype))
 
 
-def _bound(v, dtype):
+def _bound(v: Tensor | ArrayLike | None, dtype: np.dtype) -> Any:
     """A clip bound as a constant of the tensor's dtype (weak, like any constant operand)."""
     if v is None:
         return None
@@ -345,7 +353,7 @@ def _bound(v, dtype):
     return np.asarray(v, dtype=dtype) if dtype.kind == "f" else v
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     """Elements of ``a`` where ``condition`` holds, else of ``b``; differentiable in a and b."""
     condition = np.asarray(condition)  # a Tensor converts through __array__
     if condition.dtype != bool:
@@ -362,7 +370,7 @@ def where(condition, a, b) -> Tensor:
         ) from err
 
 
-def astype(x: Tensor, dtype) -> Tensor:
+def astype(x: Tensor, dtype: DTypeLike) -> Tensor:
     """x converted to ``dtype``; differentiable between float dtypes."""
     dtype = as_dtype(dtype)
     if x.data.dtype == dtype:
@@ -375,8 +383,10 @@ def astype(x: Tensor, dtype) -> Tensor:
 # --- comparisons: boolean results, outside the graph ------------------------------------------
 
 
-def _compare(ufunc, name):
-    def compare(a, b) -> Tensor:
+def _compare(
+    ufunc: np.ufunc, name: str
+) -> Callable[[Tensor | ArrayLike, Tensor | ArrayLike], Tensor]:
+    def compare(a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
         a, b = promote(a, b) if isinstance(a, Tensor) or isinstance(b, Tensor) else (a, b)
         a = a.data if isinstance(a, Tensor) else a
         b = b.data if isinstance(b, Tensor) else b

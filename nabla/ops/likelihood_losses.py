@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
@@ -36,14 +37,16 @@ def _check_reduction(name: str, reduction: str) -> None:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _like(x, input: Tensor):
+def _like(x: Tensor | ArrayLike, input: Tensor) -> Tensor | np.ndarray:
     """``x`` (a Tensor or array-like) in the input's float dtype; Tensors stay differentiable."""
     if isinstance(x, Tensor):
         return astype(x, input.dtype)
     return np.asarray(x, dtype=input.dtype)
 
 
-def _operands(name: str, input: Tensor, target, reduction: str) -> tuple:
+def _operands(
+    name: str, input: Tensor, target: Tensor | ArrayLike, reduction: str
+) -> tuple[Tensor, Tensor | np.ndarray]:
     _check_reduction(name, reduction)
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
@@ -197,7 +200,7 @@ class NLLLoss(Function):
         return grad, None, None
 
 
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: Tensor, target: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """Mean squared error (y - x)^2, as ``torch.nn.functional.mse_loss``.
 
     >>> import nabla as nb
@@ -208,7 +211,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return MSELoss.apply(input, target, reduction)
 
 
-def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+def l1_loss(input: Tensor, target: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """Mean absolute error |y - x| (gradient 0 where x = y), as ``torch.nn.functional.l1_loss``.
 
     >>> import nabla as nb
@@ -219,7 +222,9 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return L1Loss.apply(input, target, reduction)
 
 
-def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+def huber_loss(
+    input: Tensor, target: Tensor | ArrayLike, reduction: str = "mean", delta: float = 1.0
+) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2), with d = x - y; as torch's.
 
     >>> import nabla as nb
@@ -234,8 +239,8 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
 
 def gaussian_nll_loss(
     input: Tensor,
-    target,
-    var,
+    target: Tensor | ArrayLike,
+    var: Tensor | ArrayLike,
     full: bool = False,
     eps: float = 1e-6,
     reduction: str = "mean",
@@ -266,7 +271,9 @@ def gaussian_nll_loss(
     return GaussianNLLLoss.apply(input, target, var, reduction, bool(full), float(eps))
 
 
-def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(
+    probs: Tensor, target: Tensor | ArrayLike, reduction: str = "mean"
+) -> Tensor:
     """Bernoulli NLL -(y log p + (1 - y) log(1 - p)), each log clamped at -100 as in torch.
 
     Prefer ``binary_cross_entropy_with_logits``: it is stable where p rounds to 0 or 1.
@@ -283,7 +290,10 @@ def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tens
 
 
 def binary_cross_entropy_with_logits(
-    logits: Tensor, target, reduction: str = "mean", pos_weight=None
+    logits: Tensor,
+    target: Tensor | ArrayLike,
+    reduction: str = "mean",
+    pos_weight: Tensor | ArrayLike | None = None,
 ) -> Tensor:
     """Binary cross-entropy of sigmoid(logits), fused: max(x, 0) - x y + log(1 + e^-|x|).
 
@@ -309,7 +319,7 @@ def binary_cross_entropy_with_logits(
     return BCEWithLogits.apply(logits, target, pos_weight, reduction)
 
 
-def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
+def nll_loss(log_probs: Tensor, target: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """Categorical NLL -log_probs[n, target[n]], as ``torch.nn.functional.nll_loss``.
 
     log_probs: (N, C) or (N, C, d1, ...) (classes along axis 1), or (C,) for one sample; usually

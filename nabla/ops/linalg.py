@@ -8,6 +8,7 @@ the gradient of a broadcast operand back over them.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..autograd.engine import grad_slot
 from ..autograd.function import Function
@@ -47,7 +48,7 @@ class MatMul(Function):
         return g_a, g_b
 
 
-def matmul(a, b) -> Tensor:
+def matmul(a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
     """Matrix product ``a @ b`` (vectors, matrices and stacks of matrices)."""
     a, b = promote(a, b)
     shape_a, shape_b = np.shape(a), np.shape(b)  # a Tensor, an array or a number
@@ -116,7 +117,7 @@ class LinearReLU(Function):
         return Linear.backward(ctx, relu_grad(g, ctx.out))
 
 
-def linear_relu(x, weight, bias=None) -> Tensor:
+def linear_relu(x: Tensor | np.ndarray, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``relu(linear(x, weight, bias))`` as one operation (what ``Sequential`` runs for a Linear
     followed by a ReLU)."""
     if isinstance(x, Tensor) and x.data.dtype != weight.data.dtype:
@@ -124,7 +125,7 @@ def linear_relu(x, weight, bias=None) -> Tensor:
     return LinearReLU.apply(x, weight, bias)
 
 
-def linear(x, weight, bias=None) -> Tensor:
+def linear(x: Tensor | np.ndarray, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Affine map ``x @ weight.T + bias`` with weight of shape (out, in), as
     ``torch.nn.functional.linear``.
 

@@ -16,6 +16,7 @@ C-contiguous, class-index targets, a mean or a sum) the compiled kernels of
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import kernels
 from ..autograd.function import Function
@@ -83,7 +84,13 @@ class CrossEntropy(Function):
         return grad, None, None, None
 
 
-def kernel_applies(shape, dtype, c_contiguous: bool, target_dtype, reduction) -> bool:
+def kernel_applies(
+    shape: tuple[int, ...],
+    dtype: DTypeLike,
+    c_contiguous: bool,
+    target_dtype: DTypeLike,
+    reduction: str,
+) -> bool:
     """Whether the compiled kernels compute this cross-entropy (else the NumPy reference):
     non-empty 2-D float32/float64 logits, C-contiguous, class indices, a mean or a sum.
     ``nabla.compile``'s lowering asks the same question, to take the path eager mode took."""
@@ -120,7 +127,10 @@ def _backward_kernel(ctx, g):
 
 
 def cross_entropy(
-    logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
+    logits: Tensor,
+    target: Tensor | ArrayLike,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Cross-entropy between softmax(logits) and the target, as
     ``torch.nn.functional.cross_entropy``.

@@ -6,7 +6,10 @@ method that forwards to ``add``; this matters for the per-operation overhead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..autograd.tensor import Tensor
 from . import activations as act
@@ -15,8 +18,10 @@ from . import linalg, reduce, shape
 from .axis_names import pytorch_names
 
 
-def _reflected(op):
-    def reflected(self, other):
+def _reflected(
+    op: Callable[[Tensor | ArrayLike, Tensor | ArrayLike], Tensor],
+) -> Callable[[Tensor, Tensor | ArrayLike], Tensor]:
+    def reflected(self: Tensor, other: Tensor | ArrayLike) -> Tensor:
         return op(other, self)
 
     reflected.__name__ = f"r{op.__name__}"
@@ -73,20 +78,35 @@ for _name, _fn in {**_OPERATORS, **_METHODS}.items():
 
 # (the attributes the stub, nabla/autograd/tensor.pyi, declares: type checkers read them there)
 Tensor.T = property(lambda self: shape.transpose(self), doc="The tensor with its axes reversed.")  # type: ignore[misc]
-Tensor.float = lambda self: ew.astype(self, "float32")
-Tensor.double = lambda self: ew.astype(self, "float64")
-Tensor.long = lambda self: ew.astype(self, "int64")
-Tensor.to = lambda self, dtype: ew.astype(self, dtype)
+
+
+def _float(self: Tensor) -> Tensor:
+    return ew.astype(self, "float32")
+
+
+def _double(self: Tensor) -> Tensor:
+    return ew.astype(self, "float64")
+
+
+def _long(self: Tensor) -> Tensor:
+    return ew.astype(self, "int64")
+
+
+def _to(self: Tensor, dtype: DTypeLike) -> Tensor:
+    return ew.astype(self, dtype)
+
+
+Tensor.float, Tensor.double, Tensor.long, Tensor.to = _float, _double, _long, _to
 
 
 @pytorch_names
-def any(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def any(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Whether any element along ``axis`` is nonzero (bool, not differentiable)."""
     return Tensor._make(np.asarray(x.data.any(axis=axis, keepdims=keepdims)))
 
 
 @pytorch_names
-def all(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def all(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Whether every element along ``axis`` is nonzero (bool, not differentiable)."""
     return Tensor._make(np.asarray(x.data.all(axis=axis, keepdims=keepdims)))
 

@@ -21,6 +21,7 @@ which each fused Function below computes in one pass instead of a graph of a doz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
@@ -350,7 +351,7 @@ class _LayerNormFunction(Function):
 
 def layer_norm(
     input: Tensor,
-    normalized_shape,
+    normalized_shape: int | Sequence[int],
     weight: Tensor | None = None,
     bias: Tensor | None = None,
     eps: float = 1e-5,

@@ -190,21 +190,30 @@ def _counts(size, kernel, stride, padding, out, count_include_pad) -> np.ndarray
     return np.outer(spans[0], spans[1]).astype(float)
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
     """Maximum over each kernel_size window (stride defaults to the kernel size)."""
     kernel, stride, padding, out = _geometry(x, kernel_size, stride, padding, "max_pool2d")
     return MaxPool2d.apply(x, kernel, stride, padding, out)
 
 
 def avg_pool2d(
-    x: Tensor, kernel_size, stride=None, padding=0, count_include_pad: bool = True
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    count_include_pad: bool = True,
 ) -> Tensor:
     """Mean over each kernel_size window; padded zeros count unless ``count_include_pad=False``."""
     kernel, stride, padding, out = _geometry(x, kernel_size, stride, padding, "avg_pool2d")
     return AvgPool2d.apply(x, kernel, stride, padding, out, count_include_pad)
 
 
-def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int]) -> Tensor:
     """Average over a grid of ``output_size`` bins covering the input, as PyTorch: bin i spans
     rows floor(i H / out) to ceil((i + 1) H / out). Output size 1 is global average pooling."""
     if x.ndim != 4:

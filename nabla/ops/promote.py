@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..autograd.dtypes import DEFAULT_FLOAT, float64
 from ..autograd.tensor import Tensor
@@ -17,7 +20,7 @@ from ..autograd.tensor import Tensor
 _NUMBERS = (int, float, bool)
 
 
-def promote(a, b):
+def promote(a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> tuple[Any, Any]:
     """Return ``a, b`` ready for a NumPy binary op, converting only what PyTorch would."""
     a_is_t = isinstance(a, Tensor)
     b_is_t = isinstance(b, Tensor)
@@ -68,7 +71,7 @@ def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
     return t if t.data.dtype == dtype else t.astype(dtype)
 
 
-def floating(x):
+def floating(x: Tensor | ArrayLike) -> Tensor:
     """``x`` itself if it is a float tensor, else converted to float32 (for exp, log, mean, ...).
 
     Functions with real-valued results give float32 for integer tensors, as PyTorch does,

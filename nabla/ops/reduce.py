@@ -8,7 +8,7 @@ reduced axes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .promote import floating
 _ALL_AXES = [tuple(range(n)) for n in range(64)]
 
 
-def _axes(axis, ndim: int) -> tuple:
+def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return _ALL_AXES[ndim]
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -39,7 +39,9 @@ def _axes(axis, ndim: int) -> tuple:
     return tuple(sorted(normalized))  # () for a 0-d tensor
 
 
-def _expand(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
+def _expand(
+    g: np.ndarray, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...]
+) -> np.ndarray:
     """Broadcast the gradient of a reduction back to the input's shape (a view, no copy)."""
     if not keepdims and g.ndim:  # a 0-d gradient (a full reduction) broadcasts as it is
         g = np.expand_dims(g, axes)
@@ -136,19 +138,19 @@ class LogSumExp(Function):
 
 
 @pytorch_names
-def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def sum(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     return Sum.apply(x, _axes(axis, x.ndim), keepdims)
 
 
 @pytorch_names
-def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def mean(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis``."""
     return Mean.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
 @pytorch_names
-def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def max(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; tied maxima share the gradient evenly. The values only, also with
     ``dim=`` (NumPy's meaning, PyTorch's ``amax``): ``argmax`` gives the indices."""
     axes = _axes(axis, x.ndim)
@@ -157,7 +159,7 @@ def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 @pytorch_names
-def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def min(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """Minimum over ``axis``; tied minima share the gradient evenly. The values only, also with
     ``dim=`` (NumPy's meaning, PyTorch's ``amin``): ``argmin`` gives the indices."""
     axes = _axes(axis, x.ndim)
@@ -166,37 +168,41 @@ def min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 @pytorch_names
-def var(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+def var(
+    x: Tensor, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+) -> Tensor:
     """Variance sum (x - mean)^2 / (n - ddof); ddof=0 (NumPy's default) or 1 (unbiased, torch's
     default: a port from PyTorch spells ``correction=1``)."""
     return Var.apply(floating(x), _axes(axis, x.ndim), ddof, keepdims)
 
 
 @pytorch_names
-def std(x: Tensor, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+def std(
+    x: Tensor, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+) -> Tensor:
     """Standard deviation sqrt(var(x, axis, ddof))."""
     return sqrt(var(x, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
 @pytorch_names
-def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """log sum_i e^x_i over ``axis``, shifted by the maximum so it never overflows."""
     return LogSumExp.apply(floating(x), _axes(axis, x.ndim), keepdims)
 
 
 @pytorch_names
-def argmax(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the maximum (int64, not differentiable)."""
     return Tensor._make(np.asarray(np.argmax(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
 @pytorch_names
-def argmin(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the minimum (int64, not differentiable)."""
     return Tensor._make(np.asarray(np.argmin(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
-def _check_nonempty(x: Tensor, axes: tuple, name: str) -> None:
+def _check_nonempty(x: Tensor, axes: tuple[int, ...], name: str) -> None:
     """A maximum over no elements is undefined; other empty axes just give an empty result."""
     if any(x.shape[a] == 0 for a in axes) or (x.ndim == 0 and x.data.size == 0):
         raise ValueError(f"{name}() over an empty axis: tensor of shape {x.shape}, axes {axes}")

@@ -11,7 +11,11 @@ sections), where ``torch.split`` takes a section size, so a PyTorch call must no
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
@@ -116,35 +120,36 @@ class Pad(Function):
         return g[ctx.inner], None, None
 
 
-def _is_basic(index) -> bool:
+def _is_basic(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items)
 
 
-def _shape_arg(shape) -> tuple:
+def _shape_arg(shape: Sequence[Any]) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
     return tuple(int(n) for n in shape)
 
 
-def reshape(x: Tensor, *shape) -> Tensor:
+def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same elements in a new shape (one dimension may be -1): ``x.reshape(2, 3)``."""
     return Reshape.apply(x, _shape_arg(shape))
 
 
-def transpose(x: Tensor, *axes) -> Tensor:
+def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Permute the axes (reverse them when none are given), as ``numpy.transpose``."""
-    axes = _shape_arg(axes) if axes else None
+    axes = _shape_arg(axes) if axes else None  # type: ignore[assignment]
     if x.ndim == 0:
         if axes not in (None, (), (0,), (-1,)):
             raise ValueError(f"transpose: axes {axes} for a 0-d tensor")
         return x
-    if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
+    # (axes holds ints now: type checkers keep the parameter's type, ints or one sequence)
+    if axes is not None and sorted(a % x.ndim for a in axes) != list(range(x.ndim)):  # type: ignore[operator]
         raise ValueError(f"transpose: axes {axes} are not a permutation of {x.ndim} axes")
-    return Transpose.apply(x, None if axes is None else tuple(a % x.ndim for a in axes))
+    return Transpose.apply(x, None if axes is None else tuple(a % x.ndim for a in axes))  # type: ignore[operator]
 
 
-def permute(x: Tensor, *axes) -> Tensor:
+def permute(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """PyTorch's name for ``transpose`` with explicit axes."""
     return transpose(x, *axes)
 
@@ -168,7 +173,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 @pytorch_names
-def squeeze(x: Tensor, axis=None) -> Tensor:
+def squeeze(x: Tensor, axis: int | Sequence[int] | None = None) -> Tensor:
     """Drop axes of length 1 (all of them, or those named by ``axis``)."""
     if x.ndim == 0:
         if axis not in (None, 0, -1):
@@ -196,17 +201,17 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 expand_dims = unsqueeze
 
 
-def broadcast_to(x: Tensor, shape) -> Tensor:
+def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     """A read-only broadcast view of x with ``shape``; its gradient is summed back."""
     return BroadcastTo.apply(x, tuple(shape))
 
 
-def getitem(x: Tensor, index) -> Tensor:
+def getitem(x: Tensor, index: Any) -> Tensor:
     """``x[index]`` with basic (ints, slices, None, ...) or advanced (int/bool arrays) indices."""
     return GetItem.apply(x, _plain_index(index))
 
 
-def _plain_index(index):
+def _plain_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, Tensor):
@@ -217,7 +222,7 @@ def _plain_index(index):
 
 
 @pytorch_names
-def concatenate(tensors, axis: int = 0) -> Tensor:
+def concatenate(tensors: Iterable[Tensor | ArrayLike], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (``torch.cat``)."""
     tensors = _tensors(tensors, "concatenate")
     try:
@@ -231,7 +236,7 @@ cat = concatenate
 
 
 @pytorch_names
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors: Iterable[Tensor | ArrayLike], axis: int = 0) -> Tensor:
     """Join equally shaped tensors along a new axis."""
     tensors = _tensors(tensors, "stack")
     shapes = {t.shape for t in tensors}
@@ -242,7 +247,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=axis)
 
 
-def split(x: Tensor, indices_or_sections, axis: int = 0) -> list:
+def split(x: Tensor, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Split into pieces along ``axis``, as ``numpy.split`` (a count of equal parts, or indices)."""
     n = x.shape[axis]
     if isinstance(indices_or_sections, int):
@@ -258,7 +263,9 @@ def split(x: Tensor, indices_or_sections, axis: int = 0) -> list:
     return [getitem(x, lead + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
+def pad(
+    x: Tensor, pad_width: int | Sequence[int] | Sequence[Sequence[int]], value: float = 0.0
+) -> Tensor:
     """Pad with a constant, ``pad_width`` as in ``numpy.pad`` (int, (before, after) or per axis)."""
     widths = np.asarray(pad_width)
     if not np.issubdtype(widths.dtype, np.integer):  # numpy.pad and torch refuse 1.5 too
@@ -269,7 +276,7 @@ def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
     return Pad.apply(x, tuple(map(tuple, widths.tolist())), value)
 
 
-def _tensors(tensors, name: str) -> list:
+def _tensors(tensors: Iterable[Tensor | ArrayLike], name: str) -> list[Tensor]:
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError(f"{name}: needs at least one tensor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .flat import flush_subnormals
+from .flat import Stretch, flush_subnormals
 from .optimizer import DECAY, EPS, Optimizer
 from .registry import Preset
 
@@ -52,20 +52,29 @@ class AdaGrad(Optimizer):
                 f"AdaGrad: initial_accumulator_value must be a number >= 0, got {initial}"
             )
 
-    def buffers(self, h, saved=None):
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
         return {"sum_squares": True}  # r
 
-    def initial_state(self, h):
+    def initial_state(self, h: dict) -> dict[str, float]:
         return {"sum_squares": h["initial_accumulator_value"]}  # r_0
 
-    def reference(self, theta, g, state, h, t):
+    def reference(self, theta: np.ndarray, g: np.ndarray, state: Stretch, h: dict, t: int) -> None:
         r = state.get("sum_squares", h["initial_accumulator_value"])
         r += g * g  # r <- r + g^2
         flush_subnormals(r)
         d = np.sqrt(r + h["eps"]) if h["eps_inside_sqrt"] else np.sqrt(r) + h["eps"]
         theta -= (g / d) * h["lr"]  # theta <- theta - alpha g / d
 
-    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         f = theta.dtype.type
         r = state.get("sum_squares", h["initial_accumulator_value"])
         kernels.kernel("updates.adagrad", theta.size)(

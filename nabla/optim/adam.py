@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import kernels
-from .flat import flush_subnormals
+from .flat import Stretch, flush_subnormals
 from .optimizer import DECAY, EPS, Optimizer
 from .registry import Preset
 from .saving import value_at
@@ -75,7 +75,7 @@ class Adam(Optimizer):
                 f"got {h['bias_correction']!r}"
             )
 
-    def buffers(self, h, saved=None):
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
         amsgrad = {"max_exp_avg_sq": True} if h["amsgrad"] else {}
         return {"exp_avg": True, "exp_avg_sq": True, **amsgrad}  # s, r (and r_max)
 
@@ -92,7 +92,7 @@ class Adam(Optimizer):
             return alpha * root2 / correction1, eps  # alpha_t, and eps is the paper's eps_hat
         return alpha, eps
 
-    def reference(self, theta, g, state, h, t):
+    def reference(self, theta: np.ndarray, g: np.ndarray, state: Stretch, h: dict, t: int) -> None:
         beta1, beta2 = h["beta1"], h["beta2"]
         s, r = state.get("exp_avg"), state.get("exp_avg_sq")
         s *= beta1
@@ -106,7 +106,16 @@ class Adam(Optimizer):
         step_size, eps = self._step_size_and_eps(h, t)
         theta -= (s / (np.sqrt(r) + eps)) * step_size
 
-    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         f, beta1, beta2 = theta.dtype.type, h["beta1"], h["beta2"]
         amsgrad = bool(h["amsgrad"])
         r_max = state.get("max_exp_avg_sq") if amsgrad else np.empty(0, theta.dtype)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, NoReturn, SupportsFloat, TypeVar
 
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
+from ..autograd.tensor import Tensor
 from ..autograd.trace import Trace
+from .flat import FlatGroup, Stretch
 from .optimizer import Optimizer
 from .saving import ENTRIES, problems, value_at
 
 LINE_SEARCHES = (None, "strong_wolfe")
 CURVATURE_EPS = 1e-10  # a pair (s, y) enters the history only if y^T s exceeds this
+
+_Loss = TypeVar("_Loss", bound=SupportsFloat)
 
 
 class LBFGS(Optimizer):
@@ -84,7 +89,7 @@ class LBFGS(Optimizer):
 
     def __init__(
         self,
-        params,
+        params: Iterable[Tensor | tuple[str, Tensor] | dict[str, Any]],
         lr: float = 1.0,
         max_iter: int = 20,
         max_eval: int | None = None,
@@ -151,21 +156,32 @@ class LBFGS(Optimizer):
                 f"LBFGS: line_search must be one of {LINE_SEARCHES}, got {h['line_search']!r}"
             )
 
-    def reference(self, theta, g, state, h, t):
+    def reference(
+        self, theta: np.ndarray, g: np.ndarray, state: Stretch, h: dict, t: int
+    ) -> NoReturn:
         raise TypeError("LBFGS updates only through step(closure)")
 
-    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> NoReturn:
         raise TypeError("LBFGS updates only through step(closure)")
 
     # --- the step ---------------------------------------------------------------------------------
 
-    def _evaluate(self, closure):
+    def _evaluate(self, closure: Callable[[], _Loss]) -> tuple[_Loss, np.ndarray]:
         """Call the closure at the current theta: (its loss, a copy of the flat gradient)."""
         with enable_grad():
             loss = closure()
         return loss, self._pack(0).grad.copy()  # the next call overwrites the buffer
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], _Loss] | None = None) -> _Loss:
         """Run up to ``max_iter`` L-BFGS iterations; returns the loss at the starting theta."""
         if closure is None:
             raise TypeError(
@@ -316,7 +332,7 @@ class LBFGS(Optimizer):
         self._reset_memory()
         self._memory.update({**saved, "rho": [float(r) for r in saved["rho"]]})
 
-    def buffers(self, h, saved=None):
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
         """d and the previous gradient from the first iteration on, and the history pairs
         s.i, y.i for i < len(rho), as many as the saved memory (or this one) has."""
         memory = self._memory if saved is None else saved.get("lbfgs")
@@ -325,7 +341,7 @@ class LBFGS(Optimizer):
         history = {f"{v}.{i}": True for i in range(pairs) for v in "sy"}
         return {"d": True, "prev_flat_grad": True, **history}
 
-    def _state_problems(self, saved) -> list[str]:
+    def _state_problems(self, saved: Any) -> list[str]:
         """The base checks, with the "lbfgs" entry: the scalars of ``_memory``, no others."""
         found = problems(self, saved, entries=(*ENTRIES, "lbfgs"))
         memory = saved.get("lbfgs") if isinstance(saved, dict) else None
@@ -345,7 +361,7 @@ class LBFGS(Optimizer):
         return found
 
 
-def _flat(buffers: dict, name: str, pack) -> np.ndarray:
+def _flat(buffers: dict, name: str, pack: FlatGroup) -> np.ndarray:
     """The flat array ``name`` of ``buffers`` laid out like the pack's theta (zeros when new)."""
     buf = buffers.get(name)
     if buf is None or buf.shape != pack.theta.shape or buf.dtype != pack.theta.dtype:
@@ -380,7 +396,18 @@ def cubic_minimizer(a: _Point, b: _Point, bounds: tuple | None = None) -> float:
     return min(max(t, lo), hi)
 
 
-def strong_wolfe(phi, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance=1e-9, max_evals=25):
+def strong_wolfe(
+    phi: Callable[[float], tuple[float, np.ndarray]],
+    t: float,
+    d: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    gtd: float,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    tolerance: float = 1e-9,
+    max_evals: int = 25,
+) -> tuple[float, float, np.ndarray, int]:
     """A step length t along d satisfying the strong Wolfe conditions (Nocedal and Wright,
     Algorithms 3.5 and 3.6), starting from the trial ``t``.
 

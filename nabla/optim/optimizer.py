@@ -15,6 +15,8 @@ the number of updates already made, 0 for the first) and updates the whole group
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +37,8 @@ EPS = {
     "eps": "ε added to the denominator's square root, against division by zero",
     "eps_inside_sqrt": "add ε under the square root, sqrt(r + ε) (Keras), not after it",
 }
+
+_Loss = TypeVar("_Loss")
 
 
 class Optimizer:
@@ -61,12 +65,17 @@ class Optimizer:
     descriptions: dict[str, str] = {}
     presets: dict[str, Preset]
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             register(cls)
 
-    def __init__(self, params, lr=None, **hyperparameters):
+    def __init__(
+        self,
+        params: Iterable[Tensor | tuple[str, Tensor] | dict[str, Any]],
+        lr: float | Callable[[int], float] | None = None,
+        **hyperparameters: Any,
+    ):
         if lr is not None:  # the learning rate may come second by position, as in PyTorch
             hyperparameters["lr"] = lr
         hyperparameters = self._own_names(hyperparameters)
@@ -83,8 +92,8 @@ class Optimizer:
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
-        for group in groups:
-            self.add_param_group(group)
+        for group in groups:  # group dicts, when the first entry is one
+            self.add_param_group(group)  # type: ignore[arg-type]
         self.iterations = 0  # updates made so far
         self.lr = value_at(self.param_groups[0]["lr"], 0)
 
@@ -182,7 +191,7 @@ class Optimizer:
             else:
                 self._pack(i).grad.fill(0)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], _Loss] | None = None) -> _Loss | None:
         """Apply one update to every group and advance the step counter.
 
         ``closure``, if given, re-evaluates the model and returns the loss (it is called with
@@ -221,7 +230,16 @@ class Optimizer:
         self.iterations += 1
         return loss
 
-    def reference_step(self, theta, g, state: Stretch, h: dict, t: int, weight_decay, decay):
+    def reference_step(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         """The NumPy update: weight decay, then the algorithm (``reference``) on the gradient."""
         if decay != 1.0:  # decoupled: theta <- (1 - lr wd) theta
             theta *= decay
@@ -234,7 +252,16 @@ class Optimizer:
         ``t`` counts this stretch's updates from 1; ``state.get(name, fill)`` is a state buffer."""
         raise NotImplementedError
 
-    def kernel(self, theta, g, state: Stretch, h: dict, t: int, weight_decay, decay) -> None:
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         """The same update as ``reference_step``, in one compiled pass. Until a subclass writes
         its kernel (:mod:`nabla.kernels.updates`), the NumPy reference runs on both paths."""
         self.reference_step(theta, g, state, h, t, weight_decay, decay)
@@ -313,7 +340,7 @@ class Optimizer:
         (AdaGrad's accumulator): a parameter loaded without saved state starts from it."""
         return {}
 
-    def _state_problems(self, saved) -> list[str]:
+    def _state_problems(self, saved: Any) -> list[str]:
         """Every way ``saved`` does not fit this optimizer, one line each (empty: it loads)."""
         return problems(self, saved)
 

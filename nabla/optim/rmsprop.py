@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .flat import flush_subnormals
+from .flat import Stretch, flush_subnormals
 from .optimizer import DECAY, EPS, Optimizer
 from .registry import Preset
 from .saving import value_at
@@ -60,13 +60,13 @@ class RMSProp(Optimizer):
             if not 0 <= value < 1:
                 raise ValueError(f"{cls.__name__}: {key} must be in [0, 1), got {value}")
 
-    def buffers(self, h, saved=None):
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
         # r always, gbar when centered, v optional (as SGD's velocity: momentum may have been
         # switched on mid-run, and with momentum 0 a buffer acts as none)
         centered = {"grad_avg": True} if h["centered"] else {}
         return {"square_avg": True, **centered, "momentum_buffer": False}
 
-    def reference(self, theta, g, state, h, t):
+    def reference(self, theta: np.ndarray, g: np.ndarray, state: Stretch, h: dict, t: int) -> None:
         beta, eps = h["beta"], h["eps"]
         r = state.get("square_avg")
         r *= beta
@@ -91,7 +91,16 @@ class RMSProp(Optimizer):
             step = v
         theta -= step * h["lr"]
 
-    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         f, beta, empty = theta.dtype.type, h["beta"], np.empty(0, theta.dtype)
         gbar = state.get("grad_avg") if h["centered"] else empty
         momentum = self._momentum(h, state)
@@ -116,7 +125,7 @@ class RMSProp(Optimizer):
         )
 
     @staticmethod
-    def _momentum(h: dict, state) -> bool:
+    def _momentum(h: dict, state: Stretch) -> bool:
         return bool(h["momentum"]) or "momentum_buffer" in state
 
 

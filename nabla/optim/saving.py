@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .optimizer import Optimizer
 
 ENTRIES = ("iterations", "param_groups", "state")  # what every optimizer's state_dict holds
 LISTED = 8  # names shown in a message before "..."
@@ -35,7 +38,7 @@ def value_at(h: Any, step: int) -> Any:
     return h(step) if callable(h) else h
 
 
-def state_dict(opt) -> dict:
+def state_dict(opt: Optimizer) -> dict:
     groups, state = [], {}
     for i, group in enumerate(opt.param_groups):
         pack = opt._pack(i)
@@ -46,7 +49,7 @@ def state_dict(opt) -> dict:
     return {"iterations": opt.iterations, "param_groups": groups, "state": state}
 
 
-def load_state_dict(opt, state_dict) -> None:
+def load_state_dict(opt: Optimizer, state_dict: dict) -> None:
     found = opt._state_problems(state_dict)
     if found:
         raise ValueError(
@@ -73,7 +76,7 @@ def load_state_dict(opt, state_dict) -> None:
 # --- checking -------------------------------------------------------------------------------------
 
 
-def problems(opt, saved, entries=ENTRIES) -> list[str]:
+def problems(opt: Optimizer, saved: Any, entries: tuple[str, ...] = ENTRIES) -> list[str]:
     """Every way ``saved`` does not fit ``opt``, one line each; empty when it loads.
 
     ``entries``: the top-level entries the optimizer's state_dict has (L-BFGS adds its own).

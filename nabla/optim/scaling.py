@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 from .schedules import Constant, LinearWarmup, Schedule
 
@@ -78,7 +79,11 @@ class BatchSizeSchedule:
     """
 
     def __init__(
-        self, initial: int, milestones=(), factor: float = 2.0, maximum: int | None = None
+        self,
+        initial: int,
+        milestones: Sequence[int] = (),
+        factor: float = 2.0,
+        maximum: int | None = None,
     ):
         if int(initial) != initial or initial <= 0:
             raise ValueError(

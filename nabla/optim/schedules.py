@@ -220,7 +220,9 @@ class ExponentialDecay(Schedule):
     def for_run(cls, plan: RunPlan) -> Schedule:
         return cls(plan.lr, plan.decay_steps, plan.decay_rate)
 
-    def __init__(self, initial: float, decay_steps: float, decay_rate: float, staircase=False):
+    def __init__(
+        self, initial: float, decay_steps: float, decay_rate: float, staircase: bool = False
+    ):
         self.initial = _rate("initial", initial, "ExponentialDecay")
         self.decay_steps = _positive("decay_steps", decay_steps, "ExponentialDecay")
         self.decay_rate = _positive("decay_rate", decay_rate, "ExponentialDecay")
@@ -255,7 +257,12 @@ class PolynomialDecay(Schedule):
         return cls(plan.lr, plan.decay_steps, end=plan.lr * plan.decay_rate)
 
     def __init__(
-        self, initial: float, decay_steps: float, end=1e-4, power=1.0, cycle=False
+        self,
+        initial: float,
+        decay_steps: float,
+        end: float = 1e-4,
+        power: float = 1.0,
+        cycle: bool = False,
     ) -> None:
         self.initial = _rate("initial", initial, "PolynomialDecay")
         self.decay_steps = _positive("decay_steps", decay_steps, "PolynomialDecay")
@@ -291,7 +298,9 @@ class InverseTimeDecay(Schedule):
         # lr / (1 + k) at the end is decay_rate times the peak: k = 1 / decay_rate - 1
         return cls(plan.lr, plan.decay_steps, 1.0 / plan.decay_rate - 1.0)
 
-    def __init__(self, initial: float, decay_steps: float, decay_rate: float, staircase=False):
+    def __init__(
+        self, initial: float, decay_steps: float, decay_rate: float, staircase: bool = False
+    ):
         self.initial = _rate("initial", initial, "InverseTimeDecay")
         self.decay_steps = _positive("decay_steps", decay_steps, "InverseTimeDecay")
         self.decay_rate = _rate("decay_rate", decay_rate, "InverseTimeDecay")

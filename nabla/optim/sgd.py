@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from .flat import flush_subnormals
+from .flat import Stretch, flush_subnormals
 from .optimizer import DECAY, Optimizer
 from .registry import Preset
 from .saving import value_at
@@ -78,14 +78,14 @@ class SGD(Optimizer):
         if h["nesterov"] and (callable(h["dampening"]) or dampening != 0):
             raise ValueError("SGD: nesterov=True needs dampening = 0 (as in PyTorch)")
 
-    def buffers(self, h, saved=None):
+    def buffers(self, h: dict, saved: dict | None = None) -> dict[str, bool]:
         # v, kept from the first step with momentum on. Optional: momentum switched on mid-run
         # (or a momentum schedule starting at 0) rightly starts from no velocity, and with
         # momentum 0 a velocity acts as none (v <- -alpha g is the plain step).
         return {"velocity": False}
 
     @staticmethod
-    def _plain(h: dict, state) -> bool:
+    def _plain(h: dict, state: Stretch) -> bool:
         # A momentum schedule that reaches 0 keeps following the momentum formula.
         return h["momentum"] == 0 and "velocity" not in state
 
@@ -93,7 +93,7 @@ class SGD(Optimizer):
     def _dampened(h: dict, t: int) -> float:
         return h["lr"] * (1 - h["dampening"]) if t > 1 else h["lr"]
 
-    def reference(self, theta, g, state, h, t):
+    def reference(self, theta: np.ndarray, g: np.ndarray, state: Stretch, h: dict, t: int) -> None:
         alpha, beta = h["lr"], h["momentum"]
         step = g * alpha  # alpha g
         if self._plain(h, state):
@@ -108,7 +108,16 @@ class SGD(Optimizer):
         else:
             theta += v
 
-    def kernel(self, theta, g, state, h, t, weight_decay, decay):
+    def kernel(
+        self,
+        theta: np.ndarray,
+        g: np.ndarray,
+        state: Stretch,
+        h: dict,
+        t: int,
+        weight_decay: float,
+        decay: float,
+    ) -> None:
         f, plain = theta.dtype.type, self._plain(h, state)
         v = np.empty(0, theta.dtype) if plain else state.get("velocity")
         kernels.kernel("updates.sgd", theta.size)(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,11 @@ from ..data import ArrayDataset, DataLoader, datasets, random_split, train_dev_s
 from ..data.transforms import augment, mixing
 from ..optim import registry, schedules
 from . import config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..data import Subset
 
 SPLIT_SEED = 0
 SYNTHETIC = {  # 2-D classification sets: 60% train, 20% dev, 20% test
@@ -40,7 +46,7 @@ class Data:
         return self.train.x.ndim == 4
 
 
-def _materialize(subset, name: str) -> ArrayDataset:
+def _materialize(subset: Subset, name: str) -> ArrayDataset:
     base, idx = subset.dataset, subset.indices
     return ArrayDataset(base.x[idx], base.y[idx], name=name)
 
@@ -94,7 +100,7 @@ def peak_lr(cfg: dict) -> float:
     return optim.scaling.linear_scaling_rule(cfg["lr"], cfg["batch_size"], cfg["lr_batch_size"])
 
 
-def build_schedule(cfg: dict, steps_per_epoch: int):
+def build_schedule(cfg: dict, steps_per_epoch: int) -> schedules.Schedule:
     """The learning rate as a function of the step, over ``epochs * steps_per_epoch`` updates:
     the registered schedule ``cfg["schedule"]``'s recipe for such a run (``for_run`` in
     :mod:`nabla.optim.schedules`), after the warmup."""
@@ -108,7 +114,13 @@ def build_schedule(cfg: dict, steps_per_epoch: int):
     return schedules.for_run(cfg["schedule"], plan)
 
 
-def schedule_change(cfg: dict, epochs_before: int, lr_before, lr_after, step: int) -> str:
+def schedule_change(
+    cfg: dict,
+    epochs_before: int,
+    lr_before: float | Callable[[int], float],
+    lr_after: float | Callable[[int], float],
+    step: int,
+) -> str:
     """What training a run more does to its learning rate, in a sentence: the schedule
     ``lr_before`` (planned for ``epochs_before``) is planned again for ``cfg["epochs"]``
     (``lr_after``) and continues at ``step``. Schedules that do not depend on the number of
@@ -125,7 +137,7 @@ def schedule_change(cfg: dict, epochs_before: int, lr_before, lr_after, step: in
     return text
 
 
-def _config(lr):
+def _config(lr: float | Callable[[int], float]) -> dict | float | Callable[[int], float]:
     return lr.get_config() if isinstance(lr, schedules.Schedule) else lr
 
 
@@ -136,7 +148,7 @@ def build_optimizer(cfg: dict, model: nn.Module, steps_per_epoch: int) -> optim.
     return registry.get(name)(model.named_parameters(), lr=lr, **cfg[name])
 
 
-def build_augmentation(cfg: dict, data: Data) -> list:
+def build_augmentation(cfg: dict, data: Data) -> list[transforms.Transform]:
     size = data.train.x.shape[-1]
     make = {
         "translate": lambda: augment.RandomTranslate(max(1, round(size / 10))),

@@ -30,10 +30,17 @@ import csv
 import json
 import math
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .snapshots import cycle_ends, every_steps, read_snapshot, snapshot_ensemble, write_snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..nn import Ensemble, Module
+    from .trainer import Trainer
 
 
 class Callback:
@@ -42,11 +49,11 @@ class Callback:
     #: run on rank 0 only in distributed training (callbacks that write files)
     main_process_only = False
 
-    def on_train_begin(self, trainer) -> None: ...
-    def on_train_end(self, trainer) -> None: ...
-    def on_epoch_begin(self, trainer, epoch: int) -> None: ...
-    def on_batch_end(self, trainer, step: int, logs: dict) -> None: ...
-    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None: ...
 
     def state_dict(self) -> dict:
         return {}
@@ -101,7 +108,7 @@ class EarlyStopping(Callback):
         self.wait, self.best_epoch, self.stopped_epoch = 0, None, None
         self.best_weights = None
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         value = self.tracker.value(logs)
         if self.tracker.improved(value):
             self.tracker.best, self.best_epoch, self.wait = value, epoch, 0
@@ -113,23 +120,23 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             trainer.stop_training = True
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.restore_best and self.best_weights is not None:
             trainer.model.load_state_dict(self.best_weights)
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         state = {"best": self.tracker.best, "wait": self.wait, "best_epoch": self.best_epoch}
         if self.best_weights is not None:
             state["best_weights"] = self.best_weights
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.tracker.best, self.wait = float(state["best"]), int(state["wait"])
         self.best_epoch = state["best_epoch"]
         self.best_weights = state.get("best_weights")
 
 
-def _arrays(model) -> dict:
+def _arrays(model: Module) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in model.state_dict().items()}  # a Tensor's data, not a copy
 
 
@@ -149,7 +156,7 @@ class ModelCheckpoint(Callback):
 
     def __init__(
         self,
-        directory,
+        directory: str | os.PathLike[str],
         last: bool = True,
         best: bool = False,
         every: int | None = None,
@@ -162,7 +169,7 @@ class ModelCheckpoint(Callback):
         self.tracker = _Monitor("ModelCheckpoint", monitor, mode, 0.0) if best else None
         self.best_epoch = None
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         os.makedirs(self.directory, exist_ok=True)
         # The checkpoint must describe the state *after* this callback, so record the tracker
         # first; the trainer's own counters already count this epoch as done.
@@ -180,12 +187,12 @@ class ModelCheckpoint(Callback):
         if self.last:
             trainer.save_checkpoint(os.path.join(self.directory, "last.safetensors"))
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         if self.tracker is None:
             return {}
         return {"best": self.tracker.best, "best_epoch": self.best_epoch}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         if self.tracker is not None and state:
             self.tracker.best, self.best_epoch = float(state["best"]), state["best_epoch"]
 
@@ -206,7 +213,10 @@ class SnapshotEnsemble(Callback):
     main_process_only = True
 
     def __init__(
-        self, directory=None, cycle_steps: int | None = None, cycle_epochs: int | None = None
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        cycle_steps: int | None = None,
+        cycle_epochs: int | None = None,
     ):
         for name, value in (("cycle_steps", cycle_steps), ("cycle_epochs", cycle_epochs)):
             if value is not None and (int(value) != value or value < 1):
@@ -219,7 +229,7 @@ class SnapshotEnsemble(Callback):
         self.weights: list[dict] = []  # in memory (no directory)
         self._ends, self._next = None, None
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         if self.cycle_epochs is not None:
             self._ends = every_steps(self.cycle_epochs * len(trainer.train_loader))
         elif self.cycle_steps is not None:
@@ -233,7 +243,7 @@ class SnapshotEnsemble(Callback):
         while self._next[1] <= step:
             self._next = next(self._ends)
 
-    def on_batch_end(self, trainer, step, logs):
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict) -> None:
         cycle, end = self._next
         if step < end:
             return
@@ -252,17 +262,17 @@ class SnapshotEnsemble(Callback):
             return [(dict(i), w) for i, w in zip(self.snapshots, self.weights)]
         return [read_snapshot(os.path.join(self.directory, i["file"])) for i in self.snapshots]
 
-    def ensemble(self, model):
+    def ensemble(self, model: Module | Callable[[], Module]) -> Ensemble:
         """The ``nn.Ensemble`` of the snapshots, on copies of ``model`` (or ``model()`` calls)."""
         return snapshot_ensemble(model, self)
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         state = {"snapshots": [dict(i) for i in self.snapshots]}
         if self.directory is None:
             state["weights"] = self.weights
         return state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.snapshots = [dict(i) for i in state["snapshots"]]
         self.weights = list(state.get("weights", []))
         missing = [
@@ -278,7 +288,7 @@ class SnapshotEnsemble(Callback):
             )
 
 
-def _constant_lr(trainer, owner: str) -> float:
+def _constant_lr(trainer: Trainer, owner: str) -> float:
     """The optimizer's learning rate, which must be a number for ``owner`` to set it."""
     for group in trainer.optimizer.param_groups:
         if callable(group["lr"]):
@@ -289,7 +299,7 @@ def _constant_lr(trainer, owner: str) -> float:
     return float(trainer.optimizer.param_groups[0]["lr"])
 
 
-def _set_lr(trainer, lr: float) -> None:
+def _set_lr(trainer: Trainer, lr: float) -> None:
     for group in trainer.optimizer.param_groups:
         group["lr"] = float(lr)
 
@@ -315,10 +325,10 @@ class ReduceLROnPlateau(Callback):
         self.factor, self.patience, self.cooldown, self.min_lr = factor, patience, cooldown, min_lr
         self.wait, self.cooldown_left = 0, 0
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         _constant_lr(trainer, "ReduceLROnPlateau")
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         value = self.tracker.value(logs)
         if self.cooldown_left > 0:
             self.cooldown_left -= 1
@@ -334,10 +344,10 @@ class ReduceLROnPlateau(Callback):
             _set_lr(trainer, max(lr * self.factor, self.min_lr))
             self.wait, self.cooldown_left = 0, self.cooldown
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"best": self.tracker.best, "wait": self.wait, "cooldown_left": self.cooldown_left}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.tracker.best = float(state["best"])
         self.wait, self.cooldown_left = int(state["wait"]), int(state["cooldown_left"])
 
@@ -346,12 +356,12 @@ class LearningRateScheduler(Callback):
     """Set the learning rate at the start of every epoch to ``schedule(epoch, lr)`` (Keras'
     callback; epochs from 0). For per-step schedules pass a schedule as the optimizer's ``lr``."""
 
-    def __init__(self, schedule):
+    def __init__(self, schedule: Callable[[int, float], float]):
         if not callable(schedule):
             raise TypeError("LearningRateScheduler: schedule must be a callable (epoch, lr) -> lr")
         self.schedule = schedule
 
-    def on_epoch_begin(self, trainer, epoch):
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         lr = float(self.schedule(epoch, _constant_lr(trainer, "LearningRateScheduler")))
         if not lr >= 0:
             raise ValueError(f"LearningRateScheduler: schedule gave lr={lr} at epoch {epoch}")
@@ -367,10 +377,10 @@ class JSONLLogger(Callback):
 
     main_process_only = True
 
-    def __init__(self, path, steps: bool = True):
+    def __init__(self, path: str | os.PathLike[str], steps: bool = True):
         self.path, self.steps, self.file = os.fspath(path), steps, None
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         kept = []
         if trainer.step > 0 and os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as f:
@@ -381,11 +391,11 @@ class JSONLLogger(Callback):
         self.file = open(self.path, "w", encoding="utf-8")
         self.file.writelines(kept)
 
-    def on_batch_end(self, trainer, step, logs):
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict) -> None:
         if self.steps:
             self.file.write(_line({"event": "step", **logs}))
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         train = {
             k: v for k, v in logs.items() if k not in ("lr", "time") and not k.startswith("dev_")
         }
@@ -403,7 +413,7 @@ class JSONLLogger(Callback):
         self.file.write(_line(record))
         self.file.flush()
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Trainer) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -413,7 +423,7 @@ def _line(record: dict) -> str:
     return json.dumps({k: _plain(v) for k, v in record.items()}) + "\n"
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (np.floating, np.integer)):
@@ -429,10 +439,10 @@ class CSVLogger(Callback):
 
     main_process_only = True
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path, self.columns = os.fspath(path), None
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Trainer) -> None:
         rows = []
         if trainer.epoch > 0 and os.path.exists(self.path):
             with open(self.path, newline="", encoding="utf-8") as f:
@@ -445,7 +455,7 @@ class CSVLogger(Callback):
                 writer.writeheader()
                 writer.writerows(rows)
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         row = {"epoch": epoch, **logs}
         header = self.columns is None
         if header:

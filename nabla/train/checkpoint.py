@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,11 +35,15 @@ from ..files import write_atomic
 from ..serialization import CheckpointError, has_digest, load_metadata
 from ..state import load_state, state_to_bytes
 
+if TYPE_CHECKING:
+    from ..nn import Module
+    from .trainer import Trainer
+
 FORMAT, VERSION = "nabla.checkpoint", 2
 UNVERIFIED = 1  # the last format version without a digest
 
 
-def save(state: dict, path, keep_previous: bool = False) -> None:
+def save(state: dict, path: str | os.PathLike[str], keep_previous: bool = False) -> None:
     """Write a trainer state to ``path`` as a versioned checkpoint: atomically, and verified on
     disk before it replaces the old file (kept as :func:`previous_path` with ``keep_previous``)."""
     path = os.fspath(path)
@@ -46,7 +51,7 @@ def save(state: dict, path, keep_previous: bool = False) -> None:
     write_atomic(path, payload, before_replace=lambda tmp: _replacing(path, tmp, keep_previous))
 
 
-def previous_path(path) -> str:
+def previous_path(path: str | os.PathLike[str]) -> str:
     """Where the checkpoint that ``path`` replaced is kept: ``last.safetensors`` ->
     ``last.previous.safetensors``."""
     base, extension = os.path.splitext(os.fspath(path))
@@ -82,7 +87,7 @@ def _keep(path: str, previous: str) -> None:
             os.unlink(tmp)
 
 
-def resume_from(trainer, path) -> str:
+def resume_from(trainer: Trainer, path: str | os.PathLike[str]) -> str:
     """Load the checkpoint ``path`` into ``trainer``, or should it fail verification (or be
     missing), the one it replaced (:func:`previous_path`), with a warning saying so; the damaged
     file is renamed ``<name>.corrupt.safetensors``, where nothing loads or replaces it. Returns
@@ -117,7 +122,7 @@ def _set_aside(path: str) -> str | None:
     return os.path.basename(f"{base}.corrupt{extension}")
 
 
-def load(path) -> dict:
+def load(path: str | os.PathLike[str]) -> dict:
     """Read a checkpoint written by :func:`save`, checking its format, version, digest and that
     it holds a trainer's state."""
     metadata = load_metadata(path)
@@ -164,7 +169,7 @@ STATE_TYPES = {
 }
 
 
-def check_state(state, path) -> dict:
+def check_state(state: object, path: str | os.PathLike[str]) -> dict:
     """``state`` if it has the entries of a trainer's state with the right types, else a
     CheckpointError naming the file and every entry that is missing or of the wrong type."""
     if not isinstance(state, dict):
@@ -203,7 +208,7 @@ def _restore(generator: np.random.Generator, text: str) -> None:
     generator.bit_generator.state = state
 
 
-def random_state(model) -> dict:
+def random_state(model: Module) -> dict:
     """The seed and the state of every random stream a training run draws from."""
     modules = {
         name: _generator_state(m.generator)
@@ -217,7 +222,7 @@ def random_state(model) -> dict:
     }
 
 
-def set_random_state(model, state: dict) -> None:
+def set_random_state(model: Module, state: dict) -> None:
     """Put back the streams recorded by :func:`random_state`."""
     random.manual_seed(int(state["seed"]))
     _restore(random.default_generator(), state["default"])

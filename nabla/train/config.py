@@ -27,9 +27,12 @@ import difflib
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..optim import registry, schedules
+
+if TYPE_CHECKING:
+    import os
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -203,13 +206,13 @@ def _unknown(key: str) -> ConfigError:
     )
 
 
-def parse_value(key: str, text: str):
+def parse_value(key: str, text: str) -> bool | int | float | str | list:
     """A setting's value from command-line text: ``"0.1"``, ``"true"``, ``"128,64"``."""
     setting_, text = setting(key), str(text).strip()
     return _parse(key, setting_, text)
 
 
-def _parse(key: str, setting: Setting, text: str):
+def _parse(key: str, setting: Setting, text: str) -> bool | int | float | str | list:
     try:
         if setting.type is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -229,12 +232,12 @@ def _parse(key: str, setting: Setting, text: str):
         raise ConfigError(f"{key}: expected {kind}, got {text!r}") from None
 
 
-def check(key: str, value):
+def check(key: str, value: object) -> bool | int | float | str | list:
     """``value`` converted to the setting's type, or a ConfigError naming the valid choices."""
     return _check(key, setting(key), value)
 
 
-def _check(key: str, setting: Setting, value):
+def _check(key: str, setting: Setting, value: object) -> bool | int | float | str | list:
     if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if setting.type is list:
@@ -281,7 +284,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         _add_flag(group, key, setting, f"{setting.help}; default: {defaults}")
 
 
-def _add_flag(group, key: str, setting: Setting, text: str) -> None:
+def _add_flag(group: argparse._ArgumentGroup, key: str, setting: Setting, text: str) -> None:
     flag = "--" + key.replace("_", "-")
     if setting.type is bool:
         group.add_argument(
@@ -301,7 +304,7 @@ def overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def read_toml(path) -> dict:
+def read_toml(path: str | os.PathLike[str]) -> dict:
     """The settings in the TOML file ``path``; a ConfigError for a path that is missing, not a
     regular file (a folder, a FIFO), not UTF-8 text, or not valid TOML."""
     from ..serialization import open_regular
@@ -425,7 +428,7 @@ def to_toml(cfg: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value) -> str:
+def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

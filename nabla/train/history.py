@@ -23,8 +23,14 @@ import contextlib
 import math
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tqdm.std import tqdm
 
 STEP_KEYS = ("loss", "lr", "batch_size", "grad_norm", "update_ratio")
 
@@ -78,7 +84,7 @@ BAR_MIN = 10  # columns the bar itself keeps
 
 
 @contextlib.contextmanager
-def progress_bar(loader, epoch: int, epochs: int, verbose: int):
+def progress_bar(loader: object, epoch: int, epochs: int, verbose: int) -> Iterator[tqdm | None]:
     """A tqdm bar for one epoch on a terminal or in a notebook (``tqdm.auto``), else None."""
     if verbose != 1 or _display() is None:
         yield None
@@ -121,7 +127,11 @@ def _columns() -> int | None:
 
 
 def progress_postfix(
-    mean_loss: float, metrics: dict, logs: dict, columns: int | None = None, bar=None
+    mean_loss: float,
+    metrics: dict,
+    logs: dict,
+    columns: int | None = None,
+    bar: tqdm | None = None,
 ) -> str:
     """The numbers after the bar: the mean loss so far, the metrics, then lr, gradient norm,
     batch size and update ratio, as many as fit in ``columns`` (with ``bar``: the terminal's

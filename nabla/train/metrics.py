@@ -20,8 +20,12 @@ last batch counts for what it holds.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 class Metric:
@@ -61,7 +65,7 @@ def _labels(output: np.ndarray, target: np.ndarray, name: str) -> np.ndarray:
 class Accuracy(Metric):
     name = "accuracy"
 
-    def update(self, output, target):
+    def update(self, output: ArrayLike, target: ArrayLike) -> None:
         output, target = np.asarray(output), np.asarray(target)
         if output.ndim == 1 or output.shape[-1] == 1:  # one logit per sample: binary
             if target.size != output.size:
@@ -83,7 +87,7 @@ class TopKAccuracy(Metric):
         self.k, self.name = int(k), f"top{int(k)}_accuracy"
         super().__init__()
 
-    def update(self, output, target):
+    def update(self, output: ArrayLike, target: ArrayLike) -> None:
         output, target = np.asarray(output), np.asarray(target)
         labels = _labels(output, target, self.name)
         if self.k >= output.shape[-1]:
@@ -99,7 +103,7 @@ class TopKAccuracy(Metric):
 class _Elementwise(Metric):
     higher_is_better = False
 
-    def update(self, output, target):
+    def update(self, output: ArrayLike, target: ArrayLike) -> None:
         output, target = np.asarray(output), np.asarray(target)
         if output.shape != target.shape:
             if output.size == target.size and output.shape[0] == target.shape[0]:
@@ -117,7 +121,7 @@ class MSE(_Elementwise):
     name = "mse"
 
     @staticmethod
-    def error(d):
+    def error(d: np.ndarray) -> np.number:
         return np.dot(d.reshape(-1), d.reshape(-1))
 
 
@@ -125,11 +129,11 @@ class MAE(_Elementwise):
     name = "mae"
 
     @staticmethod
-    def error(d):
+    def error(d: np.ndarray) -> np.number:
         return np.abs(d).sum()
 
 
-def get(metric) -> Metric:
+def get(metric: str | Metric) -> Metric:
     """A fresh metric from a name (``"accuracy"``, ``"top5_accuracy"``, ``"mse"``, ``"mae"``) or a
     Metric instance (returned as is)."""
     if isinstance(metric, Metric):

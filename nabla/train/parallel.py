@@ -5,7 +5,8 @@ The Trainer calls the same hooks at every step and epoch whatever the setting; o
 (:class:`DataParallel`, see :mod:`nabla.distributed`) the hooks are where the ranks talk:
 
     start              check the loader's shard; copy rank 0's parameters to every rank and
-                       give each rank its own dropout stream (once)
+                       give each rank its own dropout stream (once, and again after restored)
+    restored           a checkpoint was loaded: the parameters and random streams are rank 0's
     global_loss        a step's loss averaged over the ranks: every rank logs and checks the same
     reduce_gradients   g = (1/W) sum_r g_r before clipping and the update; returns the bytes sent
     epoch_logs         the epoch's metrics averaged over ranks (weighted by samples); BatchNorm
@@ -16,7 +17,16 @@ The Trainer calls the same hooks at every step and epoch whatever the setting; o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import distributed as dist
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..autograd.tensor import Tensor
+    from ..nn import Module
+    from ..optim import Optimizer
 
 
 class SingleProcess:
@@ -27,19 +37,24 @@ class SingleProcess:
     def is_main(self) -> bool:
         return True
 
-    def start(self, model, train_loader) -> None:
+    def start(self, model: Module, train_loader: Iterable[tuple[Tensor, Tensor | None]]) -> None:
+        pass
+
+    def restored(self) -> None:
         pass
 
     def global_loss(self, value: float) -> float:
         return value
 
-    def reduce_gradients(self, optimizer) -> int:
+    def reduce_gradients(self, optimizer: Optimizer) -> int:
         return 0
 
-    def epoch_logs(self, logs: dict, count: int, model) -> dict:
+    def epoch_logs(self, logs: dict, count: int, model: Module) -> dict:
         return logs
 
-    def evaluation(self, results: dict, count: int, loader) -> dict:
+    def evaluation(
+        self, results: dict, count: int, loader: Iterable[tuple[Tensor, Tensor | None]]
+    ) -> dict:
         return results
 
 
@@ -55,7 +70,7 @@ class DataParallel(SingleProcess):
     def is_main(self) -> bool:
         return dist.is_main()
 
-    def start(self, model, train_loader) -> None:
+    def start(self, model: Module, train_loader: Iterable[tuple[Tensor, Tensor | None]]) -> None:
         world = dist.init()
         shard = getattr(train_loader, "shard", False)
         if world > 1 and shard is None:
@@ -74,19 +89,24 @@ class DataParallel(SingleProcess):
             dist.split_random_streams(model)
             self.synchronized = True
 
+    def restored(self) -> None:
+        self.synchronized = False  # the next start broadcasts and splits the streams anew
+
     def global_loss(self, value: float) -> float:
         return dist.allreduce_metrics({"loss": value})["loss"]
 
-    def reduce_gradients(self, optimizer) -> int:
+    def reduce_gradients(self, optimizer: Optimizer) -> int:
         return dist.allreduce_gradients(optimizer)
 
-    def epoch_logs(self, logs: dict, count: int, model) -> dict:
+    def epoch_logs(self, logs: dict, count: int, model: Module) -> dict:
         # the step losses were already global; the metrics are this rank's: weight by samples
         logs = dist.allreduce_metrics(logs, weight=count)
         dist.average_buffers(model)
         return logs
 
-    def evaluation(self, results: dict, count: int, loader) -> dict:
+    def evaluation(
+        self, results: dict, count: int, loader: Iterable[tuple[Tensor, Tensor | None]]
+    ) -> dict:
         if getattr(loader, "shard", None) is None:  # every rank saw every sample
             return results
         return dist.allreduce_metrics(results, weight=count)

@@ -39,6 +39,7 @@ import shutil
 import stat
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,6 +55,10 @@ from .checkpoint import previous_path, resume_from
 from .history import plural
 from .snapshots import snapshot_ensemble_results
 from .trainer import Trainer, TrainingDivergedError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import TextIO
 
 try:
     import fcntl
@@ -82,7 +87,7 @@ class RunFolderError(RuntimeError):
 class Run:
     """The objects of one run, built from its config."""
 
-    def __init__(self, cfg: dict, directory: Path, distributed: bool = False):
+    def __init__(self, cfg: dict, directory: str | os.PathLike[str], distributed: bool = False):
         self.cfg, self.directory = cfg, Path(directory)
         random.manual_seed(cfg["seed"])
         self.data = build.load_data(cfg)
@@ -133,7 +138,11 @@ class RunFolder:
     """
 
     def __init__(
-        self, directory, resume: bool = False, overwrite: bool = False, owner: bool = True
+        self,
+        directory: str | os.PathLike[str],
+        resume: bool = False,
+        overwrite: bool = False,
+        owner: bool = True,
     ):
         if resume and overwrite:
             raise config.ConfigError(
@@ -161,7 +170,12 @@ class RunFolder:
             raise
         return self
 
-    def __exit__(self, kind, error, traceback) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if not self.owner:
             return
         resumable = self.resume or _has_checkpoint(self.directory)
@@ -178,7 +192,7 @@ class RunFolder:
         elif entries:
             _remove_run_files(self.directory)
 
-    def _note(self, error, resumable: bool) -> str:
+    def _note(self, error: BaseException, resumable: bool) -> str:
         if not resumable:
             return f"nothing was kept: the run folder {self.directory} was removed"
         if isinstance(error, TrainingDivergedError):
@@ -197,7 +211,7 @@ class RunFolder:
             self._lock = None
 
 
-def _lock(path: Path):
+def _lock(path: Path) -> TextIO:
     """``path`` opened and locked exclusively (held until closed), with this process's id in
     it; a RunFolderError naming the holder when another process has it."""
     handle = open(path, "a+", encoding="utf-8")
@@ -265,7 +279,7 @@ def _add_note(error: BaseException, note: str) -> None:
         error.__notes__ = [*getattr(error, "__notes__", []), note]
 
 
-def new_run_directory(cfg: dict, root="runs") -> Path:
+def new_run_directory(cfg: dict, root: str | os.PathLike[str] = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{cfg['dataset']}-{cfg['model']}-{cfg['optimizer']}"
     path, i = base, 1
@@ -277,7 +291,7 @@ def new_run_directory(cfg: dict, root="runs") -> Path:
 
 def train(
     cfg: dict,
-    directory,
+    directory: str | os.PathLike[str],
     resume: bool = False,
     verbose: int = 1,
     test: bool = True,
@@ -314,7 +328,7 @@ def train(
     return results
 
 
-def resume_config(directory, overrides: dict) -> dict:
+def resume_config(directory: str | os.PathLike[str], overrides: dict) -> dict:
     """The config that resumes the run in ``directory``: its config.toml, where ``overrides``
     (the command-line flags) may only raise ``epochs`` (train more): any other change would make
     a different run (the schedule and the data order depend on the settings)."""
@@ -431,14 +445,16 @@ def finish(run: Run, test: bool = True, write: bool = True) -> dict:
     return results
 
 
-def load_config(directory) -> dict:
+def load_config(directory: str | os.PathLike[str]) -> dict:
     path = Path(directory) / "config.toml"
     if not os.path.lexists(path):
         raise FileNotFoundError(f"{directory} is not a run folder: it has no config.toml")
     return config.resolve(config.read_toml(path))
 
 
-def evaluate(directory, split: str = "test", checkpoint: str = "last") -> dict:
+def evaluate(
+    directory: str | os.PathLike[str], split: str = "test", checkpoint: str = "last"
+) -> dict[str, float]:
     """Loss and accuracy of a finished run's checkpoint on one split."""
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be train, dev or test, got {split!r}")

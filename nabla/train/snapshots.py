@@ -39,6 +39,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,12 +51,28 @@ from ..ops.reduce import logsumexp
 from ..optim.schedules import CosineDecayRestarts, LinearWarmup
 from ..serialization import CheckpointError, load, load_metadata, save
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from ..autograd.tensor import Tensor
+    from ..optim.schedules import Schedule
+    from .callbacks import SnapshotEnsemble
+
+    # a SnapshotEnsemble callback, a folder of snapshot files, or a list of state dicts, snapshot
+    # files or (info, state dict) pairs
+    Snapshots = (
+        SnapshotEnsemble
+        | str
+        | os.PathLike[str]
+        | Iterable[dict | str | os.PathLike[str] | tuple[dict, dict]]
+    )
+
 __all__ = ["cycle_ends", "load_snapshots", "snapshot_ensemble", "snapshot_ensemble_results"]
 
 FILE_FORMAT = "nabla.snapshot"  # the "format" metadata of a snapshot file
 
 
-def cycle_ends(schedule) -> Iterator[tuple[int, int]]:
+def cycle_ends(schedule: Schedule | float) -> Iterator[tuple[int, int]]:
     """``(cycle, step)`` for every cycle of a cosine-restart ``schedule``, from cycle 1, without
     end: after ``step`` updates cycle ``cycle`` is complete (see the module docstring).
 
@@ -92,7 +109,7 @@ def every_steps(steps: int) -> Iterator[tuple[int, int]]:
 # --- members ----------------------------------------------------------------------------------
 
 
-def load_snapshots(directory) -> list[tuple[dict, dict]]:
+def load_snapshots(directory: str | os.PathLike[str]) -> list[tuple[dict, dict]]:
     """``(info, state_dict)`` of every snapshot file in ``directory`` (a run's ``snapshots/``),
     in the order they were taken; ``info`` holds the file's ``cycle``, ``step`` and ``epoch``."""
     paths = sorted(Path(directory).glob("snapshot-*.safetensors"), key=_number)
@@ -105,7 +122,9 @@ def _number(path: Path) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def write_snapshot(directory, weights: dict, info: dict, number: int) -> str:
+def write_snapshot(
+    directory: str | os.PathLike[str], weights: dict, info: dict, number: int
+) -> str:
     """Write the ``number``-th snapshot to ``directory/snapshot-<number>.safetensors``
     (atomically) with its ``cycle``, ``step`` and ``epoch`` in the metadata; returns the file's
     name. (Numbered in the order taken, not by cycle: a run trained further on a new schedule
@@ -117,7 +136,7 @@ def write_snapshot(directory, weights: dict, info: dict, number: int) -> str:
     return name
 
 
-def read_snapshot(path) -> tuple[dict, dict]:
+def read_snapshot(path: str | os.PathLike[str]) -> tuple[dict, dict]:
     """``(info, state_dict)`` of one snapshot file (or of a file of weights from ``nb.save``)."""
     metadata = load_metadata(path)
     if metadata.get("format", FILE_FORMAT) != FILE_FORMAT:  # a training checkpoint, say
@@ -130,7 +149,7 @@ def read_snapshot(path) -> tuple[dict, dict]:
     return info, {k: v.data for k, v in load(path).items()}
 
 
-def _resolve(snapshots) -> list[tuple[dict, dict]]:
+def _resolve(snapshots: Snapshots) -> list[tuple[dict, dict]]:
     """``(info, state_dict)`` pairs from a SnapshotEnsemble callback, a folder of snapshot files,
     or a list of state dicts, snapshot files, or such pairs."""
     if hasattr(snapshots, "members"):  # the callback
@@ -151,7 +170,7 @@ def _resolve(snapshots) -> list[tuple[dict, dict]]:
     return pairs
 
 
-def _members(model, states: list[dict]) -> list[Module]:
+def _members(model: Module | Callable[[], Module], states: list[dict]) -> list[Module]:
     """One model per state dict: copies of ``model`` (a Module) or calls of ``model`` (a
     function returning a fresh model of the same architecture)."""
     members = []
@@ -163,7 +182,7 @@ def _members(model, states: list[dict]) -> list[Module]:
     return members
 
 
-def snapshot_ensemble(model, snapshots) -> Ensemble:
+def snapshot_ensemble(model: Module | Callable[[], Module], snapshots: Snapshots) -> Ensemble:
     """The ``nn.Ensemble`` of the snapshots: each member is ``model``'s architecture with one
     snapshot's weights, and the ensemble returns the mean of their softmax probabilities.
 
@@ -186,7 +205,12 @@ def _scores(log_probs: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def snapshot_ensemble_results(model, snapshots, loader, split: str | None = None) -> dict:
+def snapshot_ensemble_results(
+    model: Module | Callable[[], Module],
+    snapshots: Snapshots,
+    loader: Iterable[tuple[Tensor, Tensor | None]],
+    split: str | None = None,
+) -> dict:
     """Accuracy and NLL on ``loader`` of every snapshot, of the last one, and of their ensemble.
 
     Every member sees each batch once (the loader may shuffle). The ensemble's probabilities are

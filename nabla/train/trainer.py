@@ -54,6 +54,7 @@ import math
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -66,6 +67,15 @@ from . import metrics as metrics_module
 from .callbacks import Callback, ModelCheckpoint
 from .history import History, plural, progress_bar, progress_postfix, summary_line
 from .parallel import DataParallel, SingleProcess
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterable, Iterator
+    from types import FrameType
+
+    from ..autograd.tensor import Tensor
+    from ..nn import Module
+    from ..optim import Optimizer
 
 
 class TrainingDivergedError(RuntimeError):
@@ -96,11 +106,11 @@ class Trainer:
 
     def __init__(
         self,
-        model,
-        loss,
-        optimizer,
-        metrics=(),
-        callbacks=(),
+        model: Module,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        optimizer: Optimizer,
+        metrics: Iterable[str | metrics_module.Metric] = (),
+        callbacks: Iterable[Callback] = (),
         clip_grad_norm: float | None = None,
         stats_every: int = 10,
         distributed: bool | None = None,
@@ -152,7 +162,13 @@ class Trainer:
 
     # --- training ---------------------------------------------------------------------------------
 
-    def fit(self, train, epochs: int, dev=None, verbose: int = 1) -> History:
+    def fit(
+        self,
+        train: Iterable[tuple[Tensor, Tensor | None]],
+        epochs: int,
+        dev: Iterable[tuple[Tensor, Tensor | None]] | None = None,
+        verbose: int = 1,
+    ) -> History:
         """Train until ``epochs`` epochs are done in total; returns the :class:`History`.
 
         ``verbose``: 0 silent; 1 a progress bar per epoch on a terminal or in a notebook and one
@@ -180,7 +196,14 @@ class Trainer:
                 cb.on_train_end(self)
         return self.history
 
-    def _fit_epochs(self, train, epochs, dev, verbose, callbacks) -> None:
+    def _fit_epochs(
+        self,
+        train: Iterable[tuple[Tensor, Tensor | None]],
+        epochs: int,
+        dev: Iterable[tuple[Tensor, Tensor | None]] | None,
+        verbose: int,
+        callbacks: list[Callback],
+    ) -> None:
         while self.epoch < epochs and not self.stop_training:
             epoch, start = self.epoch, time.perf_counter()
             for cb in callbacks:
@@ -199,7 +222,7 @@ class Trainer:
             self._stop_if_interrupted()
 
     @contextlib.contextmanager
-    def _stop_on_ctrl_c(self):
+    def _stop_on_ctrl_c(self) -> Iterator[None]:
         """Within the block, the first Ctrl-C only sets a flag that the loop checks between
         updates (see the module docstring); the handler that was there is put back after."""
         self._interrupted = False
@@ -211,7 +234,7 @@ class Trainer:
             yield
             return
 
-        def note(signum, frame):
+        def note(signum: int, frame: FrameType | None) -> None:
             self._interrupted = True
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
 
@@ -236,13 +259,20 @@ class Trainer:
             f"last verified checkpoint: {self.last_checkpoint} (epoch {self.last_checkpoint_epoch})"
         )
 
-    def _ordered_callbacks(self) -> list:
+    def _ordered_callbacks(self) -> list[Callback]:
         callbacks = self.callbacks
         if not self.parallel.is_main():
             callbacks = [cb for cb in callbacks if not getattr(cb, "main_process_only", False)]
         return sorted(callbacks, key=lambda cb: isinstance(cb, ModelCheckpoint))
 
-    def _train_epoch(self, loader, epoch, epochs, verbose, callbacks) -> dict:
+    def _train_epoch(
+        self,
+        loader: Iterable[tuple[Tensor, Tensor | None]],
+        epoch: int,
+        epochs: int,
+        verbose: int,
+        callbacks: list[Callback],
+    ) -> dict:
         self.model.train()
         for m in self.metrics:
             m.reset()
@@ -262,7 +292,9 @@ class Trainer:
         logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
         return self.parallel.epoch_logs(logs, count, self.model)
 
-    def _train_step(self, x, y, epoch: int, i: int, callbacks) -> dict:
+    def _train_step(
+        self, x: Tensor, y: Tensor | None, epoch: int, i: int, callbacks: list[Callback]
+    ) -> dict:
         """One update on the batch ``(x, y)``; returns the step's logs."""
         # a diverging run makes inf and nan here; the check below names it (NumPy's warnings
         # would depend on the BLAS thread count: flags raised in its threads are not seen)
@@ -309,11 +341,11 @@ class Trainer:
             cb.on_batch_end(self, self.step, logs)
         return logs
 
-    def _forward(self, x, y) -> tuple:
+    def _forward(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
         output = self.model(x)
         return self.loss(output, y), output
 
-    def _forward_backward(self, x, y) -> tuple:
+    def _forward_backward(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
         """What ``compile=True`` traces: the forward and the gradients (a diverged loss is
         caught after it, before the update, as in eager mode)."""
         loss, output = self._forward(x, y)
@@ -343,7 +375,7 @@ class Trainer:
 
     # --- evaluation -------------------------------------------------------------------------------
 
-    def evaluate(self, loader) -> dict:
+    def evaluate(self, loader: Iterable[tuple[Tensor, Tensor | None]]) -> dict[str, float]:
         """Loss and metrics over ``loader`` in eval mode without gradients, e.g.
         ``{"loss": 0.08, "accuracy": 0.975}``."""
         fresh = [copy.deepcopy(m) for m in self.metrics]
@@ -365,7 +397,7 @@ class Trainer:
         results = {"loss": total / count, **{m.name: m.result() for m in fresh}}
         return self.parallel.evaluation(results, count, loader)
 
-    def predict(self, loader) -> np.ndarray:
+    def predict(self, loader: Iterable[tuple[Tensor, Tensor | None] | Tensor]) -> np.ndarray:
         """The model's outputs for every batch of ``loader``, concatenated (eval mode, no grad)."""
         outputs = []
         with _eval_mode(self.model), no_grad():
@@ -392,7 +424,7 @@ class Trainer:
             "stop_training": self.stop_training,
         }
 
-    def _train_loader_state(self):
+    def _train_loader_state(self) -> dict | None:
         if self._loader_state is not None:  # loaded from a checkpoint, fit has not applied it yet
             return self._loader_state
         if hasattr(self.train_loader, "state_dict"):
@@ -415,14 +447,14 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.elapsed, self.stop_training = float(state["elapsed"]), bool(state["stop_training"])
         self._loader_state = state["train_loader"]
-        self._synchronized = False  # the random streams are rank 0's again: split them anew
+        self.parallel.restored()  # the random streams are rank 0's again: split them anew
 
-    def save_checkpoint(self, path) -> None:
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Write a resumable checkpoint to ``path`` (atomically, verified on disk)."""
         checkpoint.save(self.state_dict(), path, keep_previous=self.keep_previous_checkpoint)
         self.last_checkpoint, self.last_checkpoint_epoch = str(path), self.epoch
 
-    def load_checkpoint(self, path) -> None:
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint`; ``fit`` then continues it.
 
         A file that is not a verified trainer checkpoint, or whose state does not fit this
@@ -442,7 +474,7 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def _eval_mode(model):
+def _eval_mode(model: Module) -> Iterator[None]:
     """Put a model in eval mode for a block, then back in the mode it was in."""
     was_training = model.training
     model.eval()

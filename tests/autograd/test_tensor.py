@@ -412,12 +412,26 @@ def test_setitem_refused_on_non_leaf_even_under_no_grad():
         (lambda t: t.__imul__(3.0), [3.0, 6.0]),
         (lambda t: t.__itruediv__(2.0), [0.5, 1.0]),
         (lambda t: t.add_(nb.tensor([1.0, 2.0]), alpha=0.5), [1.5, 3.0]),
+        (lambda t: t.add_([1.0, 2.0], alpha=2), [3.0, 6.0]),  # not the list repeated
+        (lambda t: t.add_([1.0, 2.0], alpha=0.5), [1.5, 3.0]),
         (lambda t: t.mul_(np.array([2.0, 0.5])), [2.0, 1.0]),
         (lambda t: t.copy_(nb.tensor([7.0, 8.0])), [7.0, 8.0]),
         (lambda t: t.fill_(4.0), [4.0, 4.0]),
         (lambda t: t.zero_(), [0.0, 0.0]),
     ],
-    ids=["iadd", "isub", "imul", "itruediv", "add_", "mul_", "copy_", "fill_", "zero_"],
+    ids=[
+        "iadd",
+        "isub",
+        "imul",
+        "itruediv",
+        "add_",
+        "add_ list int alpha",
+        "add_ list alpha",
+        "mul_",
+        "copy_",
+        "fill_",
+        "zero_",
+    ],
 )
 def test_inplace_updates(update, expected):
     t = nb.tensor([1.0, 2.0])

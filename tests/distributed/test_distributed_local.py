@@ -174,3 +174,23 @@ def test_replacing_a_child_module_keeps_its_place():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     setattr(model, "1", nn.Tanh())
     assert [type(m).__name__ for m in model] == ["Linear", "Tanh", "Linear"]
+
+
+def test_loading_a_checkpoint_makes_the_next_fit_synchronize_the_ranks_again(monkeypatch):
+    # the restored parameters and random streams are rank 0's: the next fit must broadcast and
+    # split them anew, or every rank would draw rank 0's dropout masks
+    from nabla.train.parallel import DataParallel
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    trainer = Trainer(model, nn.MSELoss(), nb.optim.SGD(model.parameters(), lr=0.1))
+    calls = []
+    monkeypatch.setattr(dist, "init", lambda: 1)
+    monkeypatch.setattr(dist, "broadcast_parameters", lambda m: calls.append("broadcast"))
+    monkeypatch.setattr(dist, "split_random_streams", lambda m: calls.append("split"))
+    trainer.parallel = DataParallel()
+    trainer.parallel.start(model, [])
+    trainer.parallel.start(model, [])  # once per training, not per fit
+    assert calls == ["broadcast", "split"]
+    trainer.load_state_dict(trainer.state_dict())
+    trainer.parallel.start(model, [])
+    assert calls == ["broadcast", "split", "broadcast", "split"]

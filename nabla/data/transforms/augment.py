@@ -24,12 +24,18 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..sampling import uniforms
 from .base import Context, Transform
 from .resample import cast, gather, indices, kernel, limits, real, resample, resample_compiled
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike
 
 _ATTEMPTS = 10  # rectangle draws per sample before falling back, as torchvision
 _INTERPOLATIONS = ("bilinear", "nearest")
@@ -40,14 +46,16 @@ def _images(name: str, x: np.ndarray) -> None:
         raise ValueError(f"{name}: expected images of shape (N, C, H, W), got shape {x.shape}")
 
 
-def _pair(name: str, what: str, value) -> tuple:
+def _pair(name: str, what: str, value: object) -> tuple:
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2:
         raise ValueError(f"{name}: {what} must be a number or a pair, got {value!r}")
     return pair
 
 
-def _range(name: str, what: str, value, low: float = -math.inf) -> tuple[float, float]:
+def _range(
+    name: str, what: str, value: float | tuple[float, float] | list[float], low: float = -math.inf
+) -> tuple[float, float]:
     a, b = (float(v) for v in _pair(name, what, value))
     if not low <= a <= b:
         raise ValueError(
@@ -62,7 +70,7 @@ def _probability(name: str, p: float) -> float:
     return float(p)
 
 
-def _integers(u: np.ndarray, low, high) -> np.ndarray:
+def _integers(u: np.ndarray, low: ArrayLike, high: ArrayLike) -> np.ndarray:
     """Uniform integers in [low, high] (inclusive) from uniforms in [0, 1)."""
     return np.floor(u * (np.asarray(high) - low + 1)).astype(np.int64) + low
 
@@ -73,7 +81,7 @@ def _interpolation(name: str, value: str) -> str:
     return value
 
 
-def _about_center(matrix: np.ndarray, shape) -> np.ndarray:
+def _about_center(matrix: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The offset that makes ``matrix`` act about the image centre (same-size output)."""
     center = (np.array(shape[-2:], dtype=np.float64) - 1) / 2
     return center - matrix @ center
@@ -87,10 +95,12 @@ class RandomHorizontalFlip(Transform):
     def __init__(self, p: float = 0.5):
         self.p = _probability(type(self).__name__, p)
 
-    def draw(self, context: Context, shape=None) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
         return {"flip": self.uniform(context, 1)[:, 0] < self.p}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         run = kernel("flip", x)
         if run is not None:
@@ -115,7 +125,7 @@ class RandomTranslate(Transform):
     [-m, m].
     """
 
-    def __init__(self, max_shift):
+    def __init__(self, max_shift: float | tuple[float, float] | list[float]):
         name = type(self).__name__
         for m in _pair(name, "max_shift", max_shift):
             if m < 0 or (isinstance(m, float) and m >= 1):
@@ -125,19 +135,21 @@ class RandomTranslate(Transform):
                 )
         self.max_shift = max_shift
 
-    def _max_shifts(self, shape) -> list[int]:
+    def _max_shifts(self, shape: tuple[int, ...]) -> list[int]:
         return [
             m if isinstance(m, (int, np.integer)) else math.floor(m * size)
             for m, size in zip(_pair("", "", self.max_shift), shape[-2:])
         ]
 
-    def draw(self, context: Context, shape) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         limits = self._max_shifts(shape)
         u = self.uniform(context, 2)
         dy = _integers(u[:, 0], -limits[0], limits[0])
         return {"dy": dy, "dx": _integers(u[:, 1], -limits[1], limits[1])}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         run = kernel("shift", x)
         if run is not None:  # output row i reads row i - dy, dy = floor(u (2 m + 1)) - m
@@ -165,7 +177,11 @@ class RandomCrop(Transform):
     """Pad with zeros by ``padding`` (int, or (vertical, horizontal)), then cut a random
     ``size`` window (int or (height, width)), as torchvision's RandomCrop."""
 
-    def __init__(self, size, padding=0):
+    def __init__(
+        self,
+        size: int | tuple[int, int] | list[int],
+        padding: int | tuple[int, int] | list[int] = 0,
+    ):
         name = type(self).__name__
         if min(_pair(name, "size", size)) < 1 or min(_pair(name, "padding", padding)) < 0:
             raise ValueError(
@@ -173,7 +189,7 @@ class RandomCrop(Transform):
             )
         self.size, self.padding = size, padding
 
-    def _room(self, shape) -> tuple[int, int]:
+    def _room(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The range of the window's corner in the padded image (checked)."""
         (h, w), (ph, pw) = _pair("", "", self.size), _pair("", "", self.padding)
         room_h, room_w = shape[-2] + 2 * ph - h, shape[-1] + 2 * pw - w
@@ -184,12 +200,14 @@ class RandomCrop(Transform):
             )
         return room_h, room_w
 
-    def draw(self, context: Context, shape) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         room_h, room_w = self._room(shape)
         u = self.uniform(context, 2)  # offsets in the padded image
         return {"top": _integers(u[:, 0], 0, room_h), "left": _integers(u[:, 1], 0, room_w)}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         (h, w), (ph, pw) = _pair("", "", self.size), _pair("", "", self.padding)
         run = kernel("shift", x)
@@ -211,7 +229,9 @@ class RandomRotation(Transform):
     interpolation (or ``interpolation="nearest"``), zeros outside the source.
     ``degrees=(90, 90)`` equals ``numpy.rot90``."""
 
-    def __init__(self, degrees, interpolation: str = "bilinear"):
+    def __init__(
+        self, degrees: float | tuple[float, float] | list[float], interpolation: str = "bilinear"
+    ):
         name = type(self).__name__
         if not isinstance(degrees, (tuple, list)) and degrees < 0:
             raise ValueError(f"{name}: degrees must be >= 0, got {degrees!r}")
@@ -219,11 +239,13 @@ class RandomRotation(Transform):
         self.degrees = _range(name, "degrees", pair)
         self.interpolation = _interpolation(name, interpolation)
 
-    def draw(self, context: Context, shape=None) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
         a, b = self.degrees
         return {"angle": a + (b - a) * self.uniform(context, 1)[:, 0]}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         run = kernel("resample", x)
         if run is not None:
@@ -243,16 +265,22 @@ class RandomScale(Transform):
     """Zoom each image about its centre by a factor uniform in ``scale`` (> 1 enlarges);
     bilinear (or ``interpolation="nearest"``), zeros where a shrunken image leaves the frame."""
 
-    def __init__(self, scale=(0.9, 1.1), interpolation: str = "bilinear"):
+    def __init__(
+        self,
+        scale: float | tuple[float, float] | list[float] = (0.9, 1.1),
+        interpolation: str = "bilinear",
+    ):
         name = type(self).__name__
         self.scale = _range(name, "scale", scale, low=1e-6)
         self.interpolation = _interpolation(name, interpolation)
 
-    def draw(self, context: Context, shape=None) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
         a, b = self.scale
         return {"scale": a + (b - a) * self.uniform(context, 1)[:, 0]}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         run = kernel("resample", x)
         if run is not None:
@@ -266,12 +294,12 @@ class RandomScale(Transform):
 
 
 @functools.lru_cache(maxsize=64)
-def _log_range(ratio: tuple) -> tuple:
+def _log_range(ratio: tuple[float, float]) -> tuple[float, float]:
     low, high = np.log(ratio)
     return low, high - low
 
 
-def _aspects(u: np.ndarray, ratio: tuple) -> np.ndarray:
+def _aspects(u: np.ndarray, ratio: tuple[float, float]) -> np.ndarray:
     """Aspect ratios log-uniform in ``ratio`` from uniforms ``u``, one per rectangle attempt."""
     low, width = _log_range(ratio)
     out = u * width
@@ -279,7 +307,13 @@ def _aspects(u: np.ndarray, ratio: tuple) -> np.ndarray:
     return np.exp(out, out=out)
 
 
-def _rectangles(u: np.ndarray, area: float, scale, ratio, fits):
+def _rectangles(
+    u: np.ndarray,
+    area: float,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    fits: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """torchvision's rectangle search, vectorized: ``_ATTEMPTS`` (height, width) candidates per
     sample from uniforms ``u`` (N, 2 * _ATTEMPTS); returns the first that ``fits`` (its height,
     width and target area), and whether one did."""
@@ -300,7 +334,11 @@ class RandomResizedCrop(Transform):
     ``interpolation="nearest"`` (torch's ``"nearest-exact"``: the pixel whose centre is nearest)."""
 
     def __init__(
-        self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation: str = "bilinear"
+        self,
+        size: int | tuple[int, int] | list[int],
+        scale: float | tuple[float, float] | list[float] = (0.08, 1.0),
+        ratio: float | tuple[float, float] | list[float] = (3 / 4, 4 / 3),
+        interpolation: str = "bilinear",
     ):
         name = type(self).__name__
         if min(_pair(name, "size", size)) < 1:
@@ -310,11 +348,11 @@ class RandomResizedCrop(Transform):
         self.ratio = _range(name, "ratio", ratio, low=1e-6)
         self.interpolation = _interpolation(name, interpolation)
 
-    def draw(self, context: Context, shape) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         img_h, img_w = shape[-2:]
         u = self.uniform(context, 2 * _ATTEMPTS + 2)
 
-        def fits(h, w):
+        def fits(h: np.ndarray, w: np.ndarray) -> np.ndarray:
             return (h > 0) & (h <= img_h) & (w > 0) & (w <= img_w)
 
         h, w, _, found = _rectangles(u, img_h * img_w, self.scale, self.ratio, fits)
@@ -330,7 +368,9 @@ class RandomResizedCrop(Transform):
         left = np.where(found, _integers(u[:, -1], 0, img_w - w), (img_w - w) // 2)
         return {"top": top, "left": left, "height": h, "width": w}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         d = self.draw(context, x.shape)
         out_h, out_w = _pair("", "", self.size)
@@ -374,7 +414,9 @@ class GaussianNoise(Transform):
         out[:, k:] *= radius
         return out[:, :draws]
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         run = kernel("noise", x)
         if run is not None and x.ndim >= 1:
             flat = np.ascontiguousarray(x).reshape(len(x), math.prod(x.shape[1:]))
@@ -393,18 +435,25 @@ class RandomErasing(Transform):
     number, or one per channel), as torchvision's RandomErasing: area a fraction in ``scale`` of
     the image, aspect (height / width) log-uniform in ``ratio``, 10 tries, else no erasing."""
 
-    def __init__(self, p: float = 0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
+    def __init__(
+        self,
+        p: float = 0.5,
+        scale: float | tuple[float, float] | list[float] = (0.02, 0.33),
+        ratio: float | tuple[float, float] | list[float] = (0.3, 3.3),
+        value: ArrayLike = 0.0,
+    ):
         name = type(self).__name__
         self.p = _probability(name, p)
         self.scale = _range(name, "scale", scale, low=0.0)
         self.ratio = _range(name, "ratio", ratio, low=1e-6)
         self.value = value
 
-    def draw(self, context: Context, shape) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         img_h, img_w = shape[-2:]
         u = self.uniform(context, 2 * _ATTEMPTS + 3)
 
-        def fits(w, h):  # torchvision's aspect is height / width here: the roles swap
+        # torchvision's aspect is height / width here: the roles swap
+        def fits(w: np.ndarray, h: np.ndarray) -> np.ndarray:
             return (h < img_h) & (w < img_w)
 
         w, h, area, found = _rectangles(u, img_h * img_w, self.scale, self.ratio, fits)
@@ -417,7 +466,9 @@ class RandomErasing(Transform):
             "area": area / (img_h * img_w),  # the drawn fraction, before rounding to pixels
         }
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         _images(type(self).__name__, x)
         run = kernel("erase", x)
         value = np.asarray(self.value, dtype=x.dtype).reshape(-1)

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ... import random
 from ..sampling import normals, stream_key, uniforms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,9 @@ class Transform:
     shape (N, draws), from this transform's own stream.
     """
 
-    def __call__(self, x, y=None, context: Context | None = None):
+    def __call__(
+        self, x: ArrayLike, y: np.ndarray | None = None, context: Context | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         x = np.asarray(x)
         if context is None:
             context = Context.default(len(x))
@@ -50,7 +58,9 @@ class Transform:
             )
         return self.apply(x, y, context)
 
-    def apply(self, x: np.ndarray, y, context: Context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
     @property
@@ -78,7 +88,12 @@ class Transform:
 class Compose(Transform):
     """Apply transforms in order."""
 
-    def __init__(self, transforms):
+    def __init__(
+        self,
+        transforms: Iterable[
+            Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]
+        ],
+    ):
         self.transforms = list(transforms)
         for position, t in enumerate(self.transforms):
             if not callable(t):
@@ -86,7 +101,9 @@ class Compose(Transform):
             if isinstance(t, Transform):
                 t._position = position
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         for t in self.transforms:
             x, y = t(x, y, context) if isinstance(t, Transform) else t(x, y)
         return x, y

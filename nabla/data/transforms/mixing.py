@@ -16,6 +16,7 @@ probabilities (from ``OneHot`` or an earlier mix) are mixed as they are.
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,8 +24,11 @@ from .augment import _images
 from .base import Context, Transform
 from .resample import cast, real
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def soft_targets(name: str, y, num_classes: int | None, n: int) -> np.ndarray:
+
+def soft_targets(name: str, y: ArrayLike | None, num_classes: int | None, n: int) -> np.ndarray:
     """Targets as float32 class probabilities (n, num_classes): one-hot for integer labels."""
     if y is None:
         raise ValueError(f"{name}: needs targets (class labels or probabilities), got None")
@@ -70,7 +74,9 @@ class _Mix(Transform):
         partner[order] = np.roll(order, -1)  # a random cycle: i is never its own partner (n > 1)
         return partner
 
-    def _mix_targets(self, y, lam, partner, n):
+    def _mix_targets(
+        self, y: ArrayLike | None, lam: np.ndarray, partner: np.ndarray, n: int
+    ) -> np.ndarray:
         q = soft_targets(type(self).__name__, y, self.num_classes, n)
         lam = lam.astype(np.float32)[:, None]
         return lam * q + (1 - lam) * q[partner]
@@ -92,12 +98,14 @@ class Mixup(_Mix):
     def __init__(self, alpha: float = 0.2, num_classes: int | None = None):
         super().__init__(alpha, num_classes)
 
-    def draw(self, context: Context, shape=None) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
         rng = self.generator(context)
         n = len(context.indices)
         return {"partner": self._partners(rng, n), "lam": rng.beta(self.alpha, self.alpha, n)}
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self.draw(context, x.shape)
         f = real(x.dtype)  # integer images are mixed in float32, then rounded back
         lam = d["lam"].astype(f).reshape(-1, *[1] * (x.ndim - 1))
@@ -117,7 +125,7 @@ class CutMix(_Mix):
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None):
         super().__init__(alpha, num_classes)
 
-    def draw(self, context: Context, shape) -> dict:
+    def draw(self, context: Context, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         rng = self.generator(context)
         n, (img_h, img_w) = len(context.indices), shape[-2:]
         partner, lam = self._partners(rng, n), rng.beta(self.alpha, self.alpha, n)
@@ -136,7 +144,9 @@ class CutMix(_Mix):
             "right": right,
         }
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray]:
         _images(type(self).__name__, x)
         d = self.draw(context, x.shape)
         rows, cols = np.arange(x.shape[-2]), np.arange(x.shape[-1])

@@ -19,14 +19,22 @@ array([[-1., -1.],
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .base import Transform
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..dataset import DatasetLike
+    from .base import Context
+
 _PER = ("channel", "feature")
 
 
-def _training_inputs(data) -> np.ndarray:
+def _training_inputs(data: ArrayLike | DatasetLike) -> np.ndarray:
     """The inputs of an array or a dataset (``.x``, else its samples stacked)."""
     if isinstance(data, np.ndarray):
         return data
@@ -73,7 +81,9 @@ class _Fitted(Transform):
     def _affine(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         if any(getattr(self, name) is None for name in self._stats):
             raise RuntimeError(
                 f"{type(self).__name__}: not fitted; call .fit(training data) first "
@@ -97,7 +107,7 @@ class _Fitted(Transform):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
 
 
-def _stat(value) -> np.ndarray | None:
+def _stat(value: ArrayLike | None) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float64)
 
 
@@ -111,18 +121,20 @@ class Standardize(_Fitted):
 
     _stats = ("mean", "std")
 
-    def __init__(self, mean=None, std=None, per: str = "channel"):
+    def __init__(
+        self, mean: ArrayLike | None = None, std: ArrayLike | None = None, per: str = "channel"
+    ):
         super().__init__(per)
         self.mean, self.std = _stat(mean), _stat(std)
 
-    def fit(self, data) -> Standardize:
+    def fit(self, data: ArrayLike | DatasetLike) -> Standardize:
         x = _training_inputs(data)
         axes = self._axes(x)
         self.mean = x.mean(axis=axes, dtype=np.float64)
         self.std = x.std(axis=axes, dtype=np.float64)
         return self
 
-    def _affine(self, x):
+    def _affine(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.mean, np.where(self.std > 0, self.std, 1.0)
 
 
@@ -139,14 +151,14 @@ class MinMaxScale(_Fitted):
         self.low, self.high = float(low), float(high)
         self.min, self.max = None, None
 
-    def fit(self, data) -> MinMaxScale:
+    def fit(self, data: ArrayLike | DatasetLike) -> MinMaxScale:
         x = _training_inputs(data)
         axes = self._axes(x)
         self.min = x.min(axis=axes).astype(np.float64)
         self.max = x.max(axis=axes).astype(np.float64)
         return self
 
-    def _affine(self, x):
+    def _affine(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         span = np.where(self.max > self.min, self.max - self.min, 1.0) / (self.high - self.low)
         return self.min - self.low * span, span
 
@@ -164,7 +176,9 @@ class OneHot(Transform):
             raise ValueError(f"OneHot: num_classes must be a positive int, got {num_classes!r}")
         self.num_classes = int(num_classes)
 
-    def apply(self, x, y, context):
+    def apply(
+        self, x: np.ndarray, y: np.ndarray | None, context: Context
+    ) -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(y)
         if y.dtype.kind not in "iu" or y.shape != (len(x),):
             raise ValueError(

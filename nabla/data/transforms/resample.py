@@ -12,11 +12,18 @@ images back to their type (:func:`cast`).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ... import kernels
 from .base import Context
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from numpy.typing import ArrayLike
 
 # Values (N C H W) from which a kernel runs its parallel copy, one sample per thread at a time.
 # Measured on MNIST batches with the 2 cores of docs/benchmarks.md, shared with other work: at
@@ -41,7 +48,7 @@ def real(dtype: np.dtype) -> np.dtype:
     return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float32)
 
 
-def kernel(name: str, x: np.ndarray):
+def kernel(name: str, x: np.ndarray) -> Callable[..., Any] | None:
     """The compiled kernel ``augment.NAME`` for the batch x, or None where the NumPy reference
     runs: kernels off, or a dtype they do not handle (they take float32, float64 and integers)."""
     handled = x.dtype in (np.float32, np.float64) or (x.dtype.kind in "iu" and x.dtype.isnative)
@@ -83,8 +90,8 @@ def resample(
     x: np.ndarray,
     matrix: np.ndarray,
     offset: np.ndarray,
-    out_shape,
-    clamp=None,
+    out_shape: tuple[int, ...],
+    clamp: ArrayLike | None = None,
     interpolation: str = "bilinear",
 ) -> np.ndarray:
     """Bilinear resampling of a batch through per-sample affine maps.
@@ -142,7 +149,13 @@ def resample(
     return cast(out.reshape(n, c, out_h, out_w), x.dtype)
 
 
-def resample_compiled(run, x: np.ndarray, interpolation: str, maps: tuple, out_shape) -> np.ndarray:
+def resample_compiled(
+    run: Callable[..., Any],
+    x: np.ndarray,
+    interpolation: str,
+    maps: tuple,
+    out_shape: tuple[int, ...],
+) -> np.ndarray:
     """The kernel path of the interpolating transforms: kernel ``maps[0]`` fills each sample's
     affine map from ``maps[1:]`` (in the float type of x, as the reference casts them), then
     ``run`` (``augment.resample``) moves the pixels."""
