@@ -83,7 +83,9 @@ class CheckpointError(ValueError):
 # --- save -----------------------------------------------------------------------------------------
 
 
-def save(state_dict: Mapping, path, metadata: Mapping[str, str] | None = None) -> None:
+def save(
+    state_dict: Mapping, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> None:
     """Write ``state_dict`` (name -> Tensor or ndarray) to ``path`` as safetensors, atomically.
 
     ``metadata`` is an optional dict of str -> str stored in the file's header.
@@ -168,7 +170,7 @@ def _check_metadata(metadata) -> dict:
 # --- load -----------------------------------------------------------------------------------------
 
 
-def load(path) -> OrderedDict:
+def load(path: str | os.PathLike[str]) -> OrderedDict:
     """Read a safetensors file into an OrderedDict name -> Tensor (dtypes kept).
 
     Raises FileNotFoundError for a missing file and :class:`CheckpointError` for one that is not a
@@ -216,7 +218,7 @@ def _verify(path: str, arrays: dict, metadata: dict) -> None:
         )
 
 
-def load_metadata(path) -> dict:
+def load_metadata(path: str | os.PathLike[str]) -> dict:
     """The ``metadata`` dict stored in a safetensors file (``{}`` when it has none), without the
     digest nabla adds."""
     return {k: v for k, v in _stored_metadata(path).items() if k != DIGEST_KEY}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ MAX_DEPTH = 64  # deeper structures are refused on load (a trainer's state is ab
 _REF = "__tensor__"
 
 
-def save_state(obj, path, metadata: dict | None = None) -> None:
+def save_state(obj: Any, path: str | os.PathLike[str], metadata: dict | None = None) -> None:
     """Write a nested structure of arrays and JSON values to ``path`` (atomically)."""
     write_atomic(os.fspath(path), state_to_bytes(obj, metadata))
 
@@ -52,7 +53,7 @@ def state_to_bytes(obj, metadata: dict | None = None) -> bytes:
     return to_bytes(arrays, metadata=meta)
 
 
-def load_state(path):
+def load_state(path: str | os.PathLike[str]) -> Any:
     """Read a structure written by :func:`save_state`; arrays come back as NumPy arrays.
 
     The file is verified against its digest before its structure is read; a structure that is

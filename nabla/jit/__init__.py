@@ -37,6 +37,8 @@ tensors holding copies of the returned values, without a graph.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +50,7 @@ from .recorder import Recorder, Value
 __all__ = ["CompiledStep", "compile"]
 
 
-def compile(fn, max_plans: int = 4) -> CompiledStep:
+def compile(fn: Callable[..., Any], max_plans: int = 4) -> CompiledStep:
     """Trace ``fn`` at its first call and replay the recorded plan at the next ones."""
     if not callable(fn):
         raise TypeError(f"nb.compile needs a callable step, got {type(fn).__name__}")
