@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from ..autograd.trace import Trace
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
+
+_Self = TypeVar("_Self", bound="Module")  # train() and eval() return the module itself
 
 
 class Parameter(Tensor):
@@ -194,17 +196,17 @@ class Module:
 
     # --- modes and gradients ---------------------------------------------------------------------
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self: _Self, mode: bool = True) -> _Self:
         """Training mode (dropout active, batch statistics in BatchNorm) for the whole tree."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self: _Self) -> _Self:
         """Evaluation mode: ``train(False)``."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self: _Self, requires_grad: bool = True) -> _Self:
         """Freeze (False) or unfreeze every parameter, e.g. for transfer learning."""
         for p in self.parameters():
             p.requires_grad = requires_grad
