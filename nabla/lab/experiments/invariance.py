@@ -213,17 +213,30 @@ class Invariance(Experiment):
     summary = "LeNet tolerates small shifts, not rotations or scalings, unless augmented with them"
     sizes = {
         "tiny": Size(
-            "digits", train=600, epochs=5, seeds=2, shifts=(0, 1, 2), angles=(0.0, 30.0, 45.0),
-            scales=(0.6, 0.7, 1.0, 1.3, 1.4), train_shift=1, train_degrees=45.0,
+            "digits",
+            train=600,
+            epochs=5,
+            seeds=2,
+            shifts=(0, 1, 2),
+            angles=(0.0, 30.0, 45.0),
+            scales=(0.6, 0.7, 1.0, 1.3, 1.4),
+            train_shift=1,
+            train_degrees=45.0,
             train_scale=(0.7, 1.3),
         ),
         "full": Size(
-            "mnist10k", train=7000, epochs=8, seeds=3, shifts=tuple(range(7)),
+            "mnist10k",
+            train=7000,
+            epochs=8,
+            seeds=3,
+            shifts=tuple(range(7)),
             angles=tuple(7.5 * k for k in range(9)),
-            scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4), train_shift=4,
-            train_degrees=45.0, train_scale=(0.7, 1.3),
+            scales=(0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4),
+            train_shift=4,
+            train_degrees=45.0,
+            train_scale=(0.7, 1.3),
         ),
-    }  # fmt: skip
+    }
 
     def measure(self, size: Size, seed: int) -> Results:
         data = load(size)

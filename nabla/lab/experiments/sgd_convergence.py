@@ -233,9 +233,15 @@ class SGDConvergence(Experiment):
             self.log(f"{name:>14}: final D {d[:, -1].mean():.3g} (theory {p[-1]:.3g})")
         h = problem.curvature
         return Results(
-            size, seeds(seed, size.seeds), marks, dict(zip(SCHEDULES, distance)),
-            dict(zip(SCHEDULES, theory)), float(bias), (float(h[0]), float(h[-1])), cpu,
-        )  # fmt: skip
+            size,
+            seeds(seed, size.seeds),
+            marks,
+            dict(zip(SCHEDULES, distance)),
+            dict(zip(SCHEDULES, theory)),
+            float(bias),
+            (float(h[0]), float(h[-1])),
+            cpu,
+        )
 
     def verdict(self, results: Results) -> Outcome:
         r, little = results, results.floor(LITTLE)
@@ -283,18 +289,31 @@ class SGDConvergence(Experiment):
             rates = schedule.rates(r.size.steps)
             final = r.distance[name][:, -1]
             seed_slopes = [loglog_slope(r.marks, d) for d in r.distance[name]]
-            rows.append([
-                name, float(rates.sum()), float(np.sum(rates**2)), PREDICTED_SLOPE[name],
-                f"{r.slope(name):.3f} ± {np.std(seed_slopes, ddof=1):.3f}",
-                f"{final.mean():.3e} ± {final.std(ddof=1):.1e}", float(r.predicted[name][-1]),
-            ])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    float(rates.sum()),
+                    float(np.sum(rates**2)),
+                    PREDICTED_SLOPE[name],
+                    f"{r.slope(name):.3f} ± {np.std(seed_slopes, ddof=1):.3f}",
+                    f"{final.mean():.3e} ± {final.std(ddof=1):.1e}",
+                    float(r.predicted[name][-1]),
+                ]
+            )
         page.table(
-            ["schedule", "Σa_t (run)", "Σa_t² (run)", "theory slope", "slope (mean, seed std)",
-             "final D (mean ± seed std)", "theory final D"],
+            [
+                "schedule",
+                "Σa_t (run)",
+                "Σa_t² (run)",
+                "theory slope",
+                "slope (mean, seed std)",
+                "final D (mean ± seed std)",
+                "theory final D",
+            ],
             rows,
             caption="slopes over the last decade of t; theory: the linear-noise recursion "
             "(module docstring)",
-        )  # fmt: skip
+        )
         page.text(
             f"Floors (mean D for t ≥ n/2): a₀ {r.floor(BIG):.3e} (theory "
             f"{r.predicted[BIG][-1]:.3e}), a₀/4 {r.floor(LITTLE):.3e} (theory "
@@ -322,13 +341,25 @@ def figure(r: Results):
         x = r.marks[last]
         y = 0.35 * r.mean(name)[last][0] * (x / x[0]) ** PREDICTED_SLOPE[name]
         right.plot(x, y, color=COLORS[name], lw=1.2, ls=":")
-        right.annotate(text, (x[-1], y[-1]), (4, 0), textcoords="offset points", va="center",
-                       color=COLORS[name])  # fmt: skip
-    left.set(xscale="log", yscale="log", xlabel="update t", ylabel="learning rate a_t",
-             title=f"schedules: a₀ = {RATE:g}, T = {DECAY_STEPS}")  # fmt: skip
+        right.annotate(
+            text,
+            (x[-1], y[-1]),
+            (4, 0),
+            textcoords="offset points",
+            va="center",
+            color=COLORS[name],
+        )
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="update t",
+        ylabel="learning rate a_t",
+        title=f"schedules: a₀ = {RATE:g}, T = {DECAY_STEPS}",
+    )
     title = f"distance to the optimum: mean of {len(r.seeds)} seeds (thin: each seed)"
-    right.set(xscale="log", yscale="log", xlabel="update t", ylabel="‖W_t - W*‖² / ‖W*‖²",
-              title=title)  # fmt: skip
+    right.set(
+        xscale="log", yscale="log", xlabel="update t", ylabel="‖W_t - W*‖² / ‖W*‖²", title=title
+    )
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
     left.legend(fontsize=8)
