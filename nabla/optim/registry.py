@@ -79,10 +79,11 @@ def owners(key: str) -> list[str]:
 def presets() -> dict[str, tuple[type, Preset]]:
     """Every optimizer's presets, in registration order: name -> (class, preset); a preset without
     a colour gets a spare one."""
-    out, spare = {}, iter(_SPARE_COLORS * 4)
+    out, spares = {}, 0
     for cls in _REGISTRY.values():
         own = cls.__dict__.get("presets", {cls.name: Preset()})  # not inherited
         for name, preset in own.items():
-            color = preset.color or next(spare)
+            color = preset.color or _SPARE_COLORS[spares % len(_SPARE_COLORS)]
+            spares += not preset.color
             out[name] = (cls, Preset(dict(preset.settings), color))
     return out

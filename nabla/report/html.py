@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..files import write_text_atomic
-from ..optim import registry
+from ..optim import registry, schedules
 from .plots import file_stem, is_fraction, metric_label, metric_names, read_metrics, read_results
 from .style import CSS
 
@@ -309,8 +309,6 @@ APPLIES = {
 
 def _schedule(config: dict):
     """The class of the config's schedule (a KeyError for one nabla does not know)."""
-    from ..optim import schedules
-
     return schedules.get(config["schedule"])
 
 

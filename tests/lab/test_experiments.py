@@ -72,3 +72,18 @@ def test_every_lab_tool_imports_and_has_its_parts(command):
     module = importlib.import_module(f"nabla.lab.{LAB_COMMANDS[command][0]}")
     assert callable(module.add_arguments) and callable(module.main)
     assert "nabla lab " + command in module.EXAMPLES
+
+
+def test_one_thread_restores_the_thread_settings():
+    from threadpoolctl import threadpool_info
+
+    from nabla import kernels
+    from nabla.lab.experiments.common import one_thread
+
+    def blas():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before_kernels, before_blas = kernels.get_num_threads(), blas()
+    with one_thread():
+        assert kernels.get_num_threads() == 1 and set(blas()) <= {1}
+    assert kernels.get_num_threads() == before_kernels and blas() == before_blas

@@ -58,7 +58,7 @@ def test_the_lab_presets_and_colours_come_from_the_registry():
     assert cls is optim.SGD and preset.settings == {"momentum": 0.9, "nesterov": True}
     assert trajectories.presets() == list(presets)
     assert _color("adam") == "#9467bd" and _color("no such") == "black"
-    opt = trajectories.make_optimizer("nesterov", [optim.SGD.__mro__ and _param()], lr=0.1)
+    opt = trajectories.make_optimizer("nesterov", [_param()], lr=0.1)
     assert isinstance(opt, optim.SGD) and opt.param_groups[0]["nesterov"] is True
 
 
@@ -163,3 +163,19 @@ def test_a_toy_optimizer_added_by_one_file_trains_from_the_command_line(tmp_path
         refused.stderr
     )
     assert np.isfinite(results["evaluations"]["test"]["loss"])
+
+
+def test_an_optimizer_without_presets_runs_in_the_lab_under_its_name(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    class Plain(optim.Optimizer):
+        name = "plain"
+        defaults = {"lr": 0.05}
+
+        def reference(self, theta, g, state, h, t):
+            theta -= h["lr"] * g
+
+    cls, preset = registry.presets()["plain"]
+    assert cls is Plain and preset.settings == {} and preset.color == "#8c564b"  # the first spare
+    assert _color("plain") == "#8c564b"
+    assert "plain" in trajectories.presets()

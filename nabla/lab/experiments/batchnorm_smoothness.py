@@ -54,7 +54,7 @@ from ... import models, nn, optim
 from ...data import DataLoader
 from ...train import callbacks
 from .. import landscape as ls
-from .common import classifier, derive_seed, seeds, splits
+from .common import classifier, derive_seed, one_thread, seeds, splits
 from .framework import Experiment, Outcome
 
 STEP_MULTIPLES = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0)  # η / lr
@@ -264,12 +264,10 @@ class BatchNormSmoothness(Experiment):
     }
 
     def measure(self, size: Size, seed: int) -> Results:
-        from threadpoolctl import threadpool_limits
-
         train_set, dev_set, _ = splits(size.data, flat=True)
         results = Results(size, [])
         # 128 x 100 matrices: one BLAS thread is faster than two, and far faster on a busy machine
-        with threadpool_limits(1, "blas"):
+        with one_thread():
             for lr in size.lrs:
                 for s in seeds(seed, size.seeds):
                     for bn in (False, True):

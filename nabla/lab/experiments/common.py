@@ -5,6 +5,7 @@
 - :func:`stratified_subset`: the same ``n`` training images for every seed;
 - :func:`seeds`, :func:`derive_seed` and :func:`pooled_std`: several seeds, and their noise pooled
   over groups;
+- :func:`one_thread`: a measurement of small matrices on one BLAS and kernel thread;
 - :func:`classifier` and :class:`EvaluateEachEpoch`: a :class:`~nabla.train.Trainer` for
   cross-entropy with accuracy, and eval-mode loss and accuracy on other splits after every epoch,
   recorded in its history.
@@ -12,7 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -24,6 +27,7 @@ __all__ = [
     "classifier",
     "derive_seed",
     "flatten",
+    "one_thread",
     "pooled_std",
     "seeds",
     "splits",
@@ -76,6 +80,26 @@ def pooled_std(groups: list[list[float]]) -> float:
     if dof <= 0:
         return 0.0
     return math.sqrt(sum(float(np.sum((np.asarray(g) - np.mean(g)) ** 2)) for g in groups) / dof)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One BLAS thread and one kernel thread inside the block, the previous settings after it.
+
+    For small matrices (a LeNet, a 100-wide MLP) a second thread costs more than it gives, and on
+    a machine shared with other jobs spinning threads make training several times slower. The
+    kernels' results do not depend on their thread count."""
+    from threadpoolctl import threadpool_limits
+
+    from ...kernels import get_num_threads, set_num_threads
+
+    threads = get_num_threads()
+    with threadpool_limits(1, "blas"):  # restores BLAS's own setting on the way out
+        set_num_threads(1)
+        try:
+            yield
+        finally:
+            set_num_threads(threads)
 
 
 def classifier(model, optimizer, **kwargs) -> Trainer:

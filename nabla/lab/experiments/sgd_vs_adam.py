@@ -38,7 +38,7 @@ The first full run compared the errors without allowing for float rounding (``at
 counted SGD's 2.40% as more than 0.5 points above its 1.90% and passed (b) by 2/5 to 1/5. The
 comparison was fixed to the rule as written (a test now covers it), not the rule, and the full
 run repeated: every number identical (same seeds, one thread), (b) a 2/5 tie.
-The run uses one BLAS and kernel thread (``nabla.set_num_threads(1)``): on the shared 2-core
+The run uses one BLAS and kernel thread (``common.one_thread``): on the shared 2-core
 machine, threads spinning against other jobs made LeNet about 4 times slower.
 
 Tiny size: the embedded 8x8 digits with an MLP 64-32-10, 3 epochs, 2 seeds: proves nothing.
@@ -56,7 +56,7 @@ from ... import models, nn, optim
 from ...data import DataLoader
 from ...optim import schedules
 from ...train import TrainingDivergedError
-from .common import classifier, seeds, splits
+from .common import classifier, one_thread, seeds, splits
 from .framework import Experiment, Outcome
 
 CENTRES = {"SGD": 10**-1.5, "Adam": 1e-3}  # the middle of each grid
@@ -194,17 +194,13 @@ class SgdVsAdam(Experiment):
         data = (train_set, dev, test)
         grids = {o: log_grid(c, size.points) for o, c in CENTRES.items()}
         results = Results(size, seeds(seed, size.seeds), grids, [])
-        threads = nb.get_num_threads()
-        nb.set_num_threads(1)
-        try:
+        with one_thread():
             for optimizer, grid in grids.items():  # the tuning budget: one seed per rate
                 for lr in grid:
                     self._run(results, data, optimizer, lr, results.seeds[0])
             for optimizer, lr in configurations(results):  # the other seeds
                 for s in results.seeds[1:]:
                     self._run(results, data, optimizer, lr, s)
-        finally:
-            nb.set_num_threads(threads)
         return results
 
     def _run(self, results: Results, data, optimizer: str, lr: float, seed: int) -> None:
